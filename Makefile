@@ -1,0 +1,41 @@
+# The two commands (see README):  make run   and   make test
+# Both install everything they need first; reruns reuse the venv and the cached jars.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HADOOP_VERSION := 3.5.0
+MOVIELAKE_JARS_DIR ?= $(HOME)/.cache/movielake/jars/hadoop-aws-$(HADOOP_VERSION)
+export MOVIELAKE_JARS_DIR
+
+.PHONY: setup run test test-fast dev clean
+
+setup: $(BIN)/.installed $(MOVIELAKE_JARS_DIR)/.complete
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	touch $@
+
+# S3A connector jars from Maven Central, cached outside the clone (a rerun downloads nothing).
+$(MOVIELAKE_JARS_DIR)/.complete: connectors/pom.xml
+	mkdir -p $(MOVIELAKE_JARS_DIR)
+	mvn --batch-mode --quiet -f connectors/pom.xml dependency:copy-dependencies \
+	    -DincludeScope=runtime -DoutputDirectory=$(MOVIELAKE_JARS_DIR) \
+	    -DexcludeGroupIds=io.netty,org.slf4j,commons-logging,commons-codec,org.apache.httpcomponents
+	touch $@
+
+run: setup
+	$(BIN)/movielake run
+
+test: setup
+	$(BIN)/pytest
+
+test-fast: setup
+	$(BIN)/pytest -m "not slow"
+
+dev: setup
+	$(BIN)/dagster dev
+
+clean:
+	rm -rf .movielake spark-warehouse metastore_db

@@ -1,0 +1,211 @@
+"""Cleanse layer: typed Parquet tables, one row per valid record, and a quarantine for the rest.
+
+Every input record ends up in exactly one place: the cleansed table or its quarantine (with the
+source file, line number, raw text and a reason code). Each cleansing step records
+``input = accepted + quarantined`` per source file in its materialization metadata.
+"""
+
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+
+import dagster as dg
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from movielake_dagster.datasets import (
+    MOVIES,
+    QUARANTINE_MOVIES,
+    QUARANTINE_RATINGS,
+    QUARANTINE_USERS,
+    RATINGS,
+    STAGING_MOVIES,
+    STAGING_RATINGS,
+    STAGING_USERS,
+    USERS,
+    Dataset,
+)
+from movielake_dagster.io_managers import StagedFiles
+from movielake_dagster.resources import SparkResource
+from movielake_dagster.transforms import movies as movie_rules
+from movielake_dagster.transforms import ratings as rating_rules
+from movielake_dagster.transforms import users as user_rules
+from movielake_dagster.transforms.raw_lines import (
+    REASON,
+    SOURCE_FILE,
+    TEXT,
+    decode_lines,
+    file_profiles,
+    line_offsets,
+    profile_partitions,
+    read_lines,
+)
+from movielake_dagster.transforms.records import accepted, rejected, slim
+
+CSV_HEADERS = {"movies": "movieId,", "ratings": "userId,"}
+
+
+@dataclass
+class RawInput:
+    """A staged file set read by Spark: decoded lines, per-file line counts, line-number offsets."""
+
+    lines: DataFrame
+    offsets: DataFrame
+    lines_per_file: dict[str, int]
+    file_format: str
+
+
+def read_raw(spark, uris: list[str], header_prefix: str | None = None) -> RawInput:
+    """Read raw files once for their profile (counts, encoding) and lazily for their records."""
+    lines = read_lines(spark, uris)
+    partition_rows = profile_partitions(lines).collect()
+    profiles = file_profiles(partition_rows)
+    decoded = decode_lines(lines, profiles)
+    file_format = "csv" if uris and uris[0].endswith(".csv") else "dat"
+    lines_per_file = {p.source_file: p.lines for p in profiles}
+    if file_format == "csv" and header_prefix:
+        decoded = decoded.where(~F.coalesce(F.col(TEXT).startswith(header_prefix), F.lit(False)))
+        lines_per_file = {f: n - 1 for f, n in lines_per_file.items()}  # each CSV file has one header line
+    return RawInput(decoded, line_offsets(spark, partition_rows), lines_per_file, file_format)
+
+
+def reconcile(classified: DataFrame, lines_per_file: dict[str, int]) -> dict:
+    """Per source file: input records, accepted, quarantined by reason (one pass over the cache)."""
+    report = {f: {"input": n, "accepted": 0, "quarantined": 0, "reasons": {}} for f, n in lines_per_file.items()}
+    for row in classified.groupBy(SOURCE_FILE, REASON).count().collect():
+        entry = report.setdefault(row[SOURCE_FILE], {"input": 0, "accepted": 0, "quarantined": 0, "reasons": {}})
+        if row[REASON] is None:
+            entry["accepted"] += row["count"]
+        else:
+            entry["quarantined"] += row["count"]
+            entry["reasons"][row[REASON]] = entry["reasons"].get(row[REASON], 0) + row["count"]
+    return report
+
+
+def reconciliation_metadata(report: dict) -> dict:
+    totals = {k: sum(e[k] for e in report.values()) for k in ("input", "accepted", "quarantined")}
+    reasons: dict[str, int] = {}
+    for entry in report.values():
+        for reason, count in entry["reasons"].items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    return {
+        "movielake/input_records": totals["input"],
+        "movielake/accepted_records": totals["accepted"],
+        "movielake/quarantined_records": totals["quarantined"],
+        "movielake/quarantine_reasons": dg.MetadataValue.json(dict(sorted(reasons.items()))),
+        "movielake/reconciliation": dg.MetadataValue.json(
+            {PurePosixPath(f).name: {k: v for k, v in e.items()} for f, e in sorted(report.items())}
+        ),
+    }
+
+
+def cleanse_outputs(classified: DataFrame, raw: RawInput, dataset: Dataset, quarantine: Dataset, name: str):
+    """Cache the classified records once, then yield the cleansed table and its quarantine."""
+    cached = slim(classified, dataset).persist()
+    report = reconcile(cached, raw.lines_per_file)
+    metadata = reconciliation_metadata(report)
+    yield dg.Output(accepted(cached, dataset), output_name=dataset.name, metadata=metadata)
+    yield dg.Output(rejected(cached, name, raw.offsets), output_name=quarantine.name, metadata=metadata)
+
+
+def _outs(dataset: Dataset, quarantine: Dataset) -> dict[str, dg.AssetOut]:
+    return {
+        dataset.name: dg.AssetOut(
+            key=dataset.asset_key, group_name="cleanse", io_manager_key="parquet_io_manager",
+            description=dataset.description, kinds={"spark", "parquet"},
+        ),
+        quarantine.name: dg.AssetOut(
+            key=quarantine.asset_key, group_name="cleanse", io_manager_key="parquet_io_manager",
+            description=quarantine.description, kinds={"spark", "parquet"},
+        ),
+    }
+
+
+def _now_epoch() -> int:
+    return int(time.time())
+
+
+@dg.multi_asset(outs=_outs(MOVIES, QUARANTINE_MOVIES), ins={"raw_movies": dg.AssetIn(STAGING_MOVIES.asset_key)})
+def cleanse_movies(raw_movies: StagedFiles, spark: SparkResource):
+    """Typed movies from the staged movie file, and the quarantine of rejected movie lines.
+
+    The title loses its trailing `(YYYY)`, which becomes `year` (NULL when there is none);
+    inner parentheses and markers such as `(V)` stay; genres become an array (empty for
+    `(no genres listed)`). Latin-1 files (MovieLens 1M) and UTF-8 files (10M) are both decoded
+    correctly. Rejected: malformed lines, empty or non-numeric ids, implausible years, repeated ids.
+    """
+    session = spark.get_session()
+    raw = read_raw(session, list(raw_movies.uris), CSV_HEADERS["movies"])
+    max_year = datetime.now(timezone.utc).year + 5
+    classified = movie_rules.classify_movies(raw.lines, raw.file_format, max_year)
+    yield from cleanse_outputs(classified, raw, MOVIES, QUARANTINE_MOVIES, "movies")
+
+
+def _user_columns(name: str, columns: tuple[str, ...]) -> Dataset:
+    """The part of the user table that one source provides (names, or MovieLens 1M demographics)."""
+    return Dataset(name, "cleanse", USERS.key, USERS.description, tuple(c for c in USERS.columns if c.name in columns))
+
+
+USER_SOURCES = {
+    "user_masterdata.json": (user_rules.classify_masterdata,
+                             _user_columns("users_masterdata", ("user_id", "first_name", "last_name"))),
+    "users.dat": (user_rules.classify_ml1m_users,
+                  _user_columns("users_ml1m", ("user_id", "gender", "age_group", "occupation", "zip"))),
+}
+
+
+@dg.multi_asset(outs=_outs(USERS, QUARANTINE_USERS), ins={"raw_users": dg.AssetIn(STAGING_USERS.asset_key)})
+def cleanse_users(raw_users: StagedFiles, spark: SparkResource):
+    """Typed users from the master data (and MovieLens 1M `users.dat` when staged), and their quarantine.
+
+    `user_id` arrives as a string and becomes an int; the name key is `firts_name` (sic) or
+    `first_name`. Exact repeats of a user collapse; a user with conflicting rows keeps the first
+    one and the others are quarantined as `conflicting_duplicate`. `users.dat` adds gender, age
+    group, occupation and zip.
+    """
+    session = spark.get_session()
+    report, accepted_by_source, quarantine = {}, {}, None
+    for file_name, (classify, columns) in USER_SOURCES.items():
+        uri = raw_users.named(file_name)
+        if uri is None:
+            continue
+        raw = read_raw(session, [uri])
+        classified = slim(classify(raw.lines), columns).persist()
+        report.update(reconcile(classified, raw.lines_per_file))
+        accepted_by_source[file_name] = accepted(classified, columns)
+        part = rejected(classified, "users", raw.offsets)
+        quarantine = part if quarantine is None else quarantine.unionByName(part)
+    users = user_rules.merge_user_sources(
+        accepted_by_source.get("user_masterdata.json"), accepted_by_source.get("users.dat")
+    ).select(*USERS.column_names)
+    metadata = reconciliation_metadata(report)
+    yield dg.Output(users, output_name=USERS.name, metadata=metadata)
+    yield dg.Output(quarantine, output_name=QUARANTINE_USERS.name, metadata=metadata)
+
+
+@dg.multi_asset(
+    outs=_outs(RATINGS, QUARANTINE_RATINGS),
+    ins={
+        "raw_ratings": dg.AssetIn(STAGING_RATINGS.asset_key),
+        "users": dg.AssetIn(USERS.asset_key),
+        "movies": dg.AssetIn(MOVIES.asset_key),
+    },
+)
+def cleanse_ratings(raw_ratings: StagedFiles, users: DataFrame, movies: DataFrame, spark: SparkResource):
+    """Typed ratings, one per (user, movie), and the quarantine of rejected rating lines.
+
+    `rated_at` is the UTC timestamp of the unix seconds (time of day kept), `rating_date` its date.
+    Rejected: malformed lines, empty or non-numeric ids, ratings outside 0.5-5.0 in half steps,
+    timestamps in the future, ratings of users not in the master data or of unknown movies, and
+    earlier ratings of a (user, movie) that was rated again later (the latest wins).
+    """
+    session = spark.get_session()
+    raw = read_raw(session, list(raw_ratings.uris), CSV_HEADERS["ratings"])
+    checked = rating_rules.classify_ratings(raw.lines, raw.file_format, _now_epoch())
+    classified = rating_rules.resolve_ratings(checked, users, movies)
+    yield from cleanse_outputs(classified, raw, RATINGS, QUARANTINE_RATINGS, "ratings")
+
+
+cleanse_assets = [cleanse_movies, cleanse_users, cleanse_ratings]

@@ -1,0 +1,141 @@
+"""``movielake``: build the lake and ask it questions from the command line.
+
+Every command prints one line ``movielake: error: <problem> -> <fix>`` and exits non-zero on a
+problem the user can fix, instead of a stack trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from tabulate import tabulate
+
+from movielake_dagster.errors import MovielakeError
+from movielake_dagster.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(landing=getattr(args, "raw", None), lake=getattr(args, "lake", None))
+
+
+def _instance():
+    import dagster as dg
+
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    return dg.DagsterInstance.ephemeral()
+
+
+def _root_error(error_info) -> str:
+    """The most specific message in a Dagster error chain: our one-line error if there is one."""
+    chain = []
+    while error_info is not None:
+        chain.append(error_info)
+        error_info = error_info.cause
+    for info in chain:
+        if info.cls_name and info.cls_name.endswith(("Error", "Problem")) and " -> " in info.message:
+            return info.message.strip().splitlines()[-1].split(": ", 1)[-1]
+    last = chain[-1] if chain else None
+    return last.message.strip().splitlines()[0] if last else "unknown error"
+
+
+def materialize_all(settings: Settings, verbose: bool = False):
+    """Build every asset of the lake in this process; returns the Dagster result and the resources."""
+    from movielake_dagster.definitions import build_definitions
+
+    defs = build_definitions(settings)
+    resources = defs.resources
+    resources["lake"].prepare()  # fail fast, in one line, on an unreachable S3 endpoint
+    resources["spark"].get_session()  # ... or a missing Java / connector jars
+    log_level = "INFO" if verbose else "WARNING"
+    job = defs.resolve_job_def("materialize_lake")
+    result = job.execute_in_process(
+        instance=_instance(),
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
+    return result, resources
+
+
+def asset_rows(result) -> list[tuple[str, object, str]]:
+    rows = []
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        metadata = materialization.metadata
+        count = metadata.get("dagster/row_count")
+        uri = metadata.get("dagster/uri")
+        rows.append((
+            materialization.asset_key.to_user_string(),
+            count.value if count is not None else metadata.get("bytes").value if "bytes" in metadata else "",
+            uri.value if uri is not None else "",
+        ))
+    return rows
+
+
+def answer_questions(spark_resource, lake_resource, movie_id: int | None, user_id: int | None) -> list:
+    """Run the SPEC's questions with Spark SQL over the access layer; returns (question, columns, rows)."""
+    from movielake_dagster.datasets import ALL_DATASETS
+    from movielake_dagster.questions import EXAMPLE_MOVIE_SQL, EXAMPLE_USER_SQL, QUESTIONS, render
+
+    session = spark_resource.get_session()
+    for dataset in ALL_DATASETS:
+        if dataset.layer == "access":
+            session.read.parquet(lake_resource.spark_uri(dataset)).createOrReplaceTempView(dataset.name)
+    if movie_id is None:
+        movie_id = session.sql(EXAMPLE_MOVIE_SQL).first()[0]
+    if user_id is None:
+        user_id = session.sql(EXAMPLE_USER_SQL).first()[0]
+    answers = []
+    for question in QUESTIONS:
+        text, sql = render(question, movie_id, user_id)
+        frame = session.sql(sql)
+        answers.append((text, frame.columns, [tuple(r) for r in frame.collect()]))
+    return answers
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    print(f"movielake: building the lake at {settings.lake} from {settings.landing}")
+    result, resources = materialize_all(settings, verbose=args.verbose)
+    print(tabulate(asset_rows(result), headers=["asset", "rows (or bytes)", "location"]))
+    if not result.success:
+        for event in result.get_step_failure_events():
+            print(f"movielake: error: step {event.step_key} failed: {_root_error(event.event_specific_data.error)}",
+                  file=sys.stderr)
+        return 1
+    print()
+    for text, columns, rows in answer_questions(resources["spark"], resources["lake"], args.movie_id, args.user_id):
+        print(f"Q: {text}")
+        print(tabulate(rows, headers=columns))
+        print()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="movielake", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="materialize every asset, then answer the SPEC's questions")
+    run.add_argument("--raw", help="folder (or s3:// prefix) of raw files; default: the bundled sample")
+    run.add_argument("--lake", help="lake location: a folder, s3:// or s3://name-{layer}; default .movielake/lake")
+    run.add_argument("--movie-id", type=int, help="movie for the per-movie questions; default: the most rated")
+    run.add_argument("--user-id", type=int, help="user for the per-user question; default: the lowest id")
+    run.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step logs")
+    run.set_defaults(handler=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except MovielakeError as error:
+        print(f"movielake: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The Dagster code location: assets of the three layers, their resources and jobs.
+
+``build_definitions(settings)`` is the one place where settings become resources; the Dagster
+entry point ``defs`` reads the environment only when the code location loads, never at import.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from movielake_dagster.assets.access import access_assets
+from movielake_dagster.assets.cleanse import cleanse_assets
+from movielake_dagster.assets.staging import staging_assets
+from movielake_dagster.io_managers import RawFilesIOManager, SparkParquetIOManager
+from movielake_dagster.resources import LakeResource, SparkResource
+from movielake_dagster.settings import Settings
+
+ALL_ASSETS = [*staging_assets, *cleanse_assets, *access_assets]
+
+materialize_lake_job = dg.define_asset_job(
+    "materialize_lake",
+    selection=dg.AssetSelection.all(),
+    description="Build the whole lake: stage the landed files, cleanse them, and publish the star schema.",
+)
+
+
+def build_resources(settings: Settings) -> dict:
+    lake = LakeResource(
+        url=settings.lake, landing=settings.landing, s3_endpoint=settings.s3_endpoint, s3_region=settings.region
+    )
+    spark = SparkResource(
+        lake=lake,
+        master=settings.spark_master,
+        remote=settings.spark_remote,
+        driver_memory=settings.spark_driver_memory,
+        shuffle_partitions=settings.spark_shuffle_partitions,
+        jars_dir=settings.jars_dir,
+    )
+    return {
+        "lake": lake,
+        "spark": spark,
+        "parquet_io_manager": SparkParquetIOManager(spark=spark, lake=lake),
+        "raw_files_io_manager": RawFilesIOManager(lake=lake),
+    }
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """All of movielake's definitions for the given settings.
+
+    The in-process executor runs every step of a run in one process, so one Spark JVM serves the
+    whole run (see ``resources/spark.py``).
+    """
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        jobs=[materialize_lake_job],
+        resources=build_resources(settings),
+        executor=dg.in_process_executor,
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(Settings.from_env())

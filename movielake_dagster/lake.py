@@ -1,0 +1,287 @@
+"""Where each layer lives, and the few file operations the lake needs outside Spark.
+
+A lake is either a local folder with one sub-folder per layer, or one S3 bucket per layer. Keys
+inside a layer are the same in both (``movies/movies.dat``, ``ratings-data-mart/fct-rating/``),
+so the code never branches on where the lake is except here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping
+from urllib.parse import urlparse
+
+from movielake_dagster.errors import ConfigurationError, EndpointError
+
+LAYERS = ("staging", "cleanse", "access")
+SEED_BUCKETS: Mapping[str, str] = {
+    "staging": "data-lake-staging",
+    "cleanse": "data-lake-cleanse",
+    "access": "data-lake-access-layer",
+}
+
+
+@dataclass(frozen=True)
+class LakeLocation:
+    """The root of each layer: ``/abs/folder/<layer>`` locally, or ``s3://<bucket>`` on S3."""
+
+    roots: Mapping[str, str]
+
+    @classmethod
+    def parse(cls, url: str) -> "LakeLocation":
+        """``./folder`` or ``file:///folder``; ``s3://`` (seed bucket names); ``s3://name-{layer}``."""
+        if not url:
+            raise ConfigurationError("the lake location is empty", "set MOVIELAKE_LAKE to a folder or s3:// URL")
+        if url.startswith(("s3://", "s3a://")):
+            template = url.split("://", 1)[1].strip("/")
+            if not template:
+                return cls({layer: f"s3://{bucket}" for layer, bucket in SEED_BUCKETS.items()})
+            if "{layer}" not in template:
+                raise ConfigurationError(
+                    f"MOVIELAKE_LAKE={url!r} names one bucket but the lake needs one per layer",
+                    "use s3:// for the seed's bucket names or a template such as s3://acme-lake-{layer}",
+                )
+            return cls({layer: f"s3://{template.format(layer=layer)}" for layer in LAYERS})
+        if "://" in url and not url.startswith("file://"):
+            raise ConfigurationError(
+                f"MOVIELAKE_LAKE={url!r} has an unsupported scheme", "use a local folder or an s3:// URL"
+            )
+        root = Path(url.removeprefix("file://")).expanduser().resolve()
+        return cls({layer: str(root / layer) for layer in LAYERS})
+
+    @property
+    def is_s3(self) -> bool:
+        return self.roots["staging"].startswith("s3://")
+
+    def uri(self, layer: str, key: str = "") -> str:
+        """The location of ``key`` in ``layer``: a local path or an ``s3://`` URL."""
+        root = self.roots[layer]
+        return f"{root}/{key}".rstrip("/") if key else root
+
+    def buckets(self) -> list[str]:
+        return [urlparse(root).netloc for root in self.roots.values()] if self.is_s3 else []
+
+
+def spark_uri(uri: str) -> str:
+    """The same location as Spark's Hadoop file systems name it (``s3a://`` or ``file:``)."""
+    if uri.startswith("s3://"):
+        return "s3a://" + uri[len("s3://"):]
+    if uri.startswith("s3a://"):
+        return uri
+    return Path(uri).resolve().as_uri()
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    uri: str
+    size: int
+    etag: str  # content fingerprint: the S3 ETag, or size+mtime locally
+
+
+class ObjectStore:
+    """Copy, list and delete files at local paths or ``s3://`` URLs (boto3 for S3).
+
+    ``s3_client`` is made lazily from the endpoint and region so that loading the Dagster
+    definitions never opens a connection.
+    """
+
+    def __init__(self, endpoint_url: str = "", region: str = "us-east-1"):
+        self.endpoint_url = endpoint_url or None
+        self.region = region
+        self._client = None
+
+    @property
+    def s3(self):
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            self._client = boto3.client(
+                "s3",
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}),
+            )
+        return self._client
+
+    # -- checks -------------------------------------------------------------------------------
+    def ensure_buckets(self, buckets: list[str]) -> None:
+        """Create the layer buckets that do not exist yet; fail in one line when S3 is unreachable."""
+        for bucket in buckets:
+            with s3_errors(self.endpoint_url, bucket):
+                try:
+                    self.s3.head_bucket(Bucket=bucket)
+                    continue
+                except Exception as error:  # noqa: BLE001 - classified below
+                    if _error_code(error) not in ("404", "NoSuchBucket", "NotFound"):
+                        raise
+                kwargs = {}
+                if self.region != "us-east-1":
+                    kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+                self.s3.create_bucket(Bucket=bucket, **kwargs)
+
+    # -- files ----------------------------------------------------------------------------------
+    def list_files(self, prefix_uri: str) -> Iterator[FileInfo]:
+        """Every file under a folder or S3 prefix, recursively, in key order."""
+        if prefix_uri.startswith("s3://"):
+            bucket, prefix = _split_s3(prefix_uri)
+            prefix = prefix.rstrip("/") + "/" if prefix else ""
+            with s3_errors(self.endpoint_url, bucket):
+                for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                    for obj in page.get("Contents", []):
+                        yield FileInfo(f"s3://{bucket}/{obj['Key']}", obj["Size"], obj["ETag"].strip('"'))
+            return
+        root = Path(prefix_uri)
+        if not root.exists():
+            return
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            stat = path.stat()
+            yield FileInfo(str(path), stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}")
+
+    def exists(self, uri: str) -> bool:
+        if uri.startswith("s3://"):
+            bucket, key = _split_s3(uri)
+            with s3_errors(self.endpoint_url, bucket):
+                try:
+                    self.s3.head_object(Bucket=bucket, Key=key)
+                    return True
+                except Exception as error:  # noqa: BLE001
+                    if _error_code(error) in ("404", "NoSuchKey", "NotFound"):
+                        return False
+                    raise
+        return Path(uri).is_file()
+
+    def copy(self, src: str, dst: str) -> None:
+        """Copy one file byte for byte; the destination appears whole or not at all."""
+        if dst.startswith("s3://"):
+            bucket, key = _split_s3(dst)
+            with s3_errors(self.endpoint_url, bucket):
+                if src.startswith("s3://"):
+                    src_bucket, src_key = _split_s3(src)
+                    self.s3.copy({"Bucket": src_bucket, "Key": src_key}, bucket, key)
+                else:
+                    self.s3.upload_file(src, bucket, key)  # S3 PUTs are atomic per object
+            return
+        target = Path(dst)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        if src.startswith("s3://"):
+            bucket, key = _split_s3(src)
+            with s3_errors(self.endpoint_url, bucket):
+                self.s3.download_file(bucket, key, str(partial))
+        else:
+            shutil.copyfile(src, partial)
+        partial.replace(target)  # atomic rename: readers never see half a file
+
+    def sha256(self, uri: str) -> str:
+        digest = hashlib.sha256()
+        if uri.startswith("s3://"):
+            bucket, key = _split_s3(uri)
+            with s3_errors(self.endpoint_url, bucket):
+                body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
+                for chunk in iter(lambda: body.read(1 << 20), b""):
+                    digest.update(chunk)
+        else:
+            with open(uri, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        return digest.hexdigest()
+
+    def replace_tree(self, new_uri: str, final_uri: str) -> None:
+        """Publish the folder ``new_uri`` as ``final_uri``, replacing what was there.
+
+        Locally this is two directory renames, so readers see the old or the new version, never a
+        mix. S3 has no rename: objects are copied under the final prefix, then the old ones that
+        were not overwritten are deleted; readers may briefly see both (see the README).
+        """
+        if not final_uri.startswith("s3://"):
+            final, new = Path(final_uri), Path(new_uri)
+            old = final.with_name(f".{final.name}.__old")
+            shutil.rmtree(old, ignore_errors=True)
+            if final.exists():
+                final.rename(old)
+            new.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+            return
+        bucket, final_prefix = _split_s3(final_uri)
+        _, new_prefix = _split_s3(new_uri)
+        old_keys = {_split_s3(f.uri)[1] for f in self.list_files(final_uri)}
+        new_keys = [_split_s3(f.uri)[1] for f in self.list_files(new_uri)]
+        with s3_errors(self.endpoint_url, bucket):
+            written = set()
+            for key in new_keys:
+                target = final_prefix.rstrip("/") + "/" + key[len(new_prefix.rstrip("/")) + 1:]
+                self.s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": key})
+                written.add(target)
+            stale = [{"Key": k} for k in sorted(old_keys - written)]
+            for start in range(0, len(stale), 1000):
+                self.s3.delete_objects(Bucket=bucket, Delete={"Objects": stale[start:start + 1000]})
+        self.delete_tree(new_uri)
+
+    def delete_file(self, uri: str) -> None:
+        if uri.startswith("s3://"):
+            bucket, key = _split_s3(uri)
+            with s3_errors(self.endpoint_url, bucket):
+                self.s3.delete_object(Bucket=bucket, Key=key)
+            return
+        Path(uri).unlink(missing_ok=True)
+
+    def delete_tree(self, uri: str) -> None:
+        if uri.startswith("s3://"):
+            bucket, prefix = _split_s3(uri)
+            keys = [{"Key": _split_s3(f.uri)[1]} for f in self.list_files(uri)]
+            with s3_errors(self.endpoint_url, bucket):
+                for start in range(0, len(keys), 1000):
+                    self.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start:start + 1000]})
+            return
+        shutil.rmtree(uri, ignore_errors=True)
+
+
+def _error_code(error: Exception) -> str:
+    response = getattr(error, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+class s3_errors:
+    """Turn boto3's connection and credential errors into one-line :class:`EndpointError`s."""
+
+    AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "ExpiredToken",
+                  "InvalidToken", "UnrecognizedClientException"}
+
+    def __init__(self, endpoint_url: str | None, bucket: str = ""):
+        self.endpoint = endpoint_url or "AWS S3"
+        self.bucket = bucket
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, error, tb):
+        if error is None or isinstance(error, EndpointError):
+            return False
+        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+        from_error = error
+        if isinstance(error, EndpointConnectionError) or "Could not connect" in str(error):
+            raise EndpointError(
+                f"cannot reach the S3 endpoint {self.endpoint}",
+                "start the S3 server or fix MOVIELAKE_S3_ENDPOINT (empty means AWS) and check the network",
+            ) from from_error
+        if isinstance(error, NoCredentialsError):
+            raise EndpointError(
+                f"no AWS credentials found for {self.endpoint}",
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with an IAM role",
+            ) from from_error
+        if isinstance(error, ClientError) and _error_code(error) in self.AUTH_CODES:
+            raise EndpointError(
+                f"{self.endpoint} refused the credentials for bucket {self.bucket!r} ({_error_code(error)})",
+                "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the bucket policy",
+            ) from from_error
+        return False

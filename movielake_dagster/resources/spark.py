@@ -1,0 +1,118 @@
+"""The Spark engine as a Dagster resource: one session per process, local or on a cluster.
+
+Every asset of a run executes in one process (the definitions use the in-process executor), so a
+run starts one JVM and all steps share its session and cache; a multiprocess executor would start
+a JVM per step, costing seconds each and re-reading what an earlier step had in memory.
+"""
+
+
+import glob
+import os
+import shutil
+from pathlib import Path
+
+import dagster as dg
+
+from movielake_dagster.errors import EnvironmentProblem
+from movielake_dagster.resources.lake import LakeResource
+
+LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
+
+
+def java_available() -> bool:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and Path(java_home, "bin", "java").exists():
+        return True
+    return shutil.which("java") is not None
+
+
+def connector_jars(jars_dir: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(os.path.expanduser(jars_dir), "*.jar")))
+
+
+class SparkResource(dg.ConfigurableResource):
+    """A SparkSession: ``local[*]`` by default, a cluster master URL, or a Spark Connect remote."""
+
+    lake: LakeResource
+    master: str = "local[*]"
+    remote: str = ""
+    app_name: str = "movielake"
+    driver_memory: str = "2g"
+    shuffle_partitions: int = 8
+    jars_dir: str = ""
+
+    def s3a_options(self) -> dict[str, str]:
+        """Hadoop S3A settings: endpoint and region from the lake, credentials from the AWS default chain."""
+        options = {
+            "fs.s3a.aws.credentials.provider": "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider",
+            "fs.s3a.endpoint.region": self.lake.s3_region,
+            "fs.s3a.attempts.maximum": "3",
+            "fs.s3a.retry.limit": "3",
+            "fs.s3a.connection.establish.timeout": "5s",
+            "fs.s3a.fast.upload": "true",
+        }
+        endpoint = self.lake.s3_endpoint
+        if endpoint:
+            options["fs.s3a.endpoint"] = endpoint
+            options["fs.s3a.path.style.access"] = "true"
+            options["fs.s3a.connection.ssl.enabled"] = str(endpoint.startswith("https")).lower()
+        return options
+
+    def spark_conf(self) -> dict[str, str]:
+        conf = {
+            "spark.app.name": self.app_name,
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
+            "spark.sql.adaptive.enabled": "true",
+            "spark.sql.sources.partitionOverwriteMode": "dynamic",
+            "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.ui.enabled": "false",
+            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}",
+        }
+        if not self.remote:
+            conf["spark.driver.memory"] = self.driver_memory
+        jars = connector_jars(self.jars_dir) if self.jars_dir else []
+        if jars:
+            conf["spark.jars"] = ",".join(jars)
+        conf.update({f"spark.hadoop.{k}": v for k, v in self.s3a_options().items()})
+        return conf
+
+    def get_session(self):
+        """The process's SparkSession, created on first use with this resource's settings."""
+        from pyspark.sql import SparkSession
+
+        if self.lake.is_s3 and not self.remote and not connector_jars(self.jars_dir):
+            raise EnvironmentProblem(
+                f"the S3A connector jars are missing from {self.jars_dir or '(MOVIELAKE_JARS_DIR unset)'}",
+                "run `make setup` (it fetches hadoop-aws from Maven Central) or set MOVIELAKE_JARS_DIR",
+            )
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            self._apply_runtime_conf(active)
+            return active
+        if not self.remote and not java_available():
+            raise EnvironmentProblem(
+                "Java was not found (Spark needs a JDK 17 or 21)",
+                "install one (apt-get install openjdk-17-jre-headless) or set JAVA_HOME",
+            )
+        builder = SparkSession.builder
+        builder = builder.remote(self.remote) if self.remote else builder.master(self.master)
+        for key, value in self.spark_conf().items():
+            builder = builder.config(key, value)
+        session = builder.getOrCreate()
+        if not self.remote:
+            session.sparkContext.setLogLevel("ERROR")
+        return session
+
+    def _apply_runtime_conf(self, session) -> None:
+        """A session shared across runs in one process (tests, the CLI) gets this run's S3A settings."""
+        session.conf.set("spark.sql.shuffle.partitions", str(self.shuffle_partitions))
+        if self.remote:
+            return
+        hadoop_conf = session.sparkContext._jsc.hadoopConfiguration()
+        options = self.s3a_options()
+        if hadoop_conf.get("fs.s3a.endpoint") != options.get("fs.s3a.endpoint"):
+            session.sparkContext._jvm.org.apache.hadoop.fs.FileSystem.closeAll()  # drop clients of the old endpoint
+        for key, value in options.items():
+            hadoop_conf.set(key, value)

@@ -1,0 +1,94 @@
+"""All configuration in one place.
+
+Every setting has a default that runs the bundled demo on a laptop; each can be overridden by an
+environment variable (or a CLI flag, which sets the same field). Nothing here is read at import
+time: ``Settings.from_env()`` is called when the Dagster definitions load or the CLI starts, so
+tests build ``Settings(...)`` directly. Credentials are never settings: they come from the AWS
+default chain (environment, profile, instance role) in both boto3 and Spark's S3A.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Mapping
+
+from movielake_dagster.errors import ConfigurationError
+
+SAMPLE_DATA_DIR = Path(__file__).parent / "sample_data"
+HADOOP_VERSION = "3.5.0"  # the Hadoop inside pyspark 4.3.0; connectors/pom.xml matches it
+DEFAULT_JARS_DIR = Path.home() / ".cache" / "movielake" / "jars" / f"hadoop-aws-{HADOOP_VERSION}"
+
+
+def _env_name(field_name: str) -> str:
+    return f"MOVIELAKE_{field_name.upper()}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The lake's settings. Each field ``x`` is read from ``MOVIELAKE_X`` by ``from_env``."""
+
+    lake: str = ".movielake/lake"
+    """Where the lake lives: a local folder (one sub-folder per layer), or ``s3://`` for one
+    bucket per layer with the seed's names, or ``s3://prefix-{layer}`` for your own names."""
+    landing: str = str(SAMPLE_DATA_DIR)
+    """Where raw files land (a local folder or ``s3://bucket/prefix``); the bundled sample by default."""
+    s3_endpoint: str = ""
+    """S3 endpoint URL for MinIO, moto or another S3-compatible server; empty means AWS."""
+    s3_region: str = ""
+    """AWS region; empty means the AWS default chain (AWS_REGION, profile), else us-east-1."""
+    spark_master: str = "local[*]"
+    """Spark master URL: ``local[*]`` runs in-process; ``spark://host:7077``, ``yarn``, ``k8s://...`` a cluster."""
+    spark_remote: str = ""
+    """Spark Connect URL (``sc://host:15002``); when set, it is used instead of ``spark_master``."""
+    spark_driver_memory: str = "2g"
+    """Driver (and, in local mode, executor) memory."""
+    spark_shuffle_partitions: int = 8
+    """Partitions after a shuffle; 8 suits one machine, raise it on a cluster (about 2-3 per core)."""
+    jars_dir: str = str(DEFAULT_JARS_DIR)
+    """Folder with the S3A connector jars (``make setup`` fills it from Maven Central)."""
+    dagster_home: str = ""
+    """Dagster instance folder used by the CLI; empty means an ephemeral instance."""
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+        """Settings from ``MOVIELAKE_*`` variables, then explicit ``overrides`` (CLI flags)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = environ.get(_env_name(f.name))
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(f.name, raw, f.type)
+        if not values.get("s3_endpoint"):
+            endpoint = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
+            if endpoint:
+                values["s3_endpoint"] = endpoint
+        if not values.get("s3_region"):
+            region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+            if region:
+                values["s3_region"] = region
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_overrides(self, **overrides: object) -> "Settings":
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def region(self) -> str:
+        return self.s3_region or "us-east-1"
+
+
+def _coerce(name: str, raw: str, type_name: object) -> object:
+    if type_name in ("int", int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"{_env_name(name)}={raw!r} is not a whole number", f"set {_env_name(name)} to an integer"
+            ) from None
+    return raw

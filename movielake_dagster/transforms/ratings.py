@@ -1,0 +1,97 @@
+"""Cleansing rules for ratings: ``user_id::movie_id::rating::unix_seconds`` or ratings.csv."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from movielake_dagster.transforms.raw_lines import (
+    DETAIL,
+    REASON,
+    RID,
+    TEXT,
+    csv_fields,
+    reject_when,
+    split_fields,
+    try_double,
+    try_int,
+)
+
+
+def _empty(column: str):
+    return F.col(column).isNull() | (F.col(column) == "")
+
+
+def classify_ratings(lines: DataFrame, file_format: str, now_epoch: int) -> DataFrame:
+    """Typed rating columns plus ``_reason``/``_detail``; the syntactic and range rules.
+
+    First failure wins: malformed, null_key, bad_type, out_of_range (rating not in 0.5..5.0 in
+    half steps, timestamp negative or after ``now_epoch``). References and duplicates are
+    checked by :func:`resolve_ratings`.
+    """
+    if file_format == "csv":
+        fields, malformed = csv_fields(F.col(TEXT), 4)
+    else:
+        fields, malformed = split_fields(F.col(TEXT), "::", 4)
+    typed = lines.select(
+        "*",
+        malformed.alias("_malformed"),
+        F.trim(fields[0]).alias("_raw_user"),
+        F.trim(fields[1]).alias("_raw_movie"),
+        F.trim(fields[2]).alias("_raw_rating"),
+        F.trim(fields[3]).alias("_raw_ts"),
+        try_int(fields[0]).alias("user_id"),
+        try_int(fields[1]).alias("movie_id"),
+        try_double(fields[2]).alias("rating"),
+        F.trim(fields[3]).try_cast("bigint").alias("_epoch"),
+    )
+    rating = F.col("rating")
+    reason, detail = reject_when([
+        (F.col("_malformed"), "malformed", "expected 4 fields: user_id::movie_id::rating::unix_seconds"),
+        (_empty("_raw_user") | _empty("_raw_movie"), "null_key", "user_id or movie_id is empty"),
+        (F.col("user_id").isNull() | F.col("movie_id").isNull(), "bad_type",
+         F.concat_ws("", F.lit("ids must be whole numbers: "), F.col("_raw_user"), F.lit(", "), F.col("_raw_movie"))),
+        (rating.isNull() | F.col("_epoch").isNull(), "bad_type",
+         F.concat_ws("", F.lit("rating or timestamp is not a number: "), F.col("_raw_rating"), F.lit(", "),
+                     F.col("_raw_ts"))),
+        ((rating < 0.5) | (rating > 5.0) | (rating * 2 != F.floor(rating * 2)), "out_of_range",
+         F.concat(F.lit("rating must be 0.5..5.0 in half steps: "), F.col("_raw_rating"))),
+        ((F.col("_epoch") < 0) | (F.col("_epoch") > now_epoch), "out_of_range",
+         F.concat(F.lit("timestamp before 1970 or in the future: "), F.col("_raw_ts"))),
+    ])
+    rated_at = F.timestamp_seconds(F.col("_epoch"))
+    return (
+        typed.withColumn(REASON, reason)
+        .withColumn(DETAIL, detail)
+        .withColumn("rated_at", F.when(F.col(REASON).isNull(), rated_at))
+        .withColumn("rating_date", F.to_date(F.col("rated_at")))
+    )
+
+
+def resolve_ratings(classified: DataFrame, users: DataFrame, movies: DataFrame) -> DataFrame:
+    """Rejects ratings of unknown users or movies, then keeps the latest rating per (user, movie).
+
+    Users and movies are small, so the reference checks are broadcast joins; the duplicate rule is
+    one window over (user, movie): the latest ``rated_at`` wins, a later line breaks a tie.
+    """
+    known_users = F.broadcast(users.select("user_id", F.lit(True).alias("_known_user")))
+    known_movies = F.broadcast(movies.select("movie_id", F.lit(True).alias("_known_movie")))
+    joined = classified.join(known_users, "user_id", "left").join(known_movies, "movie_id", "left")
+    reason, detail = reject_when([
+        (F.col("_known_user").isNull(), "unknown_user",
+         F.concat(F.lit("user_id not in user master data: "), F.col("user_id").cast("string"))),
+        (F.col("_known_movie").isNull(), "unknown_movie",
+         F.concat(F.lit("movie_id not in movies: "), F.col("movie_id").cast("string"))),
+    ])
+    referenced = joined.withColumn(REASON, reason).withColumn(DETAIL, detail)
+    latest_first = Window.partitionBy(F.col(REASON).isNull(), "user_id", "movie_id").orderBy(
+        F.col("rated_at").desc(), F.col(RID).desc()
+    )
+    ranked = referenced.withColumn("_rank", F.when(F.col(REASON).isNull(), F.row_number().over(latest_first)))
+    superseded = F.col("_rank") > 1
+    return (
+        ranked.withColumn(REASON, F.when(superseded, F.lit("duplicate")).otherwise(F.col(REASON)))
+        .withColumn(DETAIL, F.when(superseded, F.lit("a later rating of the same movie by the same user wins"))
+                    .otherwise(F.col(DETAIL)))
+        .drop("_rank", "_known_user", "_known_movie")
+    )

@@ -1,0 +1,160 @@
+"""Raw text files as Spark rows: one row per line with its source file, line number and decoded text.
+
+Spark's text source keeps each line's bytes untouched, so the encoding is decided here, per file:
+a file whose non-ASCII lines are all valid UTF-8 is UTF-8; a file with invalid UTF-8 lines and
+no valid multi-byte ones is Latin-1 (MovieLens 1M); in a UTF-8 file that also has a minority of
+invalid lines, those lines are rejected with reason ``encoding`` rather than guessed at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+RID = "_rid"  # row id from monotonically_increasing_id: partition index << 33 | position
+PART = "_part"
+RAW = "_raw"  # the line's bytes as Spark read them (not yet decoded)
+TEXT = "text"  # the decoded line, NULL when it cannot be decoded
+REASON = "_reason"
+DETAIL = "_detail"
+SOURCE_FILE = "source_file"
+LINE_NUMBER = "line_number"
+
+
+@dataclass(frozen=True)
+class FileProfile:
+    """What one pass over a raw file tells: line count and encoding."""
+
+    source_file: str
+    lines: int
+    encoding: str  # "UTF-8" or "ISO-8859-1"
+    invalid_utf8_lines: int
+
+
+def read_lines(spark: SparkSession, uris: list[str]) -> DataFrame:
+    """Every line of the given files, with a row id from which the line number is derived."""
+    return spark.read.text(uris).select(
+        F.col("value").alias(RAW),
+        F.col("_metadata.file_path").alias(SOURCE_FILE),
+        F.monotonically_increasing_id().alias(RID),
+    )
+
+
+def _is_multibyte_utf8(raw: Column) -> Column:
+    return F.is_valid_utf8(raw) & (F.octet_length(raw) > F.char_length(raw))
+
+
+def profile_partitions(lines: DataFrame) -> DataFrame:
+    """One small row per (file, Spark partition): line count, first row id, encoding evidence.
+
+    One cheap aggregation gives everything that needs a whole pass: input counts for the
+    reconciliation, line-number offsets and the encoding of each file.
+    """
+    return lines.groupBy(SOURCE_FILE, (F.col(RID).bitwiseAND(F.lit(-1 << 33))).alias(PART)).agg(
+        F.count(F.lit(1)).alias("lines"),
+        F.min(RID).alias("first_rid"),
+        F.sum((~F.is_valid_utf8(RAW)).cast("long")).alias("invalid_utf8"),
+        F.sum(_is_multibyte_utf8(F.col(RAW)).cast("long")).alias("multibyte_utf8"),
+    )
+
+
+def file_profiles(partition_rows: list) -> list[FileProfile]:
+    """Per-file totals and encoding from the collected rows of :func:`profile_partitions`."""
+    totals: dict[str, list[int]] = {}
+    for row in partition_rows:
+        t = totals.setdefault(row[SOURCE_FILE], [0, 0, 0])
+        t[0] += row["lines"]
+        t[1] += row["invalid_utf8"]
+        t[2] += row["multibyte_utf8"]
+    return [
+        FileProfile(source_file, lines, choose_encoding(invalid, multibyte), invalid)
+        for source_file, (lines, invalid, multibyte) in sorted(totals.items())
+    ]
+
+
+def choose_encoding(invalid_utf8_lines: int, multibyte_utf8_lines: int) -> str:
+    """UTF-8 unless invalid UTF-8 lines outnumber valid multi-byte ones (then the file is Latin-1)."""
+    return "ISO-8859-1" if invalid_utf8_lines > multibyte_utf8_lines else "UTF-8"
+
+
+def line_offsets(spark: SparkSession, partition_rows: list) -> DataFrame:
+    """(source_file, _part, _offset) such that line_number = _rid + _offset + 1.
+
+    Spark reads a file's splits in order, and each partition numbers its rows consecutively,
+    so the lines before a row are the rows of earlier partitions of the same file plus the row's
+    position in its own partition.
+    """
+    rows, seen = [], {}
+    for row in sorted(partition_rows, key=lambda r: r["first_rid"]):
+        before = seen.get(row[SOURCE_FILE], 0)
+        rows.append((row[SOURCE_FILE], row[PART], before - row["first_rid"]))
+        seen[row[SOURCE_FILE]] = before + row["lines"]
+    return spark.createDataFrame(rows, f"{SOURCE_FILE} string, {PART} bigint, _offset bigint")
+
+
+def with_line_numbers(records: DataFrame, offsets: DataFrame) -> DataFrame:
+    """Adds ``line_number`` (1-based, per file); meant for the few rejected rows, not every row."""
+    keyed = records.withColumn(PART, F.col(RID).bitwiseAND(F.lit(-1 << 33)))
+    return (
+        keyed.join(F.broadcast(offsets), [SOURCE_FILE, PART], "left")
+        .withColumn(LINE_NUMBER, F.col(RID) + F.col("_offset") + 1)
+        .drop(PART, "_offset")
+    )
+
+
+def decode_lines(lines: DataFrame, profiles: list[FileProfile]) -> DataFrame:
+    """Adds ``text``: the line decoded with its file's encoding; undecodable lines get a reason."""
+    latin1_files = [p.source_file for p in profiles if p.encoding == "ISO-8859-1"]
+    is_latin1 = F.col(SOURCE_FILE).isin(latin1_files) if latin1_files else F.lit(False)
+    valid_utf8 = F.is_valid_utf8(RAW)
+    text = F.when(is_latin1, F.decode(F.col(RAW).cast("binary"), "ISO-8859-1")).when(valid_utf8, F.col(RAW))
+    return lines.withColumn(TEXT, text).withColumn(
+        REASON, F.when(F.col(TEXT).isNull(), F.lit("encoding"))
+    ).withColumn(
+        DETAIL, F.when(F.col(TEXT).isNull(), F.lit("bytes are not valid UTF-8 in a UTF-8 file"))
+    )
+
+
+def raw_text_for_quarantine() -> Column:
+    """The record's text for quarantine: decoded text, or the bytes made valid when undecodable."""
+    return F.coalesce(F.col(TEXT), F.make_valid_utf8(F.col(RAW)))
+
+
+def reject_when(rules: list[tuple[Column, str, Column | str]]) -> tuple[Column, Column]:
+    """First failing rule wins: ``(condition, reason, detail)`` -> (reason, detail) columns.
+
+    Rows already rejected earlier (``_reason`` set) keep their reason.
+    """
+    reason = F.col(REASON)
+    detail = F.col(DETAIL)
+    for condition, code, message in reversed(rules):
+        message_col = F.lit(message) if isinstance(message, str) else message
+        reason = F.when(F.col(REASON).isNull() & condition, F.lit(code)).otherwise(reason)
+        detail = F.when(F.col(REASON).isNull() & condition, message_col).otherwise(detail)
+    return reason, detail
+
+
+def split_fields(text: Column, separator: str, expected: int) -> tuple[Column, Column]:
+    """(fields array, is_malformed) for '::'-separated lines with ``expected`` fields."""
+    fields = F.split(text, separator)
+    return fields, F.size(fields) != expected
+
+
+def csv_fields(text: Column, expected: int) -> tuple[Column, Column]:
+    """(fields array, is_malformed) for a CSV line with quoted fields (MovieLens 'latest' layout)."""
+    schema = ", ".join(f"c{i} string" for i in range(expected + 1))
+    parsed = F.from_csv(text, schema, {"mode": "PERMISSIVE"})
+    fields = F.array(*[parsed[f"c{i}"] for i in range(expected)])
+    malformed = parsed[f"c{expected - 1}"].isNull() | parsed[f"c{expected}"].isNotNull()
+    return fields, malformed
+
+
+def try_int(value: Column) -> Column:
+    """A whole number from text, or NULL for anything else (no ANSI cast exception)."""
+    return F.trim(value).try_cast("bigint").try_cast("int")
+
+
+def try_double(value: Column) -> Column:
+    return F.trim(value).try_cast("double")
