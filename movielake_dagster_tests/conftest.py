@@ -1,0 +1,64 @@
+"""Shared fixtures: one Spark session for the whole test run, a local S3 server, built lakes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from movielake_dagster.settings import SAMPLE_DATA_DIR, Settings
+
+# S3 in tests is a moto server on loopback; it accepts any key. Set before any JVM starts, because
+# Spark's S3A reads credentials through the AWS default chain from its process environment.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_REGION", "us-east-1")
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens"
+ML100K_SEED_FORMAT = REAL_DATA / "ml-100k-seed-format"
+
+
+def requires_real_data(folder: Path):
+    return pytest.mark.skipif(not folder.exists(), reason=f"real MovieLens files not present at {folder}")
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """The test run's SparkSession (with the S3A jars when `make setup` fetched them)."""
+    from movielake_dagster.definitions import build_resources
+
+    settings = Settings.from_env(lake=str(tmp_path_factory.mktemp("spark-lake")))
+    session = build_resources(settings)["spark"].get_session()
+    yield session
+    session.stop()
+
+
+def build_lake(raw_dir: Path | str, lake_dir: Path | str, **overrides):
+    """Materialize every asset from ``raw_dir`` into ``lake_dir``; returns (result, resources)."""
+    from movielake_dagster.cli import materialize_all
+
+    settings = Settings.from_env(landing=str(raw_dir), lake=str(lake_dir), **overrides)
+    result, resources = materialize_all(settings)
+    assert result.success, [e.event_specific_data.error for e in result.get_step_failure_events()]
+    return result, resources
+
+
+@pytest.fixture(scope="session")
+def sample_lake(spark, tmp_path_factory):
+    """The bundled sample materialized once into a temporary local lake (shared, read-only)."""
+    lake_dir = tmp_path_factory.mktemp("sample-lake")
+    result, resources = build_lake(SAMPLE_DATA_DIR, lake_dir)
+    return lake_dir, result, resources
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto S3 (and Glue) server on loopback, started for the tests that need it and stopped after."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
