@@ -55,7 +55,7 @@ def classify_movies(lines: DataFrame, file_format: str, max_year: int) -> DataFr
         fields, malformed = csv_fields(F.col(TEXT), 3)
     else:
         fields, malformed = split_fields(F.col(TEXT), "::", 3)
-    raw_id, raw_title, raw_genres = fields[0], fields[1], fields[2]
+    raw_id, raw_title, raw_genres = F.get(fields, 0), F.get(fields, 1), F.get(fields, 2)
     title, year = split_title(F.trim(raw_title))
     typed = lines.select(
         "*",

@@ -36,14 +36,14 @@ def classify_ratings(lines: DataFrame, file_format: str, now_epoch: int) -> Data
     typed = lines.select(
         "*",
         malformed.alias("_malformed"),
-        F.trim(fields[0]).alias("_raw_user"),
-        F.trim(fields[1]).alias("_raw_movie"),
-        F.trim(fields[2]).alias("_raw_rating"),
-        F.trim(fields[3]).alias("_raw_ts"),
-        try_int(fields[0]).alias("user_id"),
-        try_int(fields[1]).alias("movie_id"),
-        try_double(fields[2]).alias("rating"),
-        F.trim(fields[3]).try_cast("bigint").alias("_epoch"),
+        F.trim(F.get(fields, 0)).alias("_raw_user"),
+        F.trim(F.get(fields, 1)).alias("_raw_movie"),
+        F.trim(F.get(fields, 2)).alias("_raw_rating"),
+        F.trim(F.get(fields, 3)).alias("_raw_ts"),
+        try_int(F.get(fields, 0)).alias("user_id"),
+        try_int(F.get(fields, 1)).alias("movie_id"),
+        try_double(F.get(fields, 2)).alias("rating"),
+        F.trim(F.get(fields, 3)).try_cast("bigint").alias("_epoch"),
     )
     rating = F.col("rating")
     reason, detail = reject_when([

@@ -58,12 +58,12 @@ def classify_ml1m_users(lines: DataFrame) -> DataFrame:
     typed = lines.select(
         "*",
         malformed.alias("_malformed"),
-        F.trim(fields[0]).alias("_raw_user"),
-        try_int(fields[0]).alias("user_id"),
-        F.upper(F.trim(fields[1])).alias("gender"),
-        age_map[try_int(fields[2])].alias("age_group"),
-        F.get(occupation_list, try_int(fields[3])).alias("occupation"),
-        F.trim(fields[4]).alias("zip"),
+        F.trim(F.get(fields, 0)).alias("_raw_user"),
+        try_int(F.get(fields, 0)).alias("user_id"),
+        F.upper(F.trim(F.get(fields, 1))).alias("gender"),
+        age_map[try_int(F.get(fields, 2))].alias("age_group"),
+        F.get(occupation_list, try_int(F.get(fields, 3))).alias("occupation"),
+        F.trim(F.get(fields, 4)).alias("zip"),
     )
     reason, detail = reject_when([
         (F.col("_malformed"), "malformed", "expected 5 fields: user_id::gender::age::occupation::zip"),
