@@ -11,16 +11,28 @@ import dagster as dg
 from movielake_dagster.assets.access import access_assets
 from movielake_dagster.assets.cleanse import cleanse_assets
 from movielake_dagster.assets.staging import staging_assets
+from movielake_dagster.checks import build_checks
 from movielake_dagster.io_managers import RawFilesIOManager, SparkParquetIOManager
 from movielake_dagster.resources import LakeResource, SparkResource
 from movielake_dagster.settings import Settings
 
 ALL_ASSETS = [*staging_assets, *cleanse_assets, *access_assets]
+ALL_CHECKS, FRESHNESS_SENSOR = build_checks()
 
 materialize_lake_job = dg.define_asset_job(
     "materialize_lake",
     selection=dg.AssetSelection.all(),
     description="Build the whole lake: stage the landed files, cleanse them, and publish the star schema.",
+)
+materialize_unchecked_job = dg.define_asset_job(
+    "materialize_lake_unchecked",
+    selection=dg.AssetSelection.all().without_checks(),
+    description="Build the whole lake without running its quality checks (nothing is blocked).",
+)
+check_lake_job = dg.define_asset_job(
+    "check_lake",
+    selection=dg.AssetSelection.all_asset_checks(),
+    description="Run every quality check against the lake as it is stored, materializing nothing.",
 )
 
 
@@ -52,7 +64,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     """
     return dg.Definitions(
         assets=ALL_ASSETS,
-        jobs=[materialize_lake_job],
+        asset_checks=ALL_CHECKS,
+        jobs=[materialize_lake_job, materialize_unchecked_job, check_lake_job],
+        sensors=[FRESHNESS_SENSOR],
         resources=build_resources(settings),
         executor=dg.in_process_executor,
     )

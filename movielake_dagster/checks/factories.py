@@ -1,0 +1,170 @@
+"""Asset checks generated from the dataset declarations: one multi-asset check per table.
+
+Each table gets, from ``datasets.py``: ``schema_contract``, ``not_null`` (declared NOT NULL
+columns), ``primary_key_unique``, one ``<fk>_references_<parent>`` per foreign key, accepted
+values for the columns that have a rule in ``rules.py`` (``rating_in_half_stars``,
+``year_plausible``, ``rated_at_not_in_future``, ...), ``not_empty`` and, where the table's rows
+can be accounted for, ``reconciliation``. All checks of a table run in one step that reads the
+table once (see ``rules.evaluate_rows``). Key, integrity, schema and reconciliation checks are
+ERROR and blocking: downstream assets do not materialize on bad data. The rest are WARN.
+
+The access layer also gets Dagster's freshness check (WARN) and a sensor that evaluates it.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from datetime import timedelta
+
+import dagster as dg
+
+from movielake_dagster.assets.cleanse import CSV_HEADERS
+from movielake_dagster.checks import reconciliation as rec
+from movielake_dagster.checks.rules import (
+    ERROR,
+    Outcome,
+    evaluate_rows,
+    evaluate_schema,
+    expects_rows,
+    foreign_keys,
+    row_rules,
+)
+from movielake_dagster.datasets import ALL_DATASETS, Dataset
+from movielake_dagster.io_managers.parquet import markdown_preview
+from movielake_dagster.lake import spark_uri
+
+FRESHNESS_LOWER_BOUND = timedelta(hours=26)  # a daily build, with two hours of slack
+
+
+def _dataset(layer: str, name: str) -> Dataset | None:
+    return next((d for d in ALL_DATASETS if d.layer == layer and d.name == name), None)
+
+
+def checked_datasets() -> list[Dataset]:
+    """Every table of the cleanse and access layers (the staging layer holds raw files)."""
+    return [d for d in ALL_DATASETS if d.layer in ("cleanse", "access")]
+
+
+def _spec(dataset: Dataset, name: str, description: str, severity: str, deps=()) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        name, asset=dataset.asset_key, description=f"{description} ({severity})",
+        blocking=severity == ERROR, additional_deps=list(deps),
+    )
+
+
+def _inputs(dataset: Dataset) -> tuple[dict[str, dg.AssetIn], dict[str, list[dg.AssetKey]]]:
+    """The check step's inputs, and for each check name the other assets it reads."""
+    ins = {"table": dg.AssetIn(dataset.asset_key)}
+    deps: dict[str, list[dg.AssetKey]] = {}
+    for fk in foreign_keys(dataset):
+        ins[f"parent_{fk.column}"] = dg.AssetIn(fk.parent.asset_key)
+        deps[fk.check_name] = [fk.parent.asset_key]
+    quarantine, staging = _dataset("cleanse", f"quarantine_{dataset.name}"), _dataset("staging", dataset.name)
+    if dataset.layer == "cleanse" and quarantine and staging:
+        ins["staged"] = dg.AssetIn(staging.asset_key)
+        ins["quarantine"] = dg.AssetIn(quarantine.asset_key)
+        deps["reconciliation"] = [staging.asset_key, quarantine.asset_key]
+    if dataset.layer == "access" and dataset.name in rec.ACCESS_SOURCES:
+        source = rec.ACCESS_SOURCES[dataset.name][0]
+        ins["source"] = dg.AssetIn(source.asset_key)
+        deps["reconciliation"] = [source.asset_key]
+    return ins, deps
+
+
+def _specs(dataset: Dataset, deps: dict[str, list[dg.AssetKey]]) -> list[dg.AssetCheckSpec]:
+    specs = [_spec(dataset, "schema_contract", "columns and types as declared in datasets.py", ERROR)]
+    specs += [_spec(dataset, r.name, r.description, r.severity, deps.get(r.name, ())) for r in row_rules(dataset)]
+    if dataset.primary_key:
+        specs.append(_spec(dataset, "primary_key_unique", f"({', '.join(dataset.primary_key)}) is unique", ERROR))
+    if expects_rows(dataset):
+        specs.append(_spec(dataset, "not_empty", "the table has rows", "WARN"))
+    if "reconciliation" in deps:
+        specs.append(_spec(dataset, "reconciliation", rec.DESCRIPTION if dataset.layer == "cleanse"
+                           else "every cleansed row is in this table, nothing more", ERROR, deps["reconciliation"]))
+    return specs
+
+
+def _reported(context, dataset: Dataset) -> dict | None:
+    """The cleansing step's own per-file counts, from the latest materialization's metadata."""
+    event = context.instance.get_latest_materialization_event(dataset.asset_key)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get("movielake/reconciliation")
+    return value.value if value is not None else None
+
+
+def to_result(dataset: Dataset, outcome: Outcome, seconds: float) -> dg.AssetCheckResult:
+    metadata = {
+        "failed_rows": outcome.failed_rows,
+        "rule": dg.MetadataValue.md(f"```sql\n{outcome.rule}\n```"),
+        "pass_seconds": round(seconds, 3),
+    }
+    if outcome.rows_checked is not None:
+        metadata["rows_checked"] = outcome.rows_checked
+    if outcome.sample:
+        metadata["failing_rows"] = dg.MetadataValue.md(markdown_preview(outcome.sample, outcome.sample_columns))
+    for key, value in outcome.extra.items():
+        metadata[key] = dg.MetadataValue.json(value) if isinstance(value, (dict, list)) else value
+    return dg.AssetCheckResult(
+        asset_key=dataset.asset_key,
+        check_name=outcome.name,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR if outcome.severity == ERROR else dg.AssetCheckSeverity.WARN,
+        description=outcome.description,
+        metadata=metadata,
+    )
+
+
+def evaluate_dataset(context, dataset: Dataset, inputs: dict) -> list[tuple[Outcome, float]]:
+    """Every check of ``dataset`` from its loaded inputs: (outcome, seconds of the pass it needed)."""
+    table = inputs["table"]
+    started = time.perf_counter()
+    schema = evaluate_schema(table, dataset)
+    parents = {fk.column: inputs[f"parent_{fk.column}"] for fk in foreign_keys(dataset)}
+    rows_stored, outcomes = evaluate_rows(table, dataset, parents)
+    row_seconds = time.perf_counter() - started
+    results = [(schema, 0.0)] + [(o, row_seconds) for o in outcomes]
+    started = time.perf_counter()
+    if "staged" in inputs:
+        staged = inputs["staged"]
+        counts = rec.staged_records(table.sparkSession, [spark_uri(u) for u in staged.uris],
+                                    CSV_HEADERS.get(dataset.name))
+        reported = _reported(context, dataset) if context is not None else None
+        outcome = rec.reconcile_cleanse(dataset, counts, rows_stored, rec.quarantined_by_file(inputs["quarantine"]),
+                                        reported)
+        results.append((outcome, time.perf_counter() - started))
+    elif "source" in inputs:
+        results.append((rec.reconcile_access(dataset, rows_stored, inputs["source"]), time.perf_counter() - started))
+    return results
+
+
+def build_dataset_checks(dataset: Dataset) -> dg.AssetChecksDefinition:
+    """One multi-asset check evaluating every rule of ``dataset`` in one step."""
+    ins, deps = _inputs(dataset)
+
+    @dg.multi_asset_check(
+        name=f"{dataset.layer}_{dataset.name}_checks",
+        specs=_specs(dataset, deps),
+        ins=ins,
+        description=f"Quality checks of {dataset.layer}.{dataset.name}, derived from its declaration.",
+        compute_kind="spark",
+    )
+    def _checks(context, **inputs):
+        for outcome, seconds in evaluate_dataset(context, dataset, inputs):
+            if not outcome.passed:
+                context.log.warning(f"{dataset.asset_key.to_user_string()}:{outcome.name} failed "
+                                    f"({outcome.severity}): {outcome.failed_rows} failing")
+            yield to_result(dataset, outcome, seconds)
+
+    return _checks
+
+
+def build_freshness_checks() -> list[dg.AssetChecksDefinition]:
+    """Dagster's last-update freshness check on every access table (WARN: stale, not wrong)."""
+    access = [d.asset_key for d in ALL_DATASETS if d.layer == "access"]
+    with warnings.catch_warnings():  # superseded by FreshnessPolicy, which is not shown as a check
+        warnings.simplefilter("ignore")
+        return list(dg.build_last_update_freshness_checks(
+            assets=access, lower_bound_delta=FRESHNESS_LOWER_BOUND, severity=dg.AssetCheckSeverity.WARN,
+        ))

@@ -1,0 +1,119 @@
+"""Record reconciliation: nothing vanishes between layers.
+
+Cleanse: the lines of the staged files (counted again, independently of the cleansing step) must
+equal the rows stored in the cleansed table plus the rows stored in its quarantine, per source
+file and exactly; and the counts the cleansing step put in its materialization metadata (what the
+UI shows) must agree with what is stored. Access: a table built one-to-one from a cleansed table
+has exactly its rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from movielake_dagster.checks.rules import ERROR, Outcome
+from movielake_dagster.datasets import MOVIES, RATINGS, USERS, Dataset
+
+DESCRIPTION = "input records = cleansed + quarantined, exactly, per source file (staged lines counted independently)"
+
+
+def _name(uri: str) -> str:
+    return PurePosixPath(uri).name
+
+
+def staged_records(spark, uris: list[str], header_prefix: str | None) -> dict[str, int]:
+    """Records per staged file: its lines, less the header line of a CSV file. One scan of the files."""
+    counts = {_name(u): 0 for u in uris}
+    if not uris:
+        return counts
+    lines = spark.read.text(list(uris)).select(F.col("_metadata.file_path").alias("file"), "value")
+    header = F.col("value").startswith(header_prefix) if header_prefix else F.lit(False)
+    for row in lines.groupBy("file").agg(F.count(F.lit(1)).alias("lines"), F.count_if(header).alias("headers")).collect():
+        is_csv = row["file"].endswith(".csv")
+        counts[_name(row["file"])] = row["lines"] - (row["headers"] if is_csv else 0)
+    return counts
+
+
+def quarantined_by_file(quarantine: DataFrame) -> dict[str, dict[str, int]]:
+    """file name -> reason -> quarantined rows (the quarantine is small)."""
+    found: dict[str, dict[str, int]] = {}
+    for row in quarantine.groupBy("source_file", "reason").count().collect():
+        reasons = found.setdefault(_name(row["source_file"]), {})
+        reasons[row["reason"]] = reasons.get(row["reason"], 0) + row["count"]
+    return found
+
+
+def reconcile_cleanse(dataset: Dataset, staged: dict[str, int], cleansed_rows: int,
+                      quarantined: dict[str, dict[str, int]], reported: dict | None) -> Outcome:
+    """Compares independent counts; ``reported`` is the cleansing step's ``movielake/reconciliation``.
+
+    With one source file, its records must be the cleansed rows plus the quarantined rows. With
+    several (master data plus MovieLens 1M ``users.dat``, merged per user) the accepted count of
+    each file comes from the step's report, and the cleansed users must lie between the largest
+    file's accepted count and their sum.
+    """
+    files = sorted(set(staged) | set(quarantined))
+    table, problems, unaccounted = [], [], 0
+    for name in files:
+        lines = staged.get(name, 0)
+        rejected = sum(quarantined.get(name, {}).values())
+        if len(staged) <= 1:
+            accepted = cleansed_rows if name in staged else 0
+        else:
+            accepted = (reported or {}).get(name, {}).get("accepted")
+            if accepted is None:
+                problems.append(f"{name}: no accepted count in the cleansing step's metadata")
+                accepted = 0
+        difference = lines - accepted - rejected
+        unaccounted += abs(difference)
+        table.append((name, lines, accepted, rejected, difference))
+        if name not in staged:
+            problems.append(f"{name}: quarantined rows from a file that is not staged")
+        if reported is not None:
+            entry = reported.get(name, {})
+            if entry.get("input", 0) != lines:
+                problems.append(f"{name}: metadata says {entry.get('input', 0)} input records, staging has {lines}")
+            if entry.get("reasons", {}) != quarantined.get(name, {}):
+                problems.append(f"{name}: metadata reasons {entry.get('reasons', {})} != stored {quarantined.get(name, {})}")
+    if len(staged) > 1:
+        accepted_counts = [row[2] for row in table]
+        if not max(accepted_counts) <= cleansed_rows <= sum(accepted_counts):
+            problems.append(f"{cleansed_rows} cleansed rows, outside {max(accepted_counts)}..{sum(accepted_counts)}")
+            unaccounted = max(unaccounted, 1)
+    total_lines = sum(staged.values())
+    total_rejected = sum(sum(r.values()) for r in quarantined.values())
+    outcome = Outcome(
+        "reconciliation", unaccounted == 0 and not problems, ERROR, DESCRIPTION, unaccounted,
+        f"staged records of staging.{dataset.name} (spark.read.text, per file)\n"
+        f"  = count(*) of {dataset.layer}.{dataset.name} + count(*) of {dataset.layer}.quarantine_{dataset.name} per source_file",
+        total_lines,
+        ["source_file", "input_records", "cleansed", "quarantined", "difference"], table,
+    )
+    outcome.extra = {"input_records": total_lines, "cleansed_records": cleansed_rows,
+                     "quarantined_records": total_rejected, "problems": problems}
+    return outcome
+
+
+# Access tables built one-to-one from a cleansed table: name -> (source, expected row count).
+ACCESS_SOURCES = {
+    "dim_user": (USERS, lambda df: df.count()),
+    "dim_movie": (MOVIES, lambda df: df.count()),
+    "fct_rating": (RATINGS, lambda df: df.count()),
+    "bridge_movie_genre": (MOVIES, lambda df: df.select("movie_id", F.explode("genres")).distinct().count()),
+}
+
+
+def reconcile_access(dataset: Dataset, rows: int, source: DataFrame) -> Outcome:
+    upstream, expected_rows = ACCESS_SOURCES[dataset.name]
+    expected = expected_rows(source)
+    difference = rows - expected
+    rule = ("count(*) = count(*) of cleanse." + upstream.name if dataset.name != "bridge_movie_genre"
+            else "count(*) = count(DISTINCT movie_id, genre) of cleanse.movies LATERAL VIEW explode(genres)")
+    return Outcome(
+        "reconciliation", difference == 0, ERROR,
+        f"every row of cleanse.{upstream.name} is in {dataset.name}, nothing more", abs(difference), rule, rows,
+        ["table", "rows", "expected", "difference"], [(dataset.name, rows, expected, difference)] if difference else [],
+    )
