@@ -75,6 +75,39 @@ def asset_rows(result) -> list[tuple[str, object, str]]:
     return rows
 
 
+def check_rows(result) -> list[tuple[str, str, str, str, object]]:
+    """(asset, check, severity, PASS/FAIL, failed rows) for every check evaluated in the run."""
+    rows = []
+    for evaluation in result.get_asset_check_evaluations():
+        failed = evaluation.metadata.get("failed_rows")
+        rows.append((
+            evaluation.asset_key.to_user_string(),
+            evaluation.check_name,
+            evaluation.severity.value,
+            "pass" if evaluation.passed else "FAIL",
+            failed.value if failed is not None else "",
+        ))
+    return sorted(rows)
+
+
+def check_summary(rows: list[tuple]) -> list[tuple[str, str, str]]:
+    """One line per asset: how many of its checks passed, and which failed."""
+    by_asset: dict[str, list[tuple]] = {}
+    for row in rows:
+        by_asset.setdefault(row[0], []).append(row)
+    return [
+        (asset, f"{sum(r[3] == 'pass' for r in checks)}/{len(checks)}",
+         ", ".join(f"{r[1]} ({r[2]}: {r[4]})" for r in checks if r[3] == "FAIL"))
+        for asset, checks in by_asset.items()
+    ]
+
+
+def failed_error_checks(result) -> list[str]:
+    """``asset:check`` of every ERROR check that failed in the run."""
+    return [f"{asset}:{check}" for asset, check, severity, outcome, _ in check_rows(result)
+            if outcome == "FAIL" and severity == "ERROR"]
+
+
 def answer_questions(spark_resource, lake_resource, movie_id: int | None, user_id: int | None) -> list:
     """Run the SPEC's questions with Spark SQL over the access layer; returns (question, columns, rows)."""
     from movielake_dagster.datasets import ALL_DATASETS
@@ -101,6 +134,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"movielake: building the lake at {settings.lake} from {settings.landing}")
     result, resources = materialize_all(settings, verbose=args.verbose)
     print(tabulate(asset_rows(result), headers=["asset", "rows (or bytes)", "location"]))
+    checks = check_rows(result)
+    if checks:
+        print()
+        print(tabulate(check_summary(checks), headers=["asset", "checks passed", "failed (severity: rows)"]))
+    for asset, check, severity, outcome, failed in checks:
+        if outcome == "FAIL" and severity == "WARN":
+            print(f"movielake: warning: check {asset}:{check} failed ({failed} rows)", file=sys.stderr)
+    failed_checks = failed_error_checks(result)
+    if failed_checks:
+        print(f"movielake: error: {len(failed_checks)} ERROR check(s) failed: {', '.join(failed_checks)} "
+              "-> see the checks' metadata (failing rows and rule) in the Dagster UI or the table above",
+              file=sys.stderr)
+        return 1
     if not result.success:
         for event in result.get_step_failure_events():
             print(f"movielake: error: step {event.step_key} failed: {_root_error(event.event_specific_data.error)}",
