@@ -44,12 +44,15 @@ def _root_error(error_info) -> str:
 
 def materialize_all(settings: Settings, verbose: bool = False):
     """Build every asset of the lake in this process; returns the Dagster result and the resources."""
+    from movielake_dagster.assets.staging import check_landing
     from movielake_dagster.definitions import build_definitions
 
     defs = build_definitions(settings)
     resources = defs.resources
-    resources["lake"].prepare()  # fail fast, in one line, on an unreachable S3 endpoint
-    resources["spark"].get_session()  # ... or a missing Java / connector jars
+    # Fail fast, in one line, before any step runs: unreachable S3, missing raw files, Java or jars.
+    resources["lake"].prepare()
+    check_landing(resources["lake"])
+    resources["spark"].get_session()
     log_level = "INFO" if verbose else "WARNING"
     job = defs.resolve_job_def("materialize_lake")
     result = job.execute_in_process(
@@ -174,8 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_dagster_warnings() -> None:
+    """Dagster's API-maturity warnings are for developers of this project, not for its users."""
+    import warnings
+
+    import dagster as dg
+
+    for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _quiet_dagster_warnings()
     try:
         return args.handler(args)
     except MovielakeError as error:

@@ -1,6 +1,9 @@
 """Staging layer: the raw files exactly as they landed, copied into ``staging/`` under the seed's keys."""
 
 
+import re
+from pathlib import PurePosixPath
+
 import dagster as dg
 
 from movielake_dagster.datasets import STAGING_MOVIES, STAGING_RATINGS, STAGING_USERS, Dataset
@@ -14,6 +17,11 @@ MOVIE_FILES = {"movies.dat": "movies.dat", "movies.csv": "movies.csv"}
 RATING_FILES = {"ratings.dat": "ratings.dat", "ratings.csv": "ratings.csv"}
 USER_FILES = {"users_masterdata.json": "user_masterdata.json", "user_masterdata.json": "user_masterdata.json"}
 ML1M_USERS = {"users.dat": "users.dat"}
+# Ratings may also land as daily batches, ``ratings/2026-11-25.dat``: each is staged under its own name
+# next to the history file (``staging/ratings/2026-11-25.dat``) and is one partition of RATING_DAYS.
+BATCH_FOLDER = "ratings"
+BATCH_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(?:dat|csv)$")
+RATING_DAYS = dg.DailyPartitionsDefinition(start_date="1995-01-01", end_offset=1)
 
 
 def _find_landed(lake: LakeResource, dataset: Dataset, alternatives: dict,
@@ -28,6 +36,8 @@ def _find_landed(lake: LakeResource, dataset: Dataset, alternatives: dict,
         uri = lake.landing_file(landing_name)
         if uri:
             found.append((uri, staging_name))
+    if dataset == STAGING_RATINGS:
+        found += [(uri, name) for name, uri in sorted(landed_rating_batches(lake).items())]
     if not found:
         expected = " or ".join([*alternatives, *extras])
         raise InputMissingError(
@@ -35,6 +45,22 @@ def _find_landed(lake: LakeResource, dataset: Dataset, alternatives: dict,
             "put the file there, or point MOVIELAKE_LANDING / `movielake run --raw DIR` at the folder that has it",
         )
     return StagedFiles(tuple(uri for uri, _ in found), tuple(name for _, name in found))
+
+
+def landed_rating_batches(lake: LakeResource) -> dict[str, str]:
+    """Daily rating batches in the landing location: ``ratings/YYYY-MM-DD.dat`` (or ``.csv``) -> URI."""
+    batches = {}
+    for info in lake.store.list_files(f"{lake.landing.rstrip('/')}/{BATCH_FOLDER}"):
+        name = PurePosixPath(info.uri).name
+        if batch_day(name) is not None:
+            batches[name] = info.uri
+    return batches
+
+
+def batch_day(file_name: str) -> str | None:
+    """``2026-11-25.dat`` -> ``2026-11-25``; None for any other name."""
+    match = BATCH_FILE.match(file_name)
+    return match.group(1) if match else None
 
 
 def _staging_asset(dataset: Dataset, description: str, alternatives: dict[str, str],
@@ -76,4 +102,44 @@ staging_users = _staging_asset(
     extras=ML1M_USERS,
 )
 
-staging_assets = [staging_movies, staging_ratings, staging_users]
+
+
+@dg.asset(
+    key=dg.AssetKey(["staging", "rating_batch"]),
+    group_name="staging",
+    partitions_def=RATING_DAYS,
+    kinds={"file"},
+    metadata={"movielake/location_key": STAGING_RATINGS.key},
+)
+def staging_rating_batch(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    """One day's ratings batch, byte for byte: landing `ratings/<day>.dat` (or `.csv`) is copied to
+    `staging/ratings/<day>.dat`, next to the other staged rating files. One partition per day; a
+    partitioned run then cleanses that batch only and rewrites only the fact partitions it touches."""
+    day = context.partition_key
+    landed = {batch_day(name): (name, uri) for name, uri in landed_rating_batches(lake).items()}
+    if day not in landed:
+        raise InputMissingError(
+            f"no ratings batch for {day} (ratings/{day}.dat) in the landing location {lake.landing}",
+            "land the batch file, or run the daily job for a day that has one",
+        )
+    name, uri = landed[day]
+    target = lake.uri(STAGING_RATINGS, name)
+    lake.store.copy(uri, target)
+    return dg.MaterializeResult(metadata={
+        "dagster/uri": dg.MetadataValue.path(target),
+        "bytes": next((f.size for f in lake.store.list_files(lake.uri(STAGING_RATINGS)) if f.uri == target), 0),
+    })
+
+
+staging_assets = [staging_movies, staging_ratings, staging_users, staging_rating_batch]
+LANDING_FILES = (  # (dataset, one-of file names, optional extra file names)
+    (STAGING_MOVIES, MOVIE_FILES, {}),
+    (STAGING_RATINGS, RATING_FILES, {}),
+    (STAGING_USERS, USER_FILES, ML1M_USERS),
+)
+
+
+def check_landing(lake: LakeResource) -> None:
+    """Raise a one-line :class:`InputMissingError` when a required raw file has not landed."""
+    for dataset, alternatives, extras in LANDING_FILES:
+        _find_landed(lake, dataset, alternatives, extras)
