@@ -13,6 +13,7 @@ from typing import Sequence
 
 from tabulate import tabulate
 
+from movielake_dagster.catalog.commands import add_commands, answer_questions
 from movielake_dagster.errors import MovielakeError
 from movielake_dagster.settings import Settings
 
@@ -111,27 +112,6 @@ def failed_error_checks(result) -> list[str]:
             if outcome == "FAIL" and severity == "ERROR"]
 
 
-def answer_questions(spark_resource, lake_resource, movie_id: int | None, user_id: int | None) -> list:
-    """Run the SPEC's questions with Spark SQL over the access layer; returns (question, columns, rows)."""
-    from movielake_dagster.datasets import ALL_DATASETS
-    from movielake_dagster.questions import EXAMPLE_MOVIE_SQL, EXAMPLE_USER_SQL, QUESTIONS, render
-
-    session = spark_resource.get_session()
-    for dataset in ALL_DATASETS:
-        if dataset.layer == "access":
-            session.read.parquet(lake_resource.spark_uri(dataset)).createOrReplaceTempView(dataset.name)
-    if movie_id is None:
-        movie_id = session.sql(EXAMPLE_MOVIE_SQL).first()[0]
-    if user_id is None:
-        user_id = session.sql(EXAMPLE_USER_SQL).first()[0]
-    answers = []
-    for question in QUESTIONS:
-        text, sql = render(question, movie_id, user_id)
-        frame = session.sql(sql)
-        answers.append((text, frame.columns, [tuple(r) for r in frame.collect()]))
-    return answers
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     print(f"movielake: building the lake at {settings.lake} from {settings.landing}")
@@ -156,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         return 1
     print()
-    for text, columns, rows in answer_questions(resources["spark"], resources["lake"], args.movie_id, args.user_id):
+    for text, columns, rows in answer_questions(settings, args.movie_id, args.user_id):
         print(f"Q: {text}")
         print(tabulate(rows, headers=columns))
         print()
@@ -174,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--user-id", type=int, help="user for the per-user question; default: the lowest id")
     run.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step logs")
     run.set_defaults(handler=cmd_run)
+    add_commands(commands)  # crawl, query, dictionary
     return parser
 
 

@@ -11,6 +11,8 @@ import dagster as dg
 from movielake_dagster.assets.access import access_assets
 from movielake_dagster.assets.cleanse import cleanse_assets
 from movielake_dagster.assets.staging import staging_assets
+from movielake_dagster.catalog.resource import CatalogResource
+from movielake_dagster.catalog.sensor import crawl_catalog_job, crawl_sensor
 from movielake_dagster.checks import build_checks
 from movielake_dagster.io_managers import RawFilesIOManager, SparkParquetIOManager
 from movielake_dagster.resources import LakeResource, SparkResource
@@ -53,6 +55,8 @@ def build_resources(settings: Settings) -> dict:
         "spark": spark,
         "parquet_io_manager": SparkParquetIOManager(spark=spark, lake=lake),
         "raw_files_io_manager": RawFilesIOManager(lake=lake),
+        "catalog": CatalogResource(lake=lake, backend=settings.catalog, path=settings.catalog_path,
+                                   glue_endpoint=settings.glue_endpoint, region=settings.region),
     }
 
 
@@ -65,8 +69,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
-        jobs=[materialize_lake_job, materialize_unchecked_job, check_lake_job],
-        sensors=[FRESHNESS_SENSOR],
+        jobs=[materialize_lake_job, materialize_unchecked_job, check_lake_job, crawl_catalog_job],
+        sensors=[FRESHNESS_SENSOR, crawl_sensor],
         resources=build_resources(settings),
         executor=dg.in_process_executor,
     )

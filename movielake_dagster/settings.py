@@ -50,6 +50,12 @@ class Settings:
     """Folder with the S3A connector jars (``make setup`` fills it from Maven Central)."""
     dagster_home: str = ""
     """Dagster instance folder used by the CLI; empty means an ephemeral instance."""
+    catalog: str = "local"
+    """Metadata catalog the crawler writes: ``local`` (an embedded SQLite file) or ``glue`` (AWS Glue Data Catalog)."""
+    catalog_path: str = ""
+    """The local catalog's file; empty means ``catalog.db`` beside the layer folders (``.movielake/catalog.db`` for S3 lakes)."""
+    glue_endpoint: str = ""
+    """Glue API endpoint URL (moto, LocalStack); empty means AWS (or ``AWS_ENDPOINT_URL_GLUE``)."""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod

@@ -1,0 +1,50 @@
+"""The lake's metadata catalog: a crawler per layer writing to a local or an AWS Glue catalog.
+
+``open_catalog`` picks the backend from the settings; ``Crawler(location, files, catalog).crawl(layer)``
+registers a layer's tables; :mod:`.sensor` crawls a layer whenever its assets materialize;
+:mod:`.dictionary` renders ``docs/data_dictionary.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from movielake_dagster.catalog.backend import Catalog
+from movielake_dagster.catalog.crawler import Crawler
+from movielake_dagster.catalog.files import LakeFiles
+from movielake_dagster.catalog.model import CatalogColumn, CatalogPartition, CatalogTable, CrawlReport, TableChange
+from movielake_dagster.errors import ConfigurationError
+from movielake_dagster.lake import LakeLocation, ObjectStore
+
+BACKENDS = ("local", "glue")
+
+
+def default_catalog_path(location: LakeLocation) -> Path:
+    """``catalog.db`` beside the layer folders of a local lake; ``.movielake/catalog.db`` for an S3 lake."""
+    if location.is_s3:
+        return Path(".movielake") / "catalog.db"
+    return Path(location.roots["staging"]).parent / "catalog.db"
+
+
+def open_catalog(backend: str, location: LakeLocation, path: str = "", glue_endpoint: str = "",
+                 region: str = "us-east-1") -> Catalog:
+    if backend == "local":
+        from movielake_dagster.catalog.local import LocalCatalog
+
+        return LocalCatalog(path or default_catalog_path(location))
+    if backend == "glue":
+        from movielake_dagster.catalog.glue import GlueCatalog
+
+        return GlueCatalog(glue_endpoint, region)
+    raise ConfigurationError(f"MOVIELAKE_CATALOG={backend!r} is not a catalog backend",
+                             f"use one of {', '.join(BACKENDS)}")
+
+
+def build_crawler(location: LakeLocation, store: ObjectStore, catalog: Catalog) -> Crawler:
+    return Crawler(location, LakeFiles(store), catalog)
+
+
+__all__ = [
+    "BACKENDS", "Catalog", "CatalogColumn", "CatalogPartition", "CatalogTable", "Crawler", "CrawlReport",
+    "LakeFiles", "TableChange", "build_crawler", "default_catalog_path", "open_catalog",
+]

@@ -1,0 +1,154 @@
+"""The catalog's command-line commands: ``movielake crawl``, ``movielake query``, ``movielake dictionary``.
+
+``cli.py`` adds them with :func:`add_commands`; ``movielake run`` answers the SPEC's questions with
+:func:`answer_questions` (crawl, then SQL through the catalog).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from tabulate import tabulate
+
+from movielake_dagster.catalog import Catalog, CrawlReport, LakeFiles, build_crawler, open_catalog
+from movielake_dagster.errors import ConfigurationError
+from movielake_dagster.lake import LAYERS, LakeLocation, ObjectStore
+from movielake_dagster.settings import Settings
+
+
+def catalog_for(settings: Settings) -> tuple[Catalog, LakeLocation, ObjectStore]:
+    location = LakeLocation.parse(settings.lake)
+    store = ObjectStore(settings.s3_endpoint, settings.region)
+    return open_catalog(settings.catalog, location, settings.catalog_path, settings.glue_endpoint,
+                        settings.region), location, store
+
+
+def crawl(settings: Settings, layers=LAYERS) -> list[CrawlReport]:
+    catalog, location, store = catalog_for(settings)
+    crawler = build_crawler(location, store, catalog)
+    return [crawler.crawl(layer) for layer in layers]
+
+
+def sql_engine(settings: Settings):
+    from movielake_dagster.sql import SqlEngine
+
+    catalog, _, store = catalog_for(settings)
+    return SqlEngine(catalog, LakeFiles(store))
+
+
+def answer_questions(settings: Settings, movie_id: int | None, user_id: int | None) -> list:
+    """Crawl the lake, then run the SPEC's questions in SQL through the catalog: (question, columns, rows)."""
+    from movielake_dagster.questions import EXAMPLE_MOVIE_SQL, EXAMPLE_USER_SQL, QUESTIONS, render
+
+    crawl(settings)
+    engine = sql_engine(settings)
+    try:
+        if movie_id is None:
+            movie_id = engine.query(EXAMPLE_MOVIE_SQL).rows[0][0]
+        if user_id is None:
+            user_id = engine.query(EXAMPLE_USER_SQL).rows[0][0]
+        answers = []
+        for question in QUESTIONS:
+            text, sql = render(question, movie_id, user_id)
+            result = engine.query(sql)
+            answers.append((text, result.columns, result.rows))
+        return answers
+    finally:
+        engine.close()
+
+
+def _human_bytes(size: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
+
+
+def print_report(report: CrawlReport) -> None:
+    print(f"{report.layer}: {len(report.tables)} tables in {report.catalog} ({report.seconds:.2f} s)")
+    rows = []
+    for table in report.tables:
+        change = report.change_for(table.qualified_name)
+        rows.append((table.qualified_name, table.classification, table.record_count, _human_bytes(table.size_bytes),
+                     len(table.partitions) or "", change.summary().split(": ", 1)[1] if change else ""))
+    for change in report.changes:
+        if change.kind == "removed":
+            rows.append((change.table, "", "", "", "", "table removed"))
+    print(tabulate(rows, headers=["table", "format", "records", "size", "partitions", "since last crawl"]))
+    for warning in report.warnings:
+        print(f"movielake: warning: {warning}", file=sys.stderr)
+    print()
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(lake=args.lake)
+    layers = [args.layer] if args.layer else list(LAYERS)
+    if args.layer and args.layer not in LAYERS:
+        raise ConfigurationError(f"there is no layer {args.layer!r}", f"use --layer with one of {', '.join(LAYERS)}")
+    for report in crawl(settings, layers):
+        print_report(report)
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from movielake_dagster.sql import QueryError, is_read_only
+
+    if not is_read_only(args.sql):
+        raise QueryError("movielake query runs one read-only statement (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN)",
+                         "write a single SELECT; the lake is changed only by its Dagster assets")
+    engine = sql_engine(Settings.from_env(lake=args.lake))
+    try:
+        result = engine.query(args.sql)
+    finally:
+        engine.close()
+    shown = result.rows if args.max_rows <= 0 else result.rows[: args.max_rows]
+    print(tabulate(shown, headers=result.columns, tablefmt="psql", missingval="NULL", disable_numparse=True))
+    more = f", showing the first {len(shown)}" if len(shown) < len(result.rows) else ""
+    print(f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''}{more}; {result.seconds:.3f} s)")
+    for skipped in engine.skipped:
+        print(f"movielake: note: {skipped}", file=sys.stderr)
+    return 0
+
+
+def cmd_dictionary(args: argparse.Namespace) -> int:
+    from movielake_dagster.catalog.dictionary import DICTIONARY_PATH, is_stale, write_dictionary
+
+    path = Path(args.output) if args.output else DICTIONARY_PATH
+    if args.check:
+        if is_stale(path):
+            print(f"movielake: error: {path} is stale -> run `movielake dictionary` and commit it", file=sys.stderr)
+            return 1
+        print(f"{path} is up to date")
+        return 0
+    stats = None
+    if args.with_stats:
+        catalog, _, _ = catalog_for(Settings.from_env(lake=args.lake))
+        stats = {t.qualified_name: t for layer in LAYERS for t in catalog.list_tables(layer)}
+    print(f"wrote {write_dictionary(path, stats)}")
+    return 0
+
+
+def add_commands(commands) -> None:
+    """Add ``crawl``, ``query`` and ``dictionary`` to the ``movielake`` sub-command parser."""
+    crawl_parser = commands.add_parser("crawl", help="register the lake's tables in the catalog and report changes")
+    crawl_parser.add_argument("--layer", choices=LAYERS, help="crawl only this layer; default: all three")
+    crawl_parser.add_argument("--lake", help="lake location; default MOVIELAKE_LAKE or .movielake/lake")
+    crawl_parser.set_defaults(handler=cmd_crawl)
+
+    query = commands.add_parser("query", help="run SQL on the lake's tables (default schema: access)")
+    query.add_argument("sql", help='e.g. "SELECT hour_of_day, COUNT(*) FROM access.fct_rating GROUP BY 1"')
+    query.add_argument("--lake", help="lake location; default MOVIELAKE_LAKE or .movielake/lake")
+    query.add_argument("--max-rows", type=int, default=100, help="rows to print (0: all); default 100")
+    query.set_defaults(handler=cmd_query)
+
+    dictionary = commands.add_parser("dictionary", help="write docs/data_dictionary.md from the code and catalog")
+    dictionary.add_argument("--check", action="store_true", help="fail if the file is not what would be written")
+    dictionary.add_argument("--output", help="where to write; default docs/data_dictionary.md in the repo")
+    dictionary.add_argument("--with-stats", action="store_true",
+                            help="add crawled record counts from the catalog (a one-off report; do not commit)")
+    dictionary.add_argument("--lake", help="lake location for --with-stats")
+    dictionary.set_defaults(handler=cmd_dictionary)

@@ -1,0 +1,309 @@
+"""The crawler: one layer's files in, that layer's database of tables out, plus what changed.
+
+Like a Glue crawler it lists the layer, groups files into tables (each dataset declared in
+``datasets.py`` by its key; any other folder of data files as a discovered table), infers each
+table's columns and types from the files themselves (Parquet footers; the first lines of raw
+files), and registers the tables in the layer's database with the descriptions declared in code.
+Data whose files did not change since the last crawl (same sizes and ETags/mtimes) is not read again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from movielake_dagster.catalog.backend import Catalog
+from movielake_dagster.catalog.files import LakeFiles, is_hidden
+from movielake_dagster.catalog.formats import (
+    PARQUET,
+    PARTITION_SEGMENT,
+    RAW_LAYOUTS,
+    hive_type,
+    layout_for,
+    partition_type,
+    sniff_raw,
+)
+from movielake_dagster.catalog.model import (
+    CRAWLER_NAME,
+    CatalogColumn,
+    CatalogPartition,
+    CatalogTable,
+    CrawlReport,
+    TableChange,
+)
+from movielake_dagster.datasets import ALL_DATASETS, Dataset
+from movielake_dagster.errors import ConfigurationError
+from movielake_dagster.lake import LAYERS, FileInfo, LakeLocation
+
+LAYER_DESCRIPTIONS = {
+    "staging": "The raw files exactly as they landed (movielake staging layer).",
+    "cleanse": "Typed, cleansed Parquet datasets and the quarantine of rejected records (movielake cleanse layer).",
+    "access": "The ratings star schema for SQL users (movielake access layer).",
+}
+
+
+def declared_datasets(layer: str) -> list[Dataset]:
+    return [d for d in ALL_DATASETS if d.layer == layer]
+
+
+@dataclass
+class _Group:
+    """The files of one table: a declared dataset or a discovered folder."""
+
+    key: str
+    name: str
+    dataset: Dataset | None
+    files: list[tuple[str, FileInfo]] = field(default_factory=list)  # (key relative to the table, file)
+
+
+class Crawler:
+    def __init__(self, location: LakeLocation, files: LakeFiles, catalog: Catalog):
+        self.location = location
+        self.files = files
+        self.catalog = catalog
+
+    def crawl(self, layer: str) -> CrawlReport:
+        if layer not in LAYERS:
+            raise ConfigurationError(f"there is no layer {layer!r}", f"crawl one of {', '.join(LAYERS)}")
+        clock = time.perf_counter()
+        now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+        warnings: list[str] = []
+        self.catalog.ensure_database(layer, LAYER_DESCRIPTIONS[layer])
+        previous = {t.name: t for t in self.catalog.list_tables(layer)}
+        groups = self._group(layer, warnings)
+        tables, changes = [], []
+        for group in groups:
+            before = previous.get(group.name)
+            table = self._table(layer, group, before, now, warnings)
+            change = diff_tables(before, table)
+            self.catalog.put_table(table, partitions_changed=bool(
+                before is None or change.partitions_added or change.partitions_removed or change.data_changed
+                or change.other or change.partition_keys_changed))
+            tables.append(table)
+            changes.append(change)
+        discovered = {g.name for g in groups}
+        for name, table in sorted(previous.items()):
+            if name not in discovered and table.crawler == CRAWLER_NAME:
+                self.catalog.delete_table(layer, name)
+                changes.append(TableChange(table.qualified_name, "removed"))
+        report = CrawlReport(layer, self.catalog.describe(), now, time.perf_counter() - clock,
+                             tuple(tables), tuple(changes), tuple(warnings))
+        self.catalog.record_crawl(report)
+        return report
+
+    # -- discovery -----------------------------------------------------------------------------
+    def _group(self, layer: str, warnings: list[str]) -> list[_Group]:
+        root = self.location.uri(layer)
+        datasets = sorted(declared_datasets(layer), key=lambda d: len(d.key), reverse=True)
+        groups: dict[str, _Group] = {}
+        for info in self.files.list(root):
+            relative = info.uri[len(root):].lstrip("/")
+            if is_hidden(relative):
+                continue
+            for dataset in datasets:
+                if relative.startswith(dataset.key.rstrip("/") + "/"):
+                    group = groups.setdefault(dataset.key, _Group(dataset.key, dataset.name, dataset))
+                    group.files.append((relative[len(dataset.key) + 1:], info))
+                    break
+            else:
+                folder = relative.rpartition("/")[0]
+                parts = folder.split("/") if folder else []
+                while parts and PARTITION_SEGMENT.match(parts[-1]):
+                    parts.pop()
+                if not parts:
+                    warnings.append(f"{layer}: {relative} is outside any dataset folder; not registered")
+                    continue
+                key = "/".join(parts)
+                name = parts[-1].lower().replace("-", "_").replace(".", "_")
+                group = groups.setdefault(key, _Group(key, name, None))
+                group.files.append((relative[len(key) + 1:], info))
+        names: dict[str, str] = {}
+        for group in sorted(groups.values(), key=lambda g: (g.dataset is None, g.key)):
+            if group.name in names:  # two discovered folders with the same last segment
+                group.name = group.key.lower().replace("/", "_").replace("-", "_")
+            names[group.name] = group.key
+            if group.dataset is None:
+                warnings.append(f"{layer}.{group.name}: discovered at {group.key}/ but not declared in datasets.py")
+        return sorted(groups.values(), key=lambda g: g.name)
+
+    # -- one table -----------------------------------------------------------------------------
+    def _table(self, layer: str, group: _Group, before: CatalogTable | None, now: str,
+               warnings: list[str]) -> CatalogTable:
+        location = self._folder_uri(layer, group.key)
+        raw = (group.dataset.format == "raw") if group.dataset else not any(
+            rel.endswith(".parquet") for rel, _ in group.files)
+        data_files = group.files if raw else [(r, f) for r, f in group.files if r.endswith(".parquet")]
+        fingerprint = hashlib.sha256("\n".join(
+            f"{rel}\t{info.size}\t{info.etag}" for rel, info in sorted(data_files, key=lambda x: x[0])
+        ).encode()).hexdigest()[:20]
+        description = group.dataset.description if group.dataset else "Discovered by the crawler; not declared in datasets.py."
+        base = dict(database=layer, name=group.name, description=description, location=location,
+                    fingerprint=fingerprint, last_crawled=now, dataset_key=group.dataset.key if group.dataset else "",
+                    size_bytes=sum(f.size for _, f in data_files), files=len(data_files))
+        if before is not None and before.fingerprint == fingerprint and before.location == location:
+            # Same files as last time: keep what was read from them, refresh what comes from code.
+            table = before.with_changes(**{k: v for k, v in base.items() if not (raw and k == "description")})
+            table = table.with_changes(columns=self._describe(group.dataset, table.columns),
+                                       partition_keys=self._describe(group.dataset, table.partition_keys))
+        elif raw:
+            table = self._raw_table(group, base, warnings)
+        else:
+            table = self._parquet_table(layer, group, data_files, base, warnings)
+        if group.dataset is not None and not raw:
+            warnings.extend(contract_drift(group.dataset, table))
+        return table
+
+    def _folder_uri(self, layer: str, key: str) -> str:
+        uri = self.location.uri(layer, key)
+        return uri + "/" if uri.startswith("s3://") else uri
+
+    def _describe(self, dataset: Dataset | None, columns) -> tuple[CatalogColumn, ...]:
+        if dataset is None or dataset.format == "raw":
+            return tuple(columns)
+        declared = {c.name: c.description for c in dataset.columns}
+        return tuple(CatalogColumn(c.name, c.type, declared.get(c.name, "")) for c in columns)
+
+    def _parquet_table(self, layer: str, group: _Group, data_files, base: dict, warnings: list[str]) -> CatalogTable:
+        columns: dict[str, str] = {}
+        key_names: tuple[str, ...] | None = None
+        partitions: dict[tuple[str, ...], dict] = {}
+        records = 0
+        for relative, info in sorted(data_files, key=lambda x: x[0]):
+            segments = relative.split("/")[:-1]
+            pairs = [PARTITION_SEGMENT.match(s) for s in segments]
+            if not all(pairs):
+                warnings.append(f"{layer}.{group.name}: {relative} sits in a folder that is not a partition")
+                continue
+            names = tuple(m.group(1) for m in pairs)
+            if key_names is None:
+                key_names = names
+            elif names != key_names:
+                warnings.append(f"{layer}.{group.name}: {relative} has partition keys {names}, expected {key_names}")
+                continue
+            schema, rows = self.files.parquet_footer(info.uri)
+            records += rows
+            for arrow_field in schema:
+                type_ = hive_type(arrow_field.type)
+                if arrow_field.name in names:
+                    continue
+                if arrow_field.name not in columns:
+                    columns[arrow_field.name] = type_
+                elif columns[arrow_field.name] != type_:
+                    warnings.append(f"{layer}.{group.name}: column {arrow_field.name} is {columns[arrow_field.name]} "
+                                    f"in some files and {type_} in {relative}")
+            if names:
+                values = tuple(m.group(2) for m in pairs)
+                part = partitions.setdefault(values, {"records": 0, "bytes": 0, "files": 0})
+                part["records"] += rows
+                part["bytes"] += info.size
+                part["files"] += 1
+        key_names = key_names or ()
+        declared = {c.name: c for c in group.dataset.columns} if group.dataset else {}
+        partition_keys = tuple(
+            CatalogColumn(name, declared[name].type if name in declared else
+                          partition_type([values[i] for values in partitions]),
+                          declared[name].description if name in declared else "")
+            for i, name in enumerate(key_names)
+        )
+        table_location = base["location"]
+        return CatalogTable(
+            **base,
+            storage=PARQUET,
+            columns=self._describe(group.dataset, [CatalogColumn(n, t) for n, t in columns.items()]),
+            partition_keys=partition_keys,
+            partitions=tuple(
+                CatalogPartition(values, self._partition_uri(table_location, key_names, values),
+                                 stats["records"], stats["bytes"], stats["files"])
+                for values, stats in sorted(partitions.items(), key=lambda kv: _sortable(kv[0]))
+            ),
+            record_count=records,
+        )
+
+    @staticmethod
+    def _partition_uri(table_location: str, names, values) -> str:
+        suffix = "/".join(f"{n}={v}" for n, v in zip(names, values))
+        if table_location.endswith("/"):
+            return f"{table_location}{suffix}/"
+        return f"{table_location}/{suffix}"
+
+    def _raw_table(self, group: _Group, base: dict, warnings: list[str]) -> CatalogTable:
+        def priority(item):
+            relative = item[0]
+            name = relative.rpartition("/")[2]
+            layout = layout_for(name)
+            return (RAW_LAYOUTS.index(layout) if layout else len(RAW_LAYOUTS), relative)
+
+        files = sorted(group.files, key=priority)
+        sniffs = [(relative, info, sniff_raw(relative.rpartition("/")[2], self.files.head(info.uri)))
+                  for relative, info in files]
+        primary = sniffs[0][2]
+        records, names, others = 0, [], []
+        for relative, info, sniff in sniffs:
+            if sniff.kind != primary.kind or sniff.columns != primary.columns:
+                others.append(relative)
+                continue
+            names.append(relative)
+            records += self.files.count_lines(info.uri) - (1 if sniff.header else 0)
+        if others:
+            warnings.append(f"staging.{group.name}: {', '.join(others)} has another layout than {names[0]}; "
+                            f"the table describes {', '.join(names)} (Athena reads every file in the folder)")
+        parameters = {"encoding": primary.encoding, "files": ",".join(names)}
+        if others:
+            parameters["other_files"] = ",".join(others)
+        description = base.pop("description")
+        layouts = {layout_for(n.rpartition("/")[2]) for n in names} - {None}
+        if layouts:
+            description += " Layout: " + " ".join(sorted(layout.description for layout in layouts))
+        return CatalogTable(**base, description=description, storage=primary.storage, columns=primary.columns,
+                            record_count=records, parameters=parameters)
+
+
+def _sortable(values: tuple[str, ...]):
+    return tuple((0, int(v), "") if v.lstrip("-").isdigit() else (1, 0, v) for v in values)
+
+
+def contract_drift(dataset: Dataset, table: CatalogTable) -> list[str]:
+    """Where the stored files differ from the columns and types declared in datasets.py."""
+    found = {c.name: c.type for c in (*table.columns, *table.partition_keys)}
+    declared = {c.name: c.type for c in dataset.columns}
+    problems = []
+    for name, type_ in declared.items():
+        if name not in found:
+            problems.append(f"{table.qualified_name}: declared column {name} is not in the files")
+        elif found[name] != type_:
+            problems.append(f"{table.qualified_name}: column {name} is {found[name]} in the files, declared {type_}")
+    for name in found:
+        if name not in declared:
+            problems.append(f"{table.qualified_name}: column {name} is in the files but not declared")
+    return problems
+
+
+def diff_tables(before: CatalogTable | None, after: CatalogTable) -> TableChange:
+    if before is None:
+        return TableChange(after.qualified_name, "added", columns_added=tuple(c.name for c in after.columns),
+                           partitions_added=tuple("/".join(p.values) for p in after.partitions), data_changed=True)
+    old = {c.name: c.type for c in before.columns}
+    new = {c.name: c.type for c in after.columns}
+    old_parts = {"/".join(p.values) for p in before.partitions}
+    new_parts = {"/".join(p.values) for p in after.partitions}
+    other = []
+    if before.location != after.location:
+        other.append(f"location {before.location} -> {after.location}")
+    if before.classification != after.classification:
+        other.append(f"format {before.classification} -> {after.classification}")
+    change = TableChange(
+        after.qualified_name,
+        "updated",
+        columns_added=tuple(n for n in new if n not in old),
+        columns_removed=tuple(n for n in old if n not in new),
+        columns_retyped=tuple((n, old[n], new[n]) for n in new if n in old and old[n] != new[n]),
+        partition_keys_changed=[(c.name, c.type) for c in before.partition_keys]
+        != [(c.name, c.type) for c in after.partition_keys],
+        partitions_added=tuple(sorted(new_parts - old_parts)),
+        partitions_removed=tuple(sorted(old_parts - new_parts)),
+        data_changed=before.fingerprint != after.fingerprint,
+        other=tuple(other),
+    )
+    return change if change.changed else TableChange(after.qualified_name, "unchanged")

@@ -1,0 +1,87 @@
+"""Reading just enough of the lake's files to catalog them: listings, Parquet footers, raw heads.
+
+Listings come from the lake's :class:`~movielake_dagster.lake.ObjectStore` (local or S3 via boto3);
+Parquet footers are read with pyarrow, which reaches S3 itself (endpoint and region as configured,
+credentials from the AWS default chain). No JVM and no DuckDB extension is needed.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlparse
+
+from movielake_dagster.lake import FileInfo, ObjectStore, s3_errors
+
+
+def is_hidden(relative_key: str) -> bool:
+    """Spark's ``_SUCCESS``, ``.crc`` files and half-written ``.x.__writing`` folders: not data (as in Athena)."""
+    return any(part.startswith((".", "_")) for part in relative_key.split("/") if part)
+
+
+class LakeFiles:
+    def __init__(self, store: ObjectStore):
+        self.store = store
+
+    def list(self, uri: str) -> list[FileInfo]:
+        return list(self.store.list_files(uri))
+
+    @cached_property
+    def arrow_s3(self):
+        from pyarrow import fs
+
+        endpoint = self.store.endpoint_url
+        kwargs: dict = {"region": self.store.region}
+        if endpoint:
+            parsed = urlparse(endpoint)
+            kwargs["endpoint_override"] = parsed.netloc or parsed.path
+            kwargs["scheme"] = parsed.scheme or "https"
+        return fs.S3FileSystem(**kwargs)
+
+    def arrow_path(self, uri: str):
+        """(pyarrow filesystem, path) for a local path or an ``s3://`` URL."""
+        if uri.startswith("s3://"):
+            parsed = urlparse(uri)
+            return self.arrow_s3, f"{parsed.netloc}/{parsed.path.lstrip('/')}".rstrip("/")
+        from pyarrow import fs
+
+        return fs.LocalFileSystem(), str(Path(uri))
+
+    def parquet_footer(self, uri: str):
+        """(Arrow schema, row count) from a Parquet file's footer, without reading its data."""
+        import pyarrow.parquet as pq
+
+        filesystem, path = self.arrow_path(uri)
+        with s3_errors(self.store.endpoint_url, urlparse(uri).netloc):
+            with filesystem.open_input_file(path) as handle:
+                metadata = pq.ParquetFile(handle).metadata
+                return metadata.schema.to_arrow_schema(), metadata.num_rows
+
+    def head(self, uri: str, size: int = 64 * 1024) -> bytes:
+        if uri.startswith("s3://"):
+            parsed = urlparse(uri)
+            with s3_errors(self.store.endpoint_url, parsed.netloc):
+                response = self.store.s3.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"),
+                                                    Range=f"bytes=0-{size - 1}")
+                return response["Body"].read()
+        with open(uri, "rb") as handle:
+            return handle.read(size)
+
+    def count_lines(self, uri: str) -> int:
+        """Lines in a text file (a last line without a newline counts), streamed in 1 MiB chunks."""
+        lines = 0
+        last = b"\n"
+        for chunk in self._chunks(uri):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+        return lines + (0 if last == b"\n" else 1)
+
+    def _chunks(self, uri: str):
+        if uri.startswith("s3://"):
+            parsed = urlparse(uri)
+            with s3_errors(self.store.endpoint_url, parsed.netloc):
+                body = self.store.s3.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"]
+                yield from iter(lambda: body.read(1 << 20), b"")
+            return
+        with open(uri, "rb") as handle:
+            yield from iter(lambda: handle.read(1 << 20), b"")

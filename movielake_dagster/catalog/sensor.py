@@ -1,0 +1,122 @@
+"""Crawl a layer whenever its assets materialize: the ``crawl_catalog`` job and its sensor.
+
+The sensor's cursor holds, per layer, the storage id of the newest materialization it has
+seen; a tick requests one crawl for every layer with a newer one (however many of the layer's
+assets were materialized), and nothing when there is none. Each crawl is a run of
+``crawl_catalog`` that records an observation on every crawled dataset's asset, with the table's
+statistics and what changed since the last crawl in its metadata.
+"""
+
+
+import json
+
+import dagster as dg
+
+from movielake_dagster.catalog.model import CatalogTable, CrawlReport
+from movielake_dagster.catalog.resource import CatalogResource
+from movielake_dagster.datasets import ALL_DATASETS
+from movielake_dagster.lake import LAYERS
+
+JOB_NAME = "crawl_catalog"
+
+
+class CrawlConfig(dg.Config):
+    layer: str = "access"
+    """Which layer to crawl: staging, cleanse or access."""
+
+
+def crawl_run_config(layer: str) -> dict:
+    return {"ops": {"crawl_layer": {"config": {"layer": layer}}}}
+
+
+@dg.op(out=dg.Out(dg.Nothing), description="Crawl one layer of the lake and register its tables in the catalog.")
+def crawl_layer(context: dg.OpExecutionContext, config: CrawlConfig, catalog: CatalogResource):
+    report = catalog.crawler().crawl(config.layer)
+    for table in report.tables:
+        context.log_event(dg.AssetObservation(asset_key=dg.AssetKey([table.database, table.name]),
+                                              metadata=observation_metadata(table, report)))
+    for line in report.summary_lines() or [f"{config.layer}: no changes since the last crawl"]:
+        context.log.info(line)
+    for warning in report.warnings:
+        context.log.warning(warning)
+    yield dg.Output(None, metadata={
+        "layer": config.layer,
+        "catalog": report.catalog,
+        "tables": len(report.tables),
+        "changed": report.changed,
+        "changes": dg.MetadataValue.md(changes_markdown(report)),
+        "warnings": dg.MetadataValue.json(list(report.warnings)),
+        "crawl_seconds": round(report.seconds, 3),
+    })
+
+
+@dg.job(name=JOB_NAME, description="Crawl one layer (run config `layer`) into the metadata catalog.",
+        tags={"movielake/kind": "crawl"})
+def crawl_catalog_job():
+    crawl_layer()
+
+
+def observation_metadata(table: CatalogTable, report: CrawlReport) -> dict:
+    change = report.change_for(table.qualified_name)
+    metadata = {
+        "catalog/table": table.qualified_name,
+        "catalog/change": change.summary() if change else "",
+        "catalog/schema_changed": bool(change and (change.kind == "added" or change.schema_changed)),
+        "dagster/row_count": table.record_count,
+        "size_bytes": table.size_bytes,
+        "files": table.files,
+        "classification": table.classification,
+        "location": dg.MetadataValue.path(table.location),
+        "last_crawled": table.last_crawled,
+        "dagster/column_schema": dg.TableSchema(columns=[
+            dg.TableColumn(c.name, c.type, description=c.description or None)
+            for c in (*table.columns, *table.partition_keys)
+        ]),
+    }
+    if change is not None:
+        if change.columns_added and change.kind != "added":
+            metadata["columns_added"] = dg.MetadataValue.json(list(change.columns_added))
+        if change.columns_removed:
+            metadata["columns_removed"] = dg.MetadataValue.json(list(change.columns_removed))
+        if change.columns_retyped:
+            metadata["columns_retyped"] = dg.MetadataValue.json(
+                {name: f"{old} -> {new}" for name, old, new in change.columns_retyped})
+    if table.partition_keys:
+        metadata["partition_keys"] = dg.MetadataValue.json([k.name for k in table.partition_keys])
+        metadata["partitions"] = len(table.partitions)
+    return metadata
+
+
+def changes_markdown(report: CrawlReport) -> str:
+    lines = report.summary_lines()
+    if not lines:
+        return f"No changes in `{report.layer}` since the last crawl."
+    return "\n".join(f"- {line}" for line in lines)
+
+
+def layer_asset_keys(layer: str) -> list[dg.AssetKey]:
+    return [d.asset_key for d in ALL_DATASETS if d.layer == layer]
+
+
+def crawl_requests(instance: dg.DagsterInstance, cursor: str | None) -> tuple[list[dg.RunRequest], str]:
+    """The crawls due since ``cursor`` (one per layer with a new materialization) and the new cursor."""
+    seen = json.loads(cursor) if cursor else {}
+    requests = []
+    for layer in LAYERS:
+        records = instance.get_asset_records(layer_asset_keys(layer))
+        newest = max((r.asset_entry.last_materialization_storage_id or 0 for r in records), default=0)
+        if newest > seen.get(layer, 0):
+            requests.append(dg.RunRequest(run_key=f"crawl-{layer}-{newest}", run_config=crawl_run_config(layer),
+                                          tags={"movielake/layer": layer}))
+            seen[layer] = newest
+    return requests, json.dumps(seen, sort_keys=True)
+
+
+@dg.sensor(name="crawl_on_materialization", job=crawl_catalog_job, minimum_interval_seconds=30,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Crawls a layer into the catalog after any of its assets materialized.")
+def crawl_sensor(context: dg.SensorEvaluationContext):
+    requests, cursor = crawl_requests(context.instance, context.cursor)
+    if not requests:
+        return dg.SkipReason("no layer was materialized since the last crawl")
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
