@@ -9,6 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from movielake_dagster.assets.access import access_assets
+from movielake_dagster.assets.analytics import analytics_assets
 from movielake_dagster.assets.cleanse import cleanse_assets
 from movielake_dagster.assets.staging import staging_assets
 from movielake_dagster.catalog.resource import CatalogResource
@@ -16,19 +17,28 @@ from movielake_dagster.catalog.sensor import crawl_catalog_job, crawl_sensor
 from movielake_dagster.checks import build_checks
 from movielake_dagster.io_managers import RawFilesIOManager, SparkParquetIOManager
 from movielake_dagster.resources import LakeResource, SparkResource
+from movielake_dagster.schedules import (
+    WHOLE_LAKE,
+    access_freshness_policy,
+    build_daily_job,
+    build_daily_schedule,
+    retry_policy,
+)
+from movielake_dagster.sensors.new_data import build_new_data_sensor
+from movielake_dagster.sensors.run_failure import build_run_failure_sensor
 from movielake_dagster.settings import Settings
 
-ALL_ASSETS = [*staging_assets, *cleanse_assets, *access_assets]
+ALL_ASSETS = [*staging_assets, *cleanse_assets, *access_assets, *analytics_assets]
 ALL_CHECKS, FRESHNESS_SENSOR = build_checks()
 
 materialize_lake_job = dg.define_asset_job(
     "materialize_lake",
-    selection=dg.AssetSelection.all(),
+    selection=WHOLE_LAKE,
     description="Build the whole lake: stage the landed files, cleanse them, and publish the star schema.",
 )
 materialize_unchecked_job = dg.define_asset_job(
     "materialize_lake_unchecked",
-    selection=dg.AssetSelection.all().without_checks(),
+    selection=WHOLE_LAKE.without_checks(),
     description="Build the whole lake without running its quality checks (nothing is blocked).",
 )
 check_lake_job = dg.define_asset_job(
@@ -66,14 +76,30 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     The in-process executor runs every step of a run in one process, so one Spark JVM serves the
     whole run (see ``resources/spark.py``).
     """
-    return dg.Definitions(
+    retries = retry_policy(settings)
+    lake_jobs = [with_retries(job, retries) for job in (materialize_lake_job, materialize_unchecked_job)]
+    daily_job = build_daily_job(settings)
+    access = dg.AssetSelection.groups("access")
+    defs = dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
-        jobs=[materialize_lake_job, materialize_unchecked_job, check_lake_job, crawl_catalog_job],
-        sensors=[FRESHNESS_SENSOR, crawl_sensor],
+        jobs=[*lake_jobs, daily_job, check_lake_job, crawl_catalog_job],
+        schedules=[build_daily_schedule(settings, daily_job)],
+        sensors=[FRESHNESS_SENSOR, crawl_sensor, build_new_data_sensor(settings, [daily_job, lake_jobs[0]]),
+                 build_run_failure_sensor(settings)],
         resources=build_resources(settings),
         executor=dg.in_process_executor,
     )
+    fresh = access_freshness_policy(settings)  # the access layer is late when not updated by fresh_by
+    return defs.map_resolved_asset_specs(func=lambda spec: dg.apply_freshness_policy(spec, fresh), selection=access)
+
+
+def with_retries(job: dg.UnresolvedAssetJobDefinition, policy: dg.RetryPolicy | None):
+    """The same job with the settings' retry policy for its steps."""
+    if policy is None:
+        return job
+    return dg.define_asset_job(job.name, selection=job.selection, description=job.description, tags=job.tags,
+                               partitions_def=job.partitions_def, op_retry_policy=policy)
 
 
 @dg.definitions

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from dagster import Failure
 
-class MovielakeError(Exception):
+
+class MovielakeError(Failure):
     """A problem the user can fix: bad configuration, a missing input, an unreachable endpoint.
 
-    ``str(error)`` is a single line: what is wrong, then what to do about it.
+    ``str(error)`` is a single line: what is wrong, then what to do about it. Raised inside a step,
+    it is a Dagster ``Failure`` that the retry policy does not retry (a retry cannot fix it), except
+    where ``retryable`` says it may be transient.
     """
+
+    retryable = False
 
     def __init__(self, problem: str, fix: str):
         self.problem = problem
         self.fix = fix
-        super().__init__(f"{problem} -> {fix}")
+        super().__init__(f"{problem} -> {fix}", allow_retries=self.retryable)
 
 
 class ConfigurationError(MovielakeError):
@@ -25,6 +31,8 @@ class InputMissingError(MovielakeError):
 
 class EndpointError(MovielakeError):
     """An S3 (or Glue) endpoint cannot be reached, or refuses the credentials."""
+
+    retryable = True  # a dropped connection or throttling passes; the retry policy backs off
 
 
 class EnvironmentProblem(MovielakeError):

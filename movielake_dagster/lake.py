@@ -84,6 +84,7 @@ class FileInfo:
     uri: str
     size: int
     etag: str  # content fingerprint: the S3 ETag, or size+mtime locally
+    modified: float = 0.0  # last modification, seconds since the epoch (S3: LastModified)
 
 
 class ObjectStore:
@@ -137,14 +138,15 @@ class ObjectStore:
             with s3_errors(self.endpoint_url, bucket):
                 for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
                     for obj in page.get("Contents", []):
-                        yield FileInfo(f"s3://{bucket}/{obj['Key']}", obj["Size"], obj["ETag"].strip('"'))
+                        yield FileInfo(f"s3://{bucket}/{obj['Key']}", obj["Size"], obj["ETag"].strip('"'),
+                                       obj["LastModified"].timestamp())
             return
         root = Path(prefix_uri)
         if not root.exists():
             return
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             stat = path.stat()
-            yield FileInfo(str(path), stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}")
+            yield FileInfo(str(path), stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_mtime)
 
     def exists(self, uri: str) -> bool:
         if uri.startswith("s3://"):

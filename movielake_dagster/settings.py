@@ -56,6 +56,22 @@ class Settings:
     """The local catalog's file; empty means ``catalog.db`` beside the layer folders (``.movielake/catalog.db`` for S3 lakes)."""
     glue_endpoint: str = ""
     """Glue API endpoint URL (moto, LocalStack); empty means AWS (or ``AWS_ENDPOINT_URL_GLUE``)."""
+    schedule_time: str = "06:00"
+    """Local time (HH:MM, in ``schedule_timezone``) at which the daily update starts."""
+    schedule_timezone: str = "UTC"
+    """IANA time zone of the schedule and of the freshness deadline (e.g. ``Europe/Berlin``)."""
+    fresh_by: str = "07:00"
+    """Deadline (HH:MM, ``schedule_timezone``) by which the access layer must have been refreshed that day."""
+    landing_settle_seconds: int = 60
+    """A landed file younger than this is still being written: the new-data sensor waits for it."""
+    step_retries: int = 2
+    """Retries of a failed step (S3 throttling, a dropped connection, a lost executor); 0 disables."""
+    retry_delay_seconds: int = 15
+    """Wait before the first retry; it doubles for each further one (with jitter)."""
+    automation: str = "stopped"
+    """Initial state of the daily schedule and the new-data sensor: ``stopped`` or ``running``."""
+    alert_webhook: str = ""
+    """URL that the run-failure sensor POSTs ``{"text": ...}`` to (Slack/Teams style); empty: log only."""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod

@@ -27,8 +27,12 @@ from movielake_dagster.datasets import (
     USERS,
     Dataset,
 )
+from movielake_dagster.assets.staging import batch_day, staging_rating_batch
+from movielake_dagster.errors import InputMissingError
 from movielake_dagster.io_managers import StagedFiles
-from movielake_dagster.resources import SparkResource
+from movielake_dagster.io_managers.parquet import current_table
+from movielake_dagster.resources import LakeResource, SparkResource
+from movielake_dagster.transforms import incremental
 from movielake_dagster.transforms import movies as movie_rules
 from movielake_dagster.transforms import ratings as rating_rules
 from movielake_dagster.transforms import users as user_rules
@@ -192,20 +196,57 @@ def cleanse_users(raw_users: StagedFiles, spark: SparkResource):
         "users": dg.AssetIn(USERS.asset_key),
         "movies": dg.AssetIn(MOVIES.asset_key),
     },
+    deps=[staging_rating_batch],
 )
-def cleanse_ratings(raw_ratings: StagedFiles, users: DataFrame, movies: DataFrame, spark: SparkResource):
+def cleanse_ratings(context: dg.AssetExecutionContext, raw_ratings: StagedFiles, users: DataFrame,
+                    movies: DataFrame, spark: SparkResource, lake: LakeResource):
     """Typed ratings, one per (user, movie), and the quarantine of rejected rating lines.
 
     `rated_at` is the UTC timestamp of the unix seconds (time of day kept), `rating_date` its date.
     Rejected: malformed lines, empty or non-numeric ids, ratings outside 0.5-5.0 in half steps,
     timestamps in the future, ratings of users not in the master data or of unknown movies, and
     earlier ratings of a (user, movie) that was rated again later (the latest wins).
+
+    In a run for one day (a partition of `staging/rating_batch`) only that day's batch file is read
+    and cleansed; it is then merged into the ratings the lake already has (see
+    `transforms/incremental.py`): a later rating replaces the stored one, an earlier one is quarantined.
     """
     session = spark.get_session()
+    if context.has_partition_key:
+        yield from _cleanse_rating_batch(context.partition_key, raw_ratings, users, movies, session, lake)
+        return
     raw = read_raw(session, list(raw_ratings.uris), CSV_HEADERS["ratings"])
     checked = rating_rules.classify_ratings(raw.lines, raw.file_format, _now_epoch())
     classified = rating_rules.resolve_ratings(checked, users, movies)
     yield from cleanse_outputs(classified, raw, RATINGS, QUARANTINE_RATINGS, "ratings")
+
+
+def _cleanse_rating_batch(day: str, raw_ratings: StagedFiles, users: DataFrame, movies: DataFrame, session,
+                          lake: LakeResource):
+    """One day's batch, cleansed on its own and merged into the stored ratings and quarantine."""
+    uri = next((u for u, name in zip(raw_ratings.uris, raw_ratings.names) if batch_day(name) == day), None)
+    if uri is None:
+        raise InputMissingError(f"the ratings batch for {day} is not in staging/ratings/",
+                                "materialize staging/rating_batch for that day first")
+    raw = read_raw(session, [uri], CSV_HEADERS["ratings"])
+    checked = rating_rules.classify_ratings(raw.lines, raw.file_format, _now_epoch())
+    existing = current_table(session, lake, RATINGS)
+    classified = incremental.reject_superseded_by_existing(
+        rating_rules.resolve_ratings(checked, users, movies), existing
+    )
+    cached = slim(classified, RATINGS).persist()
+    metadata = reconciliation_metadata(reconcile(cached, raw.lines_per_file))
+    batch = accepted(cached, RATINGS)
+    replaced = incremental.superseded(existing, batch)
+    metadata["movielake/batch"] = day
+    metadata["movielake/superseded_records"] = 0 if replaced is None else replaced.count()
+    quarantine = incremental.replace_source(
+        current_table(session, lake, QUARANTINE_RATINGS), rejected(cached, "ratings", raw.offsets),
+        list(raw.lines_per_file),
+    )
+    # The quarantine first: once the ratings are published, the old files `existing` reads are gone.
+    yield dg.Output(quarantine, output_name=QUARANTINE_RATINGS.name, metadata=metadata)
+    yield dg.Output(incremental.upsert(existing, batch), output_name=RATINGS.name, metadata=metadata)
 
 
 cleanse_assets = [cleanse_movies, cleanse_users, cleanse_ratings]

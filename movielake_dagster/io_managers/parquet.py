@@ -1,6 +1,9 @@
 """Cleanse and access layers: Spark DataFrames stored as Parquet, published atomically."""
 
 
+from dataclasses import dataclass
+from typing import Any
+
 import dagster as dg
 
 from movielake_dagster.datasets import Dataset, dataset_for
@@ -9,6 +12,26 @@ from movielake_dagster.resources.lake import LakeResource
 from movielake_dagster.resources.spark import SparkResource
 
 PREVIEW_ROWS = 5
+
+
+@dataclass(frozen=True)
+class PartitionsUpdate:
+    """An asset's output that replaces only some partitions of its (partitioned) dataset.
+
+    ``df`` holds the complete new rows of the partitions ``values``; those in ``emptied`` have no
+    rows any more and are deleted. The other partitions are not touched.
+    """
+
+    df: Any
+    values: tuple = ()
+    emptied: tuple = ()
+
+
+def current_table(session, lake: LakeResource, dataset: Dataset):
+    """The dataset as the lake holds it now, or None before its first materialization."""
+    if not any(True for _ in lake.store.list_files(lake.uri(dataset))):
+        return None
+    return session.read.parquet(lake.spark_uri(dataset))
 
 
 class SparkParquetIOManager(dg.ConfigurableIOManager):
@@ -27,6 +50,9 @@ class SparkParquetIOManager(dg.ConfigurableIOManager):
             return
         dataset = dataset_for(context.asset_key)
         final_uri = self.lake.uri(dataset)
+        if isinstance(df, PartitionsUpdate):
+            self._replace_partitions(context, dataset, final_uri, df)
+            return
         parent, _, name = final_uri.rstrip("/").rpartition("/")
         temp_uri = f"{parent}/.{name}.__writing-{context.run_id[:8]}"  # hidden: no reader picks it up
         writer = df.write.mode("overwrite")
@@ -35,6 +61,22 @@ class SparkParquetIOManager(dg.ConfigurableIOManager):
         writer.parquet(spark_uri(temp_uri))
         self.lake.store.replace_tree(temp_uri, final_uri)
         context.add_output_metadata(self._describe(dataset, final_uri))
+
+    def _replace_partitions(self, context: dg.OutputContext, dataset: Dataset, final_uri: str,
+                            update: PartitionsUpdate) -> None:
+        """Spark's dynamic partition overwrite: only the partitions present in ``update.df`` are
+        replaced, each by a rename from Spark's hidden staging folder once all tasks committed; a
+        failed write leaves every old partition in place."""
+        (column,) = dataset.partition_by
+        if len(update.emptied) < len(update.values):
+            update.df.write.mode("overwrite").option("partitionOverwriteMode", "dynamic").partitionBy(
+                column
+            ).parquet(spark_uri(final_uri))
+        for value in update.emptied:
+            self.lake.store.delete_tree(f"{final_uri}/{column}={value}")
+        metadata = self._describe(dataset, final_uri)
+        metadata["movielake/rewritten_partitions"] = dg.MetadataValue.json([str(v) for v in update.values])
+        context.add_output_metadata(metadata)
 
     def load_input(self, context: dg.InputContext):
         dataset = dataset_for(context.upstream_output.asset_key)

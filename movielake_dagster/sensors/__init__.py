@@ -1,0 +1,1 @@
+"""Sensors: new raw files in the landing location, failed runs, and (crawl.py) the catalog crawl."""
