@@ -17,8 +17,10 @@ in the report, so tests can reconcile ``lines = cleansed + quarantined`` exactly
 
 Every random choice comes from a 32-bit integer hash of (seed, purpose, index), computed
 identically in Python and in DuckDB SQL with plain integer arithmetic, so the same spec
-gives byte-identical files on any machine and DuckDB version. The big ratings file is built
-and written by DuckDB; the small files by plain Python. Nothing runs at import time.
+gives byte-identical files: nothing depends on DuckDB's own hash or random functions, on
+thread scheduling or on row order that SQL does not pin down (the few floating-point steps
+are plain IEEE arithmetic). The big ratings file is built and written by DuckDB; the small
+files by plain Python. Nothing runs at import time.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import json
 import math
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from statistics import NormalDist
@@ -66,8 +68,11 @@ HOUR_WEIGHTS: tuple[int, ...] = (
 #: Movie "quality" shifts -2..2 and user "leniency" shifts -1..1 (relative weights).
 MOVIE_SHIFT_WEIGHTS: tuple[int, ...] = (1, 2, 4, 2, 1)
 USER_SHIFT_WEIGHTS: tuple[int, ...] = (1, 3, 1)
+#: Movie popularity by rank share x: exp(-TAIL * x) / (x + OFFSET), fitted to 10M.
+POPULARITY_OFFSET = 0.005
+POPULARITY_TAIL = 3.5
 #: Exponential tilt of the rating distribution per unit of shift.
-RATING_TILT = 0.3
+RATING_TILT = 0.25
 
 FIRST_YEAR, LAST_YEAR = 1915, 2008
 
@@ -98,42 +103,38 @@ PLACES = (
 SEQUEL_SUFFIXES = ("2", "3", "II", "Part II", "Part III", "Returns", "Forever")
 MARKERS = ("(V)", "(TV)")
 
-#: Foreign vocabulary for alternate and non-English titles. Every noun carries a
-#: non-ASCII letter, so every foreign title does.
-FOREIGN_LANGUAGES: tuple[dict[str, tuple[str, ...]], ...] = (
-    {  # French: article after the title as in MovieLens, adjective after the noun
-        "articles": ("La", "Le", "Les"),
-        "nouns": ("Cité", "Rêve", "Fenêtre", "Forêt", "Château", "Mémoire", "Été", "Cœur",
-                  "Bête", "Fête", "Vérité", "Étoile", "Misérables", "Enfants"),
-        "adjectives": ("perdus", "éternel", "étrange", "doré", "oublié", "blessé", "noir"),
-        "adjective_first": ("",),
-    },
-    {  # German: adjective before the noun
-        "articles": ("Die", "Der", "Das"),
-        "nouns": ("Straße", "Mädchen", "Brücke", "Träume", "Nächte", "Großstadt", "Küste",
-                  "Höhle", "Sünde", "Schöne"),
-        "adjectives": ("Dunkle", "Große", "Verlorene", "Müde", "Letzte", "Stille"),
-        "adjective_first": ("yes",),
-    },
-    {  # Spanish
-        "articles": ("El", "La", "Los", "Las"),
-        "nouns": ("Corazón", "Niño", "Canción", "Mañana", "Días", "Señor", "Pájaros",
-                  "Jardín", "Corrupción"),
-        "adjectives": ("perdido", "oscuro", "último", "pequeño", "dorado", "salvaje"),
-        "adjective_first": ("",),
-    },
-    {  # Italian
-        "articles": ("La", "Il", "Le"),
-        "nouns": ("Città", "Verità", "Libertà", "Età", "Virtù", "Società"),
-        "adjectives": ("perduta", "eterna", "dolce", "proibita", "nera"),
-        "adjective_first": ("",),
-    },
-    {  # Japanese, romanised with circumflexes like MovieLens; no articles
-        "articles": ("",),
-        "nouns": ("Kyôfu", "Tôkyô", "Yûrei", "Ryûjin", "Jûbei", "Kôya", "Sôshi", "Dôjô"),
-        "adjectives": ("no yoru", "no mori", "monogatari", "no kettô", "ninpûchô"),
-        "adjective_first": ("",),
-    },
+
+
+@dataclass(frozen=True)
+class _Language:
+    """Vocabulary for non-English titles. Every noun has a non-ASCII letter."""
+
+    articles: tuple[str, ...]   # moved behind the title as MovieLens does ("" = none)
+    nouns: tuple[str, ...]
+    adjectives: tuple[str, ...]
+    adjective_first: bool = False
+
+
+FOREIGN_LANGUAGES: tuple[_Language, ...] = (
+    _Language(("La", "Le", "Les"),
+              ("Cité", "Rêve", "Fenêtre", "Forêt", "Château", "Mémoire", "Été", "Cœur",
+               "Bête", "Fête", "Vérité", "Étoile", "Misérables", "Pèlerins"),
+              ("perdus", "éternel", "étrange", "doré", "oublié", "blessé", "noir")),
+    _Language(("Die", "Der", "Das"),
+              ("Straße", "Mädchen", "Brücke", "Träume", "Nächte", "Großstadt", "Küste",
+               "Höhle", "Sünde", "Schöne"),
+              ("Dunkle", "Große", "Verlorene", "Müde", "Letzte", "Stille"),
+              adjective_first=True),
+    _Language(("El", "La", "Los", "Las"),
+              ("Corazón", "Niño", "Canción", "Mañana", "Días", "Señor", "Pájaros", "Jardín",
+               "Corrupción"),
+              ("perdido", "oscuro", "último", "pequeño", "dorado", "salvaje")),
+    _Language(("La", "Il", "Le"),
+              ("Città", "Verità", "Libertà", "Età", "Virtù", "Società"),
+              ("perduta", "eterna", "dolce", "proibita", "nera")),
+    _Language(("",),  # Japanese, romanised with circumflexes as in MovieLens
+              ("Kyôfu", "Tôkyô", "Yûrei", "Ryûjin", "Jûbei", "Kôya", "Sôshi", "Dôjô"),
+              ("no yoru", "no mori", "monogatari", "no kettô", "ninpûchô")),
 )
 
 FIRST_NAMES = (
@@ -143,8 +144,11 @@ FIRST_NAMES = (
     "Betty", "Mark", "Sandra", "Paul", "Ashley", "Steven", "Emily", "Andrew", "Donna",
     "Kevin", "Michelle", "Brian", "Carol", "George", "Amanda", "Edward", "Melissa",
     "Ronald", "Deborah", "Timothy", "Stephanie", "Jason", "Rebecca", "Cheryl", "Desire",
-    "Zoë", "José", "Björn", "François", "Renée", "Søren", "Chloé", "Mary-Jane", "Łukasz",
+    "Mary-Jane", "Jean-Luc",
 )
+#: Picked for about one user in INTERNATIONAL_NAME_ODDS, first and last name alike.
+INTERNATIONAL_FIRST_NAMES = ("Zoë", "José", "Björn", "François", "Renée", "Søren", "Chloé",
+                             "Łukasz", "Anaïs", "Jürgen")
 LAST_NAMES = (
     "Wiggins", "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis",
     "Rodriguez", "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson",
@@ -152,9 +156,11 @@ LAST_NAMES = (
     "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young",
     "Allen", "King", "Wright", "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green",
     "Adams", "Nelson", "Baker", "Hall", "Rivera", "Campbell", "Barre", "Mitchell",
-    "O'Brien", "Müller", "García", "Smith-Jones", "van der Berg", "Østergaard", "Nuñez",
-    "D'Angelo", "Lefèvre", "Nguyễn",
+    "O'Brien", "Smith-Jones", "van der Berg", "D'Angelo", "McDonald",
 )
+INTERNATIONAL_LAST_NAMES = ("Müller", "García", "Østergaard", "Nuñez", "Lefèvre", "Nguyễn",
+                            "Šimić", "Sørensen", "Gonçalves", "Öztürk")
+INTERNATIONAL_NAME_ODDS = 25
 
 # Valid quirks of movies.dat: kind -> (share of movies, at least this many when possible).
 MOVIE_QUIRKS: dict[str, tuple[float, int]] = {
@@ -179,6 +185,8 @@ BAD_KINDS: dict[str, tuple[str, ...]] = {
 RATINGS_PER_DUPLICATE_PAIR = 10_000
 #: Most movies a single user rates, as a share of all movies (10M: 7,359 of 10,681).
 MAX_USER_SHARE_OF_MOVIES = 0.7
+#: Extra popularity draws per user, as a share of their ratings (repeats are dropped).
+OVERSAMPLING = 0.25
 #: Fewest ratings per user when there are enough ratings (MovieLens: 20).
 MIN_RATINGS_PER_USER = 20
 
@@ -186,6 +194,11 @@ _MASK32 = 0xFFFFFFFF
 _HASH_MULTIPLIER = 0x45D9F3B
 _TWO_32 = 4294967296.0
 _SECONDS_PER_DAY = 86_400
+
+
+def _max_ratings_per_user(movies: int) -> int:
+    """The most ratings one user may have: a share of all movies, at least one."""
+    return max(1, math.ceil(MAX_USER_SHARE_OF_MOVIES * movies))
 
 
 # --------------------------------------------------------------------------------------
@@ -234,8 +247,12 @@ class GenerationReport:
     duplicate_pairs: int                   # (user, movie) pairs rated twice
     distinct_users_rated: int              # users with at least one rating
     distinct_movies_rated: int             # movies with at least one rating
-    peak_hour: int                         # UTC hour with most cleansed ratings
-    ratings_by_hour: tuple[int, ...] = field(default=())  # cleansed ratings per UTC hour
+    ratings_by_hour: tuple[int, ...]       # cleansed ratings per UTC hour 0..23
+
+    @property
+    def peak_hour(self) -> int:
+        """The UTC hour in which most (cleansed) ratings were submitted."""
+        return max(range(24), key=lambda hour: (self.ratings_by_hour[hour], -hour))
 
     @property
     def expected_quarantined(self) -> dict[str, int]:
@@ -246,7 +263,6 @@ class GenerationReport:
 #: The bundled demo sample in ``movielake_dagster/sample_data/`` was made with this spec.
 SAMPLE_SPEC = GeneratorSpec(ratings=30_000, movies=1_000, users=600, seed=7,
                             bad_record_rate=0.001)
-SAMPLE_DATA_DIR = Path(__file__).resolve().parent / "sample_data"
 
 
 def generate_dataset(out_dir: Path, spec: GeneratorSpec = GeneratorSpec()) -> GenerationReport:
@@ -284,7 +300,6 @@ def generate_dataset(out_dir: Path, spec: GeneratorSpec = GeneratorSpec()) -> Ge
         duplicate_pairs=ratings.duplicate_pairs,
         distinct_users_rated=ratings.distinct_users,
         distinct_movies_rated=ratings.distinct_movies,
-        peak_hour=max(range(24), key=lambda hour: (ratings.by_hour[hour], -hour)),
         ratings_by_hour=ratings.by_hour,
     )
 
@@ -308,7 +323,7 @@ def _mix(key: int, index: int) -> int:
 
 
 def _stream(seed: int, purpose: str) -> int:
-    """The key of the random stream for one ``purpose`` under ``seed``."""
+    """The key of the random stream for one ``purpose`` under ``seed`` (modulo 2**32)."""
     return _h32(_h32(seed) ^ zlib.crc32(purpose.encode("utf-8")))
 
 
@@ -343,7 +358,7 @@ class _Rng:
 
     def weighted(self, weights: Sequence[float]) -> int:
         """An index drawn with probability proportional to ``weights``."""
-        target = self.unit() * sum(weights)
+        target = self.unit() * math.fsum(weights)
         for index, weight in enumerate(weights):
             target -= weight
             if target < 0:
@@ -374,7 +389,7 @@ def _allocate(weights: Sequence[float], total: int, minimum: int = 0) -> list[in
     spare = total - minimum * len(weights)
     if spare < 0:
         raise ValueError("total too small for the minimum")
-    weight_sum = float(sum(weights))
+    weight_sum = math.fsum(weights)  # exact, so the same on every Python version
     exact = [spare * w / weight_sum for w in weights]
     parts = [math.floor(x) for x in exact]
     by_remainder = sorted(range(len(weights)), key=lambda i: (-(exact[i] - parts[i]), i))
@@ -401,15 +416,10 @@ def _allocate_capped(weights: Sequence[float], total: int, minimum: int, cap: in
         fixed.update(over)
 
 
-def _max_ratings_per_user(movies: int) -> int:
-    """The most ratings one user may have: a share of all movies, at least one."""
-    return max(1, math.ceil(MAX_USER_SHARE_OF_MOVIES * movies))
-
-
 def _tilted(weights: Sequence[float], values: Sequence[float], tilt: float) -> list[float]:
     """``weights`` exponentially tilted towards high (tilt > 0) or low ``values``."""
     tilted = [w * math.exp(tilt * v) for w, v in zip(weights, values)]
-    total = sum(tilted)
+    total = math.fsum(tilted)
     return [t / total for t in tilted]
 
 
@@ -426,9 +436,12 @@ def _write_text(path: Path, lines: Sequence[str]) -> None:
 
 @dataclass(frozen=True)
 class _Movies:
+    """The movie lines plus what the ratings need to know about each movie."""
+
     lines: list[str]
     quirks: dict[str, int]
     popularity: list[float]   # per movie (index = movie_id - 1), relative
+    rank: list[int]           # per movie: popularity rank, 0 = most popular
     shift: list[int]          # per movie: rating shift -2..2
 
 
@@ -443,10 +456,11 @@ def _build_movies(spec: GeneratorSpec) -> _Movies:
         title = _movie_title(rng, quirk)
         genres = NO_GENRES if quirk == "no_genres" else "|".join(_genres(rng))
         lines.append(f"{index + 1}::{title}::{genres}")
-    quirks = dict(Counter(quirk_of.values()))
-    quirks = {kind: quirks.get(kind, 0) for kind in MOVIE_QUIRKS}
+    assigned = Counter(quirk_of.values())
+    quirks = {kind: assigned[kind] for kind in MOVIE_QUIRKS}
     quirks["non_ascii"] = sum(1 for line in lines if not line.isascii())
-    return _Movies(lines, quirks, _popularity(spec), _movie_shifts(spec))
+    ranks = _popularity_ranks(spec)
+    return _Movies(lines, quirks, _popularity(ranks), ranks, _movie_shifts(spec))
 
 
 def _assign_quirks(movies: int, key: int) -> dict[int, str]:
@@ -507,9 +521,9 @@ def _english_title(rng: _Rng) -> str:
 def _foreign_title(rng: _Rng) -> str:
     """A non-English title with accented letters, article moved to the end."""
     language = FOREIGN_LANGUAGES[rng.below(len(FOREIGN_LANGUAGES))]
-    noun, adjective = rng.pick(language["nouns"]), rng.pick(language["adjectives"])
-    words = f"{adjective} {noun}" if language["adjective_first"][0] else f"{noun} {adjective}"
-    article = rng.pick(language["articles"])
+    noun, adjective = rng.pick(language.nouns), rng.pick(language.adjectives)
+    words = f"{adjective} {noun}" if language.adjective_first else f"{noun} {adjective}"
+    article = rng.pick(language.articles)
     return f"{words}, {article}" if article else words
 
 
@@ -533,20 +547,25 @@ def _genres(rng: _Rng) -> list[str]:
     return sorted(chosen)
 
 
-def _popularity(spec: GeneratorSpec) -> list[float]:
+def _popularity_ranks(spec: GeneratorSpec) -> list[int]:
+    """Per movie its popularity rank (0 = most rated): a hash permutation of the ids."""
+    key = _stream(spec.seed, "movies.popularity")
+    order = sorted(range(spec.movies), key=lambda i: (_mix(key, i), i))
+    ranks = [0] * spec.movies
+    for rank, index in enumerate(order):
+        ranks[index] = rank
+    return ranks
+
+
+def _popularity(ranks: Sequence[int]) -> list[float]:
     """Relative rating frequency per movie: Zipf-Mandelbrot with an exponential tail.
 
-    Shaped like MovieLens 10M relative to the mean: the most rated movie gets about 25
-    times the mean, the median movie about a tenth of it, the last ones a few ratings.
-    Popularity ranks are a hash permutation of the movie ids.
+    With the 10M defaults the most rated movies get about 30,000 ratings, the median
+    movie about 110 and the least rated about 10, close to MovieLens 10M.
     """
-    key = _stream(spec.seed, "movies.popularity")
-    ranks = sorted(range(spec.movies), key=lambda i: (_mix(key, i), i))
-    weights = [0.0] * spec.movies
-    for rank, index in enumerate(ranks):
-        x = rank / spec.movies
-        weights[index] = math.exp(-5.0 * x) / (x + 0.02)
-    return weights
+    movies = len(ranks)
+    return [math.exp(-POPULARITY_TAIL * r / movies) / (r / movies + POPULARITY_OFFSET)
+            for r in ranks]
 
 
 def _movie_shifts(spec: GeneratorSpec) -> list[int]:
@@ -562,6 +581,8 @@ def _movie_shifts(spec: GeneratorSpec) -> list[int]:
 
 @dataclass(frozen=True)
 class _Users:
+    """The master-data lines and their valid quirks."""
+
     lines: list[str]
     quirks: dict[str, int]
 
@@ -573,8 +594,15 @@ def _user_line(user_id: object, first_name: str, last_name: str) -> str:
 
 
 def _user_name(rng: _Rng) -> tuple[str, str]:
-    """A (first, last) name pair."""
-    return rng.pick(FIRST_NAMES), rng.pick(LAST_NAMES)
+    """A (first, last) name pair, now and then with non-ASCII letters."""
+    return (_name(rng, FIRST_NAMES, INTERNATIONAL_FIRST_NAMES),
+            _name(rng, LAST_NAMES, INTERNATIONAL_LAST_NAMES))
+
+
+def _name(rng: _Rng, common: Sequence[str], international: Sequence[str]) -> str:
+    """Mostly a common name, about one in INTERNATIONAL_NAME_ODDS an international one."""
+    names = international if rng.below(INTERNATIONAL_NAME_ODDS) == 0 else common
+    return rng.pick(names)
 
 
 def _build_users(spec: GeneratorSpec) -> _Users:
@@ -591,6 +619,8 @@ def _build_users(spec: GeneratorSpec) -> _Users:
 
 @dataclass(frozen=True)
 class _BadLine:
+    """One deliberately invalid line and where it goes."""
+
     after: int      # inserted after this many valid lines
     kind: str
     text: str
@@ -668,9 +698,8 @@ def _bad_user_line(kind: str, rng: _Rng, _spec: GeneratorSpec, previous: str) ->
         return previous
     record = json.loads(previous)
     if kind == "conflicting_duplicate":
-        if last == record["last_name"]:
-            last = LAST_NAMES[(LAST_NAMES.index(last) + 1) % len(LAST_NAMES)]
-        return _user_line(record["user_id"], record["firts_name"], last)
+        other_names = [name for name in LAST_NAMES if name != record["last_name"]]
+        return _user_line(record["user_id"], record["firts_name"], rng.pick(other_names))
     truncated = previous[: len(previous) // 2]
     return rng.pick((truncated, f"{{'user_id': '{record['user_id']}', 'firts_name': '{first}'}}"))
 
@@ -706,6 +735,8 @@ def _bad_rating_line(kind: str, rng: _Rng, spec: GeneratorSpec, _previous: str) 
 
 @dataclass(frozen=True)
 class _RatingsResult:
+    """Exact facts about the written ratings file."""
+
     injected: dict[str, int]
     quirks: dict[str, int]
     duplicate_pairs: int
@@ -727,61 +758,83 @@ def _ratings_per_user(spec: GeneratorSpec) -> list[int]:
         minimum = min(MIN_RATINGS_PER_USER, max(1, spec.ratings // (2 * spec.users)))
     else:
         minimum = 0
+    cap = _max_ratings_per_user(spec.movies)
     key = _stream(spec.seed, "users.activity")
     normal = NormalDist(0.0, 1.35)
     weights = [math.exp(normal.inv_cdf(_unit(_mix(key, u)))) for u in range(spec.users)]
-    return _allocate_capped(weights, spec.ratings, minimum, _max_ratings_per_user(spec.movies))
+    return _allocate_capped(weights, spec.ratings, min(minimum, cap), cap)
 
 
-def _next_prime_above(n: int) -> int:
-    """The smallest prime greater than ``n``."""
-    candidate = n + 1
-    while any(candidate % d == 0 for d in range(2, math.isqrt(candidate) + 1)):
-        candidate += 1
-    return candidate
-
-
-def _load_plan(con: duckdb.DuckDBPyConnection, spec: GeneratorSpec, movies: _Movies) -> int:
-    """Create the small planning tables; returns the number of popularity-bucket bits."""
+def _load_plan(con: duckdb.DuckDBPyConnection, spec: GeneratorSpec, movies: _Movies) -> None:
+    """Create the small planning tables ``plan_user``, ``plan_movie`` and the lookups."""
     counts = _ratings_per_user(spec)
-    draws = [c + math.ceil(0.25 * c) + 2 if c else 0 for c in counts]
+    draws = [c + math.ceil(OVERSAMPLING * c) + 2 if c else 0 for c in counts]
     user_key = _stream(spec.seed, "users.plan")
     user_rngs = [_Rng(user_key, u) for u in range(spec.users)]
-    days = (date.fromisoformat(spec.end) - date.fromisoformat(spec.start)).days
+    windows = [_active_window(rng, _period_days(spec)) for rng in user_rngs]
     con.execute(
         """CREATE TEMP TABLE plan_user AS SELECT
              unnest($ids) AS user_id, unnest($cnt) AS cnt, unnest($draws) AS ndraw,
              unnest($draw_off) AS draw_off, unnest($row_off) AS row_off,
-             unnest($uniform) AS uniform32, unnest($walk) AS walk_start,
-             unnest($first_day) AS first_day, unnest($shift) AS ushift""",
+             unnest($first_day) AS first_day, unnest($active_days) AS active_days,
+             unnest($shift) AS ushift""",
         {
             "ids": list(range(1, spec.users + 1)),
             "cnt": counts,
             "draws": draws,
             "draw_off": _offsets(draws),
             "row_off": _offsets(counts),
-            # heavy raters pick more obscure movies: share of uniform picks ~ their reach
-            "uniform": [int(min(0.9, c / spec.movies) * _MASK32) for c in counts],
-            "walk": [r.below(spec.movies) for r in user_rngs],
-            "first_day": [r.below(days + 1) for r in user_rngs],
+            "first_day": [first for first, _ in windows],
+            "active_days": [length for _, length in windows],
             "shift": [r.weighted(USER_SHIFT_WEIGHTS) - 1 for r in user_rngs],
         },
     )
-    bits = max(20, math.ceil(math.log2(spec.movies)) + 4)
-    buckets = _allocate(movies.popularity, 1 << bits, minimum=1)
+    keep_below, alias = _alias_table(movies.popularity)
     con.execute(
         """CREATE TEMP TABLE plan_movie AS SELECT
-             unnest($ids) AS movie_id, unnest($lo) AS lo, unnest($n) AS n, unnest($shift) AS mshift""",
-        {"ids": list(range(1, spec.movies + 1)), "lo": _offsets(buckets), "n": buckets,
-         "shift": movies.shift},
+             unnest($ids) AS movie_id, unnest($rank) AS rank, unnest($keep) AS keep_below,
+             unnest($alias) AS alias_id, unnest($shift) AS mshift""",
+        {"ids": list(range(1, spec.movies + 1)), "rank": movies.rank, "keep": keep_below,
+         "alias": [a + 1 for a in alias], "shift": movies.shift},
     )
-    con.execute("""CREATE TEMP TABLE pop_bucket AS
-                   SELECT unnest(range(lo, lo + n)) AS bucket, movie_id FROM plan_movie""")
     _categorical_table(con, "hour_bucket", {0: list(HOUR_WEIGHTS)})
     values = [(i + 1) / 2 for i in range(10)]
     _categorical_table(con, "rating_bucket", {
         s: _tilted(RATING_WEIGHTS, values, RATING_TILT * s) for s in range(-3, 4)})
-    return bits
+
+
+def _alias_table(weights: Sequence[float]) -> tuple[list[int], list[int]]:
+    """Walker's alias table in exact integers, for O(1) weighted draws in SQL.
+
+    Draw a column ``i`` uniformly and a 32-bit ``h``: the result is ``i`` when
+    ``h < keep_below[i]``, else ``alias[i]``. Each column holds 2**32 units of weight.
+    """
+    full = 1 << 32
+    units = _allocate(weights, len(weights) * full)
+    keep_below, alias = [full] * len(weights), list(range(len(weights)))
+    small = [i for i, u in enumerate(units) if u < full]
+    large = [i for i, u in enumerate(units) if u > full]
+    while small and large:
+        low, high = small.pop(), large[-1]
+        keep_below[low], alias[low] = units[low], high
+        units[high] -= full - units[low]
+        if units[high] <= full:
+            large.pop()
+            if units[high] < full:
+                small.append(high)
+    return keep_below, alias
+
+
+def _period_days(spec: GeneratorSpec) -> int:
+    """Number of days from the first to the last rating date, both included."""
+    return (date.fromisoformat(spec.end) - date.fromisoformat(spec.start)).days + 1
+
+
+def _active_window(rng: _Rng, days: int) -> tuple[int, int]:
+    """(first day, number of days) a user is active: often short, always inside the period."""
+    v = rng.unit()
+    length = 1 + math.floor((days - 1) * v * v * v * v)
+    return rng.below(days - length + 1), length
 
 
 def _offsets(counts: Sequence[int]) -> list[int]:
@@ -799,94 +852,98 @@ _CATEGORY_BITS = 16
 def _categorical_table(con: duckdb.DuckDBPyConnection, name: str,
                        weights_by_group: dict[int, Sequence[float]]) -> None:
     """Table ``name(grp, bucket, value)``: a 16-bit bucket maps to a weighted category."""
-    groups, buckets, values = [], [], []
+    groups, values, starts, sizes = [], [], [], []
     for group, weights in weights_by_group.items():
-        sizes = _allocate(weights, 1 << _CATEGORY_BITS)
-        for value, (lo, size) in enumerate(zip(_offsets(sizes), sizes)):
-            groups.extend([group] * size)
-            buckets.extend(range(lo, lo + size))
-            values.extend([value] * size)
-    con.execute(f"""CREATE TEMP TABLE {name} AS SELECT unnest($g) AS grp,
-                    unnest($b) AS bucket, unnest($v) AS value""",
-                {"g": groups, "b": buckets, "v": values})
+        group_sizes = _allocate(weights, 1 << _CATEGORY_BITS)
+        groups += [group] * len(weights)
+        values += list(range(len(weights)))
+        starts += _offsets(group_sizes)
+        sizes += group_sizes
+    con.execute(f"""CREATE TEMP TABLE {name} AS
+                    SELECT grp, unnest(range(lo, lo + size)) AS bucket, value
+                    FROM (SELECT unnest($g) AS grp, unnest($v) AS value,
+                                 unnest($lo) AS lo, unnest($n) AS size)""",
+                {"g": groups, "v": values, "lo": starts, "n": sizes})
 
 
-def _pick_movies(con: duckdb.DuckDBPyConnection, spec: GeneratorSpec, bits: int) -> None:
-    """Table ``picks(user_id, movie_id, k)``: ``cnt`` distinct movies per user.
+def _pick_movies(con: duckdb.DuckDBPyConnection, spec: GeneratorSpec) -> None:
+    """Table ``picks(user_id, movie_id, slot)``: ``cnt`` distinct movies per user.
 
-    Popularity-weighted draws (with a uniform share for heavy raters), duplicates
-    dropped, the first ``cnt`` kept; users still short get the next unused movies of a
-    per-user walk through all movies (a permutation, so it always finishes).
+    Popularity-weighted draws, repeats dropped, the first ``cnt`` kept (``slot`` is the
+    0-based position in the user's block of lines). Users still short (heavy raters) get
+    the most popular movies they have not picked yet, which is what weighted sampling
+    without replacement does.
     """
-    seed = spec.seed
+    pair = spec.movies + 1  # (user, movie) packed into one key: user * pair + movie
     con.execute(f"""
         CREATE TEMP TABLE picks AS
         WITH d AS (
-            SELECT user_id, cnt, k, uniform32, ml_h32(draw_off + k) AS h
-            FROM (SELECT user_id, cnt, uniform32, draw_off, unnest(range(ndraw)) AS k
-                  FROM plan_user)
-        ), m AS (
-            SELECT d.user_id, d.cnt, d.k,
-                   CASE WHEN ml_h32(xor(d.h, {_stream(seed, 'r.uniform?')})) < d.uniform32
-                        THEN 1 + ml_h32(xor(d.h, {_stream(seed, 'r.uniform')})) % {spec.movies}
-                        ELSE b.movie_id END AS movie_id
-            FROM d JOIN pop_bucket b
-              ON b.bucket = ml_h32(xor(d.h, {_stream(seed, 'r.popular')})) >> {32 - bits}
+            SELECT user_id, g,
+                   1 + ((ml_mix({_stream(spec.seed, 'r.column')}, g) * {spec.movies}) >> 32) AS col,
+                   ml_mix({_stream(spec.seed, 'r.alias')}, g) AS h
+            FROM (SELECT user_id, draw_off + unnest(range(ndraw)) AS g FROM plan_user)
         ), firsts AS (
-            SELECT user_id, movie_id, min(k) AS k, any_value(cnt) AS cnt
-            FROM m GROUP BY user_id, movie_id
+            SELECT d.user_id * {pair}
+                   + CASE WHEN d.h < a.keep_below THEN a.movie_id ELSE a.alias_id END AS key,
+                   min(d.g) AS g
+            FROM d JOIN plan_movie a ON a.movie_id = d.col
+            GROUP BY key
+        ), ranked AS (
+            SELECT key // {pair} AS user_id, key % {pair} AS movie_id,
+                   row_number() OVER (PARTITION BY key // {pair} ORDER BY g) - 1 AS slot
+            FROM firsts
         )
-        SELECT user_id, movie_id, k FROM firsts
-        QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY k) <= cnt
+        SELECT r.user_id, r.movie_id, r.slot
+        FROM ranked r JOIN plan_user u USING (user_id) WHERE r.slot < u.cnt
     """)
-    step = _next_prime_above(spec.movies)
-    con.execute(f"""
+    con.execute("""
         INSERT INTO picks
         WITH short AS (
-            SELECT u.user_id, u.cnt - coalesce(p.n, 0) AS need, u.cnt, u.ndraw, u.walk_start
+            SELECT u.user_id, u.cnt, coalesce(p.n, 0) AS have
             FROM plan_user u
             LEFT JOIN (SELECT user_id, count(*) AS n FROM picks GROUP BY user_id) p USING (user_id)
             WHERE u.cnt > coalesce(p.n, 0)
         ), walk AS (
-            SELECT user_id, need, ndraw + j AS k,
-                   1 + (walk_start + j * {step}) % {spec.movies} AS movie_id
-            FROM (SELECT *, unnest(range(cnt)) AS j FROM short)
+            SELECT s.user_id, s.cnt, s.have, s.j, m.movie_id
+            FROM (SELECT *, unnest(range(cnt)) AS j FROM short) s
+            JOIN plan_movie m ON m.rank = s.j
         )
-        SELECT user_id, movie_id, k FROM walk
+        SELECT user_id, movie_id,
+               have + row_number() OVER (PARTITION BY user_id ORDER BY j) - 1 AS slot
+        FROM walk
         WHERE NOT EXISTS (SELECT 1 FROM picks p
                           WHERE p.user_id = walk.user_id AND p.movie_id = walk.movie_id)
-        QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY k) <= need
+        QUALIFY slot < cnt
     """)
 
 
 def _rate(con: duckdb.DuckDBPyConnection, spec: GeneratorSpec) -> None:
-    """Table ``rating_rows(n, user_id, movie_id, idx, ts, superseded)``, one per valid line.
+    """Table ``rating_rows(n, user_id, slot, movie_id, idx, ts, superseded)``, one per line.
 
     ``n`` is the line order, ``idx`` the half-star index 0..9 (0.5..5.0). A user's
-    ratings cluster after their first day; the hour follows the evening-heavy profile.
+    ratings fall in their active window, most near its start; the hour follows the
+    evening-heavy profile; the stars depend on the movie's and the user's shift.
     """
     seed = spec.seed
     start, _end = _epoch_bounds(spec)
-    days = (date.fromisoformat(spec.end) - date.fromisoformat(spec.start)).days
+    category_shift = 32 - _CATEGORY_BITS
     con.execute(f"""
         CREATE TEMP TABLE rating_rows AS
-        WITH slotted AS (
-            SELECT p.user_id, p.movie_id, u.first_day, u.ushift,
-                   u.row_off + row_number() OVER (PARTITION BY p.user_id ORDER BY p.k) - 1 AS n
-            FROM picks p JOIN plan_user u USING (user_id)
-        ), hashed AS (
-            SELECT s.*, m.mshift, ml_h32(s.n) AS h FROM slotted s JOIN plan_movie m USING (movie_id)
+        WITH rows AS (
+            SELECT p.user_id, p.slot, p.movie_id, u.first_day, u.active_days,
+                   u.ushift + m.mshift AS shift, u.row_off + p.slot AS n
+            FROM picks p JOIN plan_user u USING (user_id) JOIN plan_movie m USING (movie_id)
         ), drawn AS (
-            SELECT n, user_id, movie_id, mshift + ushift AS shift,
-                   first_day + floor(({days} - first_day + 1)
-                       * pow(ml_h32(xor(h, {_stream(seed, 'r.day')})) / {_TWO_32}, 3))::BIGINT AS day,
-                   ml_h32(xor(h, {_stream(seed, 'r.hour')})) >> {32 - _CATEGORY_BITS} AS hour_bucket,
-                   ml_h32(xor(h, {_stream(seed, 'r.second')})) % 3600 AS second,
-                   ml_h32(xor(h, {_stream(seed, 'r.stars')})) >> {32 - _CATEGORY_BITS} AS star_bucket
-            FROM hashed
+            SELECT *,
+                   ml_mix({_stream(seed, 'r.day')}, n) / {_TWO_32} AS u,
+                   ml_mix({_stream(seed, 'r.hour')}, n) >> {category_shift} AS hour_bucket,
+                   ml_mix({_stream(seed, 'r.second')}, n) % 3600 AS second,
+                   ml_mix({_stream(seed, 'r.stars')}, n) >> {category_shift} AS star_bucket
+            FROM rows
         )
-        SELECT n, user_id, movie_id, r.value::TINYINT AS idx,
-               {start} + day * {_SECONDS_PER_DAY} + hb.value * 3600 + second AS ts,
+        SELECT n, user_id, slot, movie_id, r.value::TINYINT AS idx,
+               {start} + (first_day + floor(active_days * u * u)::BIGINT) * {_SECONDS_PER_DAY}
+                   + hb.value * 3600 + second AS ts,
                false AS superseded
         FROM drawn
         JOIN hour_bucket hb ON hb.bucket = drawn.hour_bucket
@@ -901,8 +958,7 @@ def _duplicate_pairs(con: duckdb.DuckDBPyConnection, spec: GeneratorSpec) -> dic
     a different rating and a later timestamp; in about half of the pairs the later one
     comes first in the file, so only ``rated_at`` (not line order) tells which wins.
     """
-    eligible = con.execute("SELECT count(*) FROM rating_rows r JOIN plan_user u USING (user_id) "
-                           "WHERE (r.n - u.row_off) % 2 = 1").fetchone()[0]
+    eligible = con.execute("SELECT count(*) FROM rating_rows WHERE slot % 2 = 1").fetchone()[0]
     target = max(1, spec.ratings // RATINGS_PER_DUPLICATE_PAIR) if spec.ratings >= 2 else 0
     pairs = min(target, eligible)
     start, end = _epoch_bounds(spec)
@@ -911,9 +967,8 @@ def _duplicate_pairs(con: duckdb.DuckDBPyConnection, spec: GeneratorSpec) -> dic
     con.execute(f"""
         CREATE TEMP TABLE dup_fix AS
         WITH chosen AS (
-            SELECT r.n FROM rating_rows r JOIN plan_user u USING (user_id)
-            WHERE (r.n - u.row_off) % 2 = 1
-            ORDER BY ml_mix({_stream(seed, 'dup.choose')}, r.n), r.n LIMIT {pairs}
+            SELECT n FROM rating_rows WHERE slot % 2 = 1
+            ORDER BY ml_mix({_stream(seed, 'dup.choose')}, n), n LIMIT {pairs}
         ), p AS (
             SELECT o.n AS n_first, c.n AS n_second, o.movie_id, o.idx, o.ts,
                    1 + ml_mix({_stream(seed, 'dup.delta')}, c.n) % {max_delta} AS delta,
@@ -942,16 +997,16 @@ def _write_ratings(path: Path, spec: GeneratorSpec, movies: _Movies) -> _Ratings
         con.execute(_SQL_MACROS)
         quirks = {"duplicate_pairs": 0, "later_rating_first": 0}
         if spec.ratings:
-            bits = _load_plan(con, spec, movies)
-            _pick_movies(con, spec, bits)
+            _load_plan(con, spec, movies)
+            _pick_movies(con, spec)
             _rate(con, spec)
             quirks = _duplicate_pairs(con, spec)
         else:
-            con.execute("CREATE TEMP TABLE rating_rows (n BIGINT, user_id BIGINT, movie_id BIGINT,"
-                        " idx TINYINT, ts BIGINT, superseded BOOLEAN)")
-        con.execute("CREATE TEMP TABLE bad_rows AS SELECT unnest($after) AS after, "
-                    "unnest($line) AS line", {"after": [b.after for b in bad] or [0],
-                                               "line": [b.text for b in bad] or [None]})
+            con.execute("CREATE TEMP TABLE rating_rows (n BIGINT, user_id BIGINT, slot BIGINT,"
+                        " movie_id BIGINT, idx TINYINT, ts BIGINT, superseded BOOLEAN)")
+        con.execute("CREATE TEMP TABLE bad_rows AS SELECT unnest($after::BIGINT[]) AS after, "
+                    "unnest($line::VARCHAR[]) AS line, unnest(range(len($after::BIGINT[]))) AS j",
+                    {"after": [b.after for b in bad], "line": [b.text for b in bad]})
         _copy_ratings(con, path)
         return _ratings_facts(con, quirks, _count_kinds(bad))
     finally:
@@ -968,12 +1023,11 @@ def _copy_ratings(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     con.execute(f"""
         COPY (
             SELECT line FROM (
-                SELECT n + 1 AS pos, 0 AS sub,
-                       user_id || '::' || movie_id || '::' || {_RATING_TEXT_SQL} || '::' || ts AS line
+                SELECT n + 1 AS pos, -1 AS sub,
+                       concat_ws('::', user_id, movie_id, {_RATING_TEXT_SQL}, ts) AS line
                 FROM rating_rows
                 UNION ALL
-                SELECT after, 1 + row_number() OVER (ORDER BY after), line
-                FROM bad_rows WHERE line IS NOT NULL
+                SELECT after, j, line FROM bad_rows
             ) ORDER BY pos, sub
         ) TO '{target}' (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x01')
     """)
@@ -981,7 +1035,7 @@ def _copy_ratings(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 def _ratings_facts(con: duckdb.DuckDBPyConnection, quirks: dict[str, int],
                    injected: dict[str, int]) -> _RatingsResult:
-    """Exact counts over the valid rating rows (those a correct cleanse keeps)."""
+    """Exact counts over the valid rating lines; hours only over those a cleanse keeps."""
     users, movies, half = con.execute(
         "SELECT count(DISTINCT user_id), count(DISTINCT movie_id), "
         "count(*) FILTER (WHERE idx % 2 = 0) FROM rating_rows").fetchone()
