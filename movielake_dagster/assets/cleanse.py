@@ -213,7 +213,8 @@ def cleanse_ratings(context: dg.AssetExecutionContext, raw_ratings: StagedFiles,
     """
     session = spark.get_session()
     if context.has_partition_key:
-        yield from _cleanse_rating_batch(context.partition_key, raw_ratings, users, movies, session, lake)
+        previous = _latest_report(context, RATINGS)
+        yield from _cleanse_rating_batch(context.partition_key, raw_ratings, users, movies, session, lake, previous)
         return
     raw = read_raw(session, list(raw_ratings.uris), CSV_HEADERS["ratings"])
     checked = rating_rules.classify_ratings(raw.lines, raw.file_format, _now_epoch())
@@ -221,8 +222,33 @@ def cleanse_ratings(context: dg.AssetExecutionContext, raw_ratings: StagedFiles,
     yield from cleanse_outputs(classified, raw, RATINGS, QUARANTINE_RATINGS, "ratings")
 
 
+def _latest_report(context: dg.AssetExecutionContext, dataset: Dataset) -> dict:
+    """The per-file reconciliation of the dataset's latest materialization (empty when none)."""
+    event = context.instance.get_latest_materialization_event(dataset.asset_key)
+    if event is None or event.asset_materialization is None:
+        return {}
+    value = event.asset_materialization.metadata.get("movielake/reconciliation")
+    return dict(value.value) if value is not None else {}
+
+
+def merge_reconciliation(previous: dict, batch_metadata: dict) -> dict:
+    """The batch's per-file counts added to those of the files loaded before, with new totals, so
+    that the metadata keeps describing every staged file (a replayed batch replaces its entry)."""
+    files = {**previous, **batch_metadata["movielake/reconciliation"].value}
+    merged = dict(batch_metadata)
+    for key, field_name in (("input", "input"), ("accepted", "accepted"), ("quarantined", "quarantined")):
+        merged[f"movielake/{key}_records"] = sum(entry.get(field_name, 0) for entry in files.values())
+    reasons: dict[str, int] = {}
+    for entry in files.values():
+        for reason, count in entry.get("reasons", {}).items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    merged["movielake/quarantine_reasons"] = dg.MetadataValue.json(dict(sorted(reasons.items())))
+    merged["movielake/reconciliation"] = dg.MetadataValue.json(dict(sorted(files.items())))
+    return merged
+
+
 def _cleanse_rating_batch(day: str, raw_ratings: StagedFiles, users: DataFrame, movies: DataFrame, session,
-                          lake: LakeResource):
+                          lake: LakeResource, previous_report: dict):
     """One day's batch, cleansed on its own and merged into the stored ratings and quarantine."""
     uri = next((u for u, name in zip(raw_ratings.uris, raw_ratings.names) if batch_day(name) == day), None)
     if uri is None:
@@ -235,7 +261,7 @@ def _cleanse_rating_batch(day: str, raw_ratings: StagedFiles, users: DataFrame, 
         rating_rules.resolve_ratings(checked, users, movies), existing
     )
     cached = slim(classified, RATINGS).persist()
-    metadata = reconciliation_metadata(reconcile(cached, raw.lines_per_file))
+    metadata = merge_reconciliation(previous_report, reconciliation_metadata(reconcile(cached, raw.lines_per_file)))
     batch = accepted(cached, RATINGS)
     replaced = incremental.superseded(existing, batch)
     metadata["movielake/batch"] = day

@@ -1,0 +1,150 @@
+"""Daily rating batches loaded one after the other give the same tables as one full build of both."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from movielake_dagster.datasets import ALL_DATASETS, QUARANTINE_RATINGS, RATINGS
+from movielake_dagster.generate import GeneratorSpec, generate_dataset
+from movielake_dagster.schedules import DAILY_JOB
+from movielake_dagster.settings import Settings
+
+from .conftest import build_lake
+
+pytestmark = pytest.mark.slow  # four runs of the whole graph with its checks: minutes on a shared 2-core machine
+
+DAY1, DAY2 = "2026-11-24", "2026-11-25"
+FACTS = "access/ratings-data-mart/fct-rating"
+COMPARED = [d for d in ALL_DATASETS if d.layer == "access"] + [RATINGS]
+
+
+def _year(epoch: int) -> int:
+    return datetime.fromtimestamp(epoch, timezone.utc).year
+
+
+def _valid(line: bytes) -> tuple[int, int, int] | None:
+    fields = line.split(b"::")
+    try:
+        return int(fields[0]), int(fields[1]), int(fields[3])
+    except (ValueError, IndexError):
+        return None
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory) -> dict:
+    """Generated raw files whose ratings are split into two daily batches.
+
+    Day 2 holds the ratings of the latest year, a few re-ratings (later, with another rating) of
+    pairs first rated on day 1 in earlier years, and one late rating older than day 1's.
+    """
+    source = tmp_path_factory.mktemp("generated")
+    generate_dataset(source, GeneratorSpec(ratings=1200, movies=120, users=60, seed=11, bad_record_rate=0.01))
+    lines = (source / "ratings.dat").read_bytes().splitlines()
+    valid = [(line, _valid(line)) for line in lines]
+    last_year = max(_year(v[2]) for _, v in valid if v)
+    day1 = [line for line, v in valid if not v or _year(v[2]) < last_year]
+    day2 = [line for line, v in valid if v and _year(v[2]) == last_year]
+    early = [(line, v) for line, v in valid if v and _year(v[2]) < last_year - 2]
+    rerated = {}
+    stamp = int(datetime(last_year, 6, 1, 12, tzinfo=timezone.utc).timestamp())
+    for i, (line, (user, movie, _)) in enumerate(early[:8]):
+        rating = b"1" if line.split(b"::")[2] != b"1" else b"5"
+        day2.append(b"::".join([str(user).encode(), str(movie).encode(), rating, str(stamp + 7 * i).encode()]))
+        rerated[(user, movie)] = float(rating)
+    user, movie, epoch = early[10][1]
+    day2.append(b"::".join([str(user).encode(), str(movie).encode(), b"3", str(epoch - 86400).encode()]))
+    folder = tmp_path_factory.mktemp("landing")
+    (folder / "ratings").mkdir()
+    for name in ("movies.dat", "users_masterdata.json"):
+        (folder / name).write_bytes((source / name).read_bytes())
+    (folder / "ratings" / f"{DAY1}.dat").write_bytes(b"\n".join(day1) + b"\n")
+    (folder / "ratings" / f"{DAY2}.dat").write_bytes(b"\n".join(day2) + b"\n")
+    superseded_years = {_year(v[2]) for _, v in early[:8]}
+    return {"dir": folder, "rerated": rerated, "last_year": last_year, "superseded_years": superseded_years}
+
+
+def _table(spark, lake: Path, dataset) -> list[tuple]:
+    rows = spark.read.parquet(str(lake / dataset.layer / dataset.key)).select(*dataset.column_names).collect()
+    return sorted((tuple(r) for r in rows), key=repr)
+
+
+def _metadata(result, key: str) -> dict:
+    for event in result.get_asset_materialization_events():
+        if event.materialization.asset_key.to_user_string() == key:
+            return {k: v.value for k, v in event.materialization.metadata.items()}
+    raise AssertionError(f"{key} was not materialized")
+
+
+def _daily_run(defs, instance, day: str):
+    result = defs.resolve_job_def(DAILY_JOB).execute_in_process(partition_key=day, instance=instance,
+                                                                 raise_on_error=False)
+    assert result.success, [e.event_specific_data.error.message for e in result.get_step_failure_events()]
+    return result
+
+
+@pytest.fixture(scope="module")
+def loaded(spark, landing, tmp_path_factory) -> dict:
+    """The same landing loaded as two daily batches into one lake and as a full build into another."""
+    from movielake_dagster.definitions import build_definitions
+
+    incremental_lake = tmp_path_factory.mktemp("incremental-lake")
+    settings = Settings.from_env(landing=str(landing["dir"]), lake=str(incremental_lake), step_retries=0)
+    defs = build_definitions(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    first = _daily_run(defs, instance, DAY1)
+    facts = incremental_lake / FACTS
+    untouched = sorted(p for p in facts.glob("rating_year=*")
+                       if int(p.name.split("=")[1]) not in landing["superseded_years"] | {landing["last_year"]})
+    before = {p: p.stat().st_mtime_ns for part in untouched for p in part.iterdir()}
+    second = _daily_run(defs, instance, DAY2)
+    after = {p: p.stat().st_mtime_ns for part in untouched for p in part.iterdir() if p.exists()}
+    full_lake = tmp_path_factory.mktemp("full-lake")
+    build_lake(landing["dir"], full_lake, step_retries=0)
+    return {"incremental": incremental_lake, "full": full_lake, "defs": defs, "instance": instance,
+            "first": first, "second": second, "untouched_before": before, "untouched_after": after}
+
+
+def test_two_daily_batches_give_the_tables_of_one_full_build(spark, loaded):
+    for dataset in COMPARED:
+        incremental, full = _table(spark, loaded["incremental"], dataset), _table(spark, loaded["full"], dataset)
+        assert incremental == full, f"{dataset.layer}.{dataset.name} differs from the full build"
+
+
+def test_quarantine_matches_except_the_ratings_a_later_batch_superseded(spark, loaded):
+    incremental = _table(spark, loaded["incremental"], QUARANTINE_RATINGS)
+    full = _table(spark, loaded["full"], QUARANTINE_RATINGS)
+    superseded = _metadata(loaded["second"], "cleanse/ratings")["movielake/superseded_records"]
+    assert superseded > 0
+    names = lambda rows: sorted((Path(r[1]).name, r[2], r[4]) for r in rows)  # noqa: E731
+    missing = set(names(full)) - set(names(incremental))
+    assert set(names(incremental)) <= set(names(full))
+    assert len(missing) == superseded and {reason for _, _, reason in missing} == {"duplicate"}
+
+
+def test_a_rerating_in_a_later_batch_wins_and_a_late_older_one_is_quarantined(spark, loaded, landing):
+    facts = {(r.user_id, r.movie_id): r.rating
+             for r in spark.read.parquet(str(loaded["incremental"] / FACTS)).collect()}
+    for pair, rating in landing["rerated"].items():
+        assert facts[pair] == rating
+    reasons = _metadata(loaded["second"], "cleanse/ratings")["movielake/reconciliation"][f"{DAY2}.dat"]["reasons"]
+    assert reasons.get("duplicate", 0) >= 1
+
+
+def test_the_second_batch_rewrites_only_the_fact_partitions_it_changes(loaded, landing):
+    rewritten = _metadata(loaded["second"], "access/fct_rating")["movielake/rewritten_partitions"]
+    assert str(landing["last_year"]) in rewritten
+    assert set(rewritten) <= {str(y) for y in landing["superseded_years"] | {landing["last_year"]}}
+    assert loaded["untouched_before"] and loaded["untouched_before"] == loaded["untouched_after"]
+
+
+def test_replaying_a_batch_changes_nothing(spark, loaded):
+    before = {d.name: _table(spark, loaded["incremental"], d) for d in [*COMPARED, QUARANTINE_RATINGS]}
+    replay = _daily_run(loaded["defs"], loaded["instance"], DAY2)
+    assert _metadata(replay, "access/fct_rating")["movielake/rewritten_partitions"] == []
+    assert _metadata(replay, "cleanse/ratings")["movielake/superseded_records"] > 0  # it replaces its own rows
+    for dataset in [*COMPARED, QUARANTINE_RATINGS]:
+        assert _table(spark, loaded["incremental"], dataset) == before[dataset.name], dataset.name
