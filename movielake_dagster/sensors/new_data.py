@@ -188,7 +188,8 @@ def build_new_data_sensor(settings: Settings, jobs: list) -> dg.SensorDefinition
         for arrival in arrivals:
             request = run_request_for(arrival)
             if request.partition_key and not RATING_DAYS.has_partition_key(request.partition_key):
-                context.log.warning(f"{arrival.key}: {request.partition_key} is outside the daily partitions; skipped")
+                context.log.warning(f"{arrival.key}: no daily partition {request.partition_key} (yet); will retry")
+                cursor.pop(arrival.key, None)
                 continue
             requests.append(request)
         if settling:
