@@ -32,10 +32,15 @@ class Dataset:
     foreign_keys: dict[str, str] = field(default_factory=dict)  # column -> "dataset.column"
     partition_by: tuple[str, ...] = ()
     format: str = "parquet"  # parquet | raw
+    group: str = ""  # UI group and asset-key prefix when not the layer's name (the analytics)
+
+    @property
+    def group_name(self) -> str:
+        return self.group or self.layer
 
     @property
     def asset_key(self) -> dg.AssetKey:
-        return dg.AssetKey([self.layer, self.name])
+        return dg.AssetKey([self.group_name, self.name])
 
     @property
     def column_names(self) -> list[str]:
@@ -200,9 +205,62 @@ ALL_DATASETS: tuple[Dataset, ...] = (
     DIM_USER, DIM_MOVIE, BRIDGE_MOVIE_GENRE, DIM_DATE, FCT_RATING,
 )
 
+# -- analytics: small summaries of the star schema, charted in the UI (access/analytics/) -----------
+ANALYTICS = "analytics"
+RATING_COUNT = _col("ratings", "bigint", "Number of ratings.", nullable=False)
+RATING_SHARE = _col("share", "double", "Fraction of all ratings (0-1).", nullable=False)
+AVERAGE_RATING = _col("average_rating", "double", "Mean stars of these ratings; NULL when there are none.")
+
+
+def _analytics(name: str, description: str, columns: tuple[Column, ...], primary_key: tuple[str, ...]) -> Dataset:
+    return Dataset(name, "access", f"{ANALYTICS}/{name.replace('_', '-')}", description, columns=columns,
+                   primary_key=primary_key, group=ANALYTICS)
+
+
+RATINGS_BY_HOUR = _analytics(
+    "ratings_by_hour", "How many ratings were submitted in each hour of the day (UTC), all 24 hours.",
+    (_col("hour_of_day", "int", "Hour of the day, 0-23 (UTC).", nullable=False),
+     RATING_COUNT, RATING_SHARE, AVERAGE_RATING),
+    ("hour_of_day",),
+)
+RATINGS_BY_WEEKDAY = _analytics(
+    "ratings_by_weekday", "How many ratings were submitted on each day of the week (UTC), Monday to Sunday.",
+    (_col("day_of_week", "int", "ISO day of week: 1 = Monday ... 7 = Sunday.", nullable=False),
+     _col("day_name", "string", "Name of the day: Monday ... Sunday.", nullable=False),
+     RATING_COUNT, RATING_SHARE, AVERAGE_RATING),
+    ("day_of_week",),
+)
+RATING_DISTRIBUTION = _analytics(
+    "rating_distribution", "How often each star value was given, 0.5 to 5.0 in half steps.",
+    (_col("rating", "double", "Stars, 0.5 to 5.0 in half steps.", nullable=False), RATING_COUNT, RATING_SHARE),
+    ("rating",),
+)
+TOP_MOVIES = _analytics(
+    "top_movies", "The best-rated movies: highest average stars among movies with at least a minimum "
+    "number of ratings (the asset's config min_ratings).",
+    (_col("rank", "int", "1 = best; ties broken by more ratings, then by movie_id.", nullable=False),
+     MOVIE_ID, TITLE, YEAR, RATING_COUNT,
+     _col("average_rating", "double", "Mean stars of the movie's ratings.", nullable=False)),
+    ("rank",),
+)
+GENRE_POPULARITY_BY_YEAR = _analytics(
+    "genre_popularity_by_year", "Ratings per genre and rating year: how popular each genre was in each year.",
+    (_col("rating_year", "int", "Year in which the ratings were submitted (UTC).", nullable=False),
+     _col("genre", "string", "One genre; a movie with several genres counts for each.", nullable=False),
+     RATING_COUNT,
+     _col("share", "double", "Fraction of that year's ratings given to movies of this genre; a year's shares "
+          "add up to more than 1 because movies have several genres.", nullable=False),
+     AVERAGE_RATING),
+    ("rating_year", "genre"),
+)
+
+ANALYTICS_DATASETS: tuple[Dataset, ...] = (
+    RATINGS_BY_HOUR, RATINGS_BY_WEEKDAY, RATING_DISTRIBUTION, TOP_MOVIES, GENRE_POPULARITY_BY_YEAR,
+)
+
 
 def dataset_for(asset_key: dg.AssetKey) -> Dataset:
-    for dataset in ALL_DATASETS:
+    for dataset in (*ALL_DATASETS, *ANALYTICS_DATASETS):
         if dataset.asset_key == asset_key:
             return dataset
     raise KeyError(f"no dataset is declared for asset {asset_key.to_user_string()}")

@@ -1,0 +1,143 @@
+"""Analytics on the bundled sample equal the same figures computed independently.
+
+The oracle reads the stored star schema with pyarrow and counts in plain Python (day of week from
+``rated_at``, genres from ``dim_movie``), never through ``transforms/analytics.py`` or Spark.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from movielake_dagster.datasets import (
+    DIM_MOVIE,
+    FCT_RATING,
+    GENRE_POPULARITY_BY_YEAR,
+    RATING_DISTRIBUTION,
+    RATINGS_BY_HOUR,
+    RATINGS_BY_WEEKDAY,
+    TOP_MOVIES,
+)
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "charts"
+ANALYTICS = (RATINGS_BY_HOUR, RATINGS_BY_WEEKDAY, RATING_DISTRIBUTION, TOP_MOVIES, GENRE_POPULARITY_BY_YEAR)
+
+
+def _rows(resources, dataset) -> list[dict]:
+    return pq.read_table(resources["lake"].uri(dataset)).to_pylist()
+
+
+@pytest.fixture(scope="module")
+def facts(sample_lake) -> list[dict]:
+    _, _, resources = sample_lake
+    return _rows(resources, FCT_RATING)
+
+
+@pytest.fixture(scope="module")
+def stored(sample_lake):
+    _, _, resources = sample_lake
+    return lambda dataset: _rows(resources, dataset)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def test_ratings_by_hour_of_day(facts, stored):
+    by_hour = defaultdict(list)
+    for f in facts:
+        by_hour[f["rated_at"].hour].append(f["rating"])
+    rows = stored(RATINGS_BY_HOUR)
+    assert [r["hour_of_day"] for r in rows] == list(range(24))
+    for r in rows:
+        stars = by_hour.get(r["hour_of_day"], [])
+        assert r["ratings"] == len(stars)
+        assert r["share"] == pytest.approx(len(stars) / len(facts))
+        assert r["average_rating"] == (pytest.approx(_mean(stars)) if stars else None)
+    assert sum(r["ratings"] for r in rows) == len(facts)
+
+
+def test_ratings_by_day_of_week(facts, stored):
+    by_day = defaultdict(list)
+    for f in facts:
+        by_day[f["rated_at"].isoweekday()].append(f["rating"])
+    rows = stored(RATINGS_BY_WEEKDAY)
+    assert [(r["day_of_week"], r["day_name"]) for r in rows] == list(enumerate(
+        ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"], start=1))
+    assert {r["day_of_week"]: r["ratings"] for r in rows} == {d: len(by_day.get(d, [])) for d in range(1, 8)}
+    for r in rows:
+        assert r["average_rating"] == pytest.approx(_mean(by_day[r["day_of_week"]]))
+
+
+def test_rating_distribution(facts, stored):
+    counts = Counter(f["rating"] for f in facts)
+    rows = stored(RATING_DISTRIBUTION)
+    assert [r["rating"] for r in rows] == [v / 2 for v in range(1, 11)]
+    assert {r["rating"]: r["ratings"] for r in rows} == {v / 2: counts.get(v / 2, 0) for v in range(1, 11)}
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0)
+
+
+def test_top_movies_by_average_with_a_minimum_of_votes(sample_lake, facts, stored):
+    _, result, _ = sample_lake
+    by_movie = defaultdict(list)
+    for f in facts:
+        by_movie[f["movie_id"]].append(f["rating"])
+    min_ratings = result.asset_materializations_for_node("analytics__top_movies")[0].metadata["min_ratings"].value
+    eligible = [(m, len(s), _mean(s)) for m, s in by_movie.items() if len(s) >= min_ratings]
+    expected = sorted(eligible, key=lambda e: (-e[2], -e[1], e[0]))[:20]
+    titles = {m["movie_id"]: (m["title"], m["year"]) for m in stored(DIM_MOVIE)}
+    rows = stored(TOP_MOVIES)
+    assert min_ratings == 50 and len(rows) == 20
+    assert [r["rank"] for r in rows] == list(range(1, 21))
+    assert [(r["movie_id"], r["ratings"]) for r in rows] == [(m, n) for m, n, _ in expected]
+    assert [r["average_rating"] for r in rows] == pytest.approx([avg for _, _, avg in expected])
+    assert [(r["title"], r["year"]) for r in rows] == [titles[m] for m, _, _ in expected]
+
+
+def test_genre_popularity_by_year(facts, stored):
+    genres = {m["movie_id"]: m["genres"] for m in stored(DIM_MOVIE)}
+    per_year = Counter(f["rating_year"] for f in facts)
+    stars = defaultdict(list)
+    for f in facts:
+        for genre in genres[f["movie_id"]]:
+            stars[(f["rating_year"], genre)].append(f["rating"])
+    rows = stored(GENRE_POPULARITY_BY_YEAR)
+    assert {(r["rating_year"], r["genre"]): r["ratings"] for r in rows} == {k: len(v) for k, v in stars.items()}
+    for r in rows:
+        assert r["share"] == pytest.approx(r["ratings"] / per_year[r["rating_year"]])
+        assert r["average_rating"] == pytest.approx(_mean(stars[(r["rating_year"], r["genre"])]))
+
+
+@pytest.mark.parametrize("dataset", ANALYTICS, ids=lambda d: d.name)
+def test_each_materialization_shows_a_small_png_chart(sample_lake, dataset):
+    """The chart is inline Markdown the UI renders; also saved under test-artifacts/charts/."""
+    _, result, _ = sample_lake
+    (materialization,) = result.asset_materializations_for_node(f"analytics__{dataset.name}")
+    chart = materialization.metadata["chart"].value
+    prefix = "](data:image/png;base64,"
+    assert chart.startswith("![") and prefix in chart and chart.endswith(")")
+    png = base64.b64decode(chart.split(prefix, 1)[1][:-1])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])
+    assert (width, height) == (640, 320) and len(png) < 80_000
+    assert materialization.metadata["dagster/row_count"].value > 0
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"{dataset.name}.png").write_bytes(png)
+
+
+def test_top_movies_needs_the_minimum_and_breaks_ties(spark):
+    from movielake_dagster.transforms.analytics import top_movies
+
+    facts = spark.createDataFrame(
+        [(1, 5.0), (2, 4.0), (2, 4.0), (3, 4.0), (3, 4.0), (3, 4.0), (4, 2.0), (4, 3.0)],
+        "movie_id int, rating double")
+    movies = spark.createDataFrame([(m, f"M{m}", 2000) for m in (1, 2, 3, 4)], "movie_id int, title string, year int")
+    rows = top_movies(facts, movies, min_ratings=2, limit=10).collect()
+    assert [(r["rank"], r["movie_id"], r["ratings"], r["average_rating"]) for r in rows] == [
+        (1, 3, 3, 4.0), (2, 2, 2, 4.0), (3, 4, 2, 2.5)]
+    assert [r["movie_id"] for r in top_movies(facts, movies, min_ratings=1, limit=1).collect()] == [1]
