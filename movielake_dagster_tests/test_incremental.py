@@ -15,8 +15,6 @@ from movielake_dagster.settings import Settings
 
 from .conftest import build_lake
 
-pytestmark = pytest.mark.slow  # four runs of the whole graph with its checks: minutes on a shared 2-core machine
-
 DAY1, DAY2 = "2026-11-24", "2026-11-25"
 FACTS = "access/ratings-data-mart/fct-rating"
 COMPARED = [d for d in ALL_DATASETS if d.layer == "access"] + [RATINGS]
@@ -108,12 +106,14 @@ def loaded(spark, landing, tmp_path_factory) -> dict:
             "first": first, "second": second, "untouched_before": before, "untouched_after": after}
 
 
+@pytest.mark.slow  # four runs of the whole graph with its checks
 def test_two_daily_batches_give_the_tables_of_one_full_build(spark, loaded):
     for dataset in COMPARED:
         incremental, full = _table(spark, loaded["incremental"], dataset), _table(spark, loaded["full"], dataset)
         assert incremental == full, f"{dataset.layer}.{dataset.name} differs from the full build"
 
 
+@pytest.mark.slow  # four runs of the whole graph with its checks
 def test_quarantine_matches_except_the_ratings_a_later_batch_superseded(spark, loaded):
     incremental = _table(spark, loaded["incremental"], QUARANTINE_RATINGS)
     full = _table(spark, loaded["full"], QUARANTINE_RATINGS)
@@ -125,6 +125,7 @@ def test_quarantine_matches_except_the_ratings_a_later_batch_superseded(spark, l
     assert len(missing) == superseded and {reason for _, _, reason in missing} == {"duplicate"}
 
 
+@pytest.mark.slow  # four runs of the whole graph with its checks
 def test_a_rerating_in_a_later_batch_wins_and_a_late_older_one_is_quarantined(spark, loaded, landing):
     facts = {(r.user_id, r.movie_id): r.rating
              for r in spark.read.parquet(str(loaded["incremental"] / FACTS)).collect()}
@@ -134,6 +135,7 @@ def test_a_rerating_in_a_later_batch_wins_and_a_late_older_one_is_quarantined(sp
     assert reasons.get("duplicate", 0) >= 1
 
 
+@pytest.mark.slow  # four runs of the whole graph with its checks
 def test_the_second_batch_rewrites_only_the_fact_partitions_it_changes(loaded, landing):
     rewritten = _metadata(loaded["second"], "access/fct_rating")["movielake/rewritten_partitions"]
     assert str(landing["last_year"]) in rewritten
@@ -141,6 +143,7 @@ def test_the_second_batch_rewrites_only_the_fact_partitions_it_changes(loaded, l
     assert loaded["untouched_before"] and loaded["untouched_before"] == loaded["untouched_after"]
 
 
+@pytest.mark.slow  # four runs of the whole graph with its checks
 def test_replaying_a_batch_changes_nothing(spark, loaded):
     before = {d.name: _table(spark, loaded["incremental"], d) for d in [*COMPARED, QUARANTINE_RATINGS]}
     replay = _daily_run(loaded["defs"], loaded["instance"], DAY2)
@@ -148,3 +151,85 @@ def test_replaying_a_batch_changes_nothing(spark, loaded):
     assert _metadata(replay, "cleanse/ratings")["movielake/superseded_records"] > 0  # it replaces its own rows
     for dataset in [*COMPARED, QUARANTINE_RATINGS]:
         assert _table(spark, loaded["incremental"], dataset) == before[dataset.name], dataset.name
+
+
+# -- a failed or killed write leaves the previous version readable ----------------------------------
+
+def _facts(spark, rows: int, fail_after: int | None = None):
+    """A small fct_rating-shaped DataFrame over 3 years; with ``fail_after``, a task fails mid-write."""
+    from pyspark.sql import functions as F
+
+    ids = spark.range(0, rows, numPartitions=4)
+    user = F.col("id").cast("int")
+    if fail_after is not None:
+        user = F.when(F.col("id") >= fail_after, F.raise_error(F.lit("executor lost mid-write"))).otherwise(user)
+    return ids.select(
+        user.alias("user_id"), (F.col("id") % 50).cast("int").alias("movie_id"),
+        F.lit(20010101).alias("date_key"), F.timestamp_seconds(F.lit(978307200) + F.col("id")).alias("rated_at"),
+        F.lit(0).alias("hour_of_day"), F.lit(4.0).alias("rating"), (2001 + F.col("id") % 3).cast("int").alias("rating_year"),
+    )
+
+
+@pytest.fixture
+def io_manager(spark, tmp_path):
+    from movielake_dagster.definitions import build_resources
+
+    resources = build_resources(Settings(lake=str(tmp_path / "lake"), step_retries=0))
+    return resources["parquet_io_manager"], resources["lake"]
+
+
+def _write(io_manager, obj, run_id: str):
+    from movielake_dagster.datasets import FCT_RATING
+
+    context = dg.build_output_context(asset_key=FCT_RATING.asset_key, run_id=run_id)
+    io_manager.handle_output(context, obj)
+
+
+def _stored(spark, lake) -> list:
+    from movielake_dagster.datasets import FCT_RATING
+
+    return sorted(tuple(r) for r in spark.read.parquet(lake.spark_uri(FCT_RATING)).collect())
+
+
+def test_a_write_that_fails_midway_leaves_the_previous_table_readable(spark, io_manager):
+    manager, lake = io_manager
+    _write(manager, _facts(spark, 300), "run-one-0000")
+    before = _stored(spark, lake)
+    with pytest.raises(Exception, match="executor lost mid-write"):
+        _write(manager, _facts(spark, 4000, fail_after=3500), "run-two-0000")
+    assert _stored(spark, lake) == before
+
+
+def test_a_partition_rewrite_that_fails_midway_leaves_every_old_partition(spark, io_manager):
+    from pyspark.sql import functions as F
+
+    from movielake_dagster.io_managers.parquet import PartitionsUpdate
+
+    manager, lake = io_manager
+    _write(manager, _facts(spark, 300), "run-one-0000")
+    before = _stored(spark, lake)
+    failing = _facts(spark, 4000, fail_after=3500).where(F.col("rating_year").isin(2001, 2002))
+    with pytest.raises(Exception, match="executor lost mid-write"):
+        _write(manager, PartitionsUpdate(failing, (2001, 2002)), "run-two-0000")
+    assert _stored(spark, lake) == before
+    _write(manager, PartitionsUpdate(_facts(spark, 600).where(F.col("rating_year") == 2002), (2002,)), "run-3-0000")
+    after = _stored(spark, lake)
+    assert [r for r in after if r[-1] != 2002] == [r for r in before if r[-1] != 2002]
+    assert len([r for r in after if r[-1] == 2002]) == 200
+
+
+def test_leftovers_of_a_killed_run_are_invisible_and_do_not_block_the_next(spark, io_manager, tmp_path):
+    from movielake_dagster.datasets import FCT_RATING
+
+    manager, lake = io_manager
+    _write(manager, _facts(spark, 300), "run-one-0000")
+    before = _stored(spark, lake)
+    final = Path(lake.uri(FCT_RATING))
+    # What a process killed mid-write leaves: Spark's output in the hidden temporary folder, and a
+    # half-written dynamic-overwrite staging folder inside the table.
+    _facts(spark, 30).write.partitionBy("rating_year").parquet(str(final.parent / f".{final.name}.__writing-killed00"))
+    (final / ".spark-staging-killed" / "rating_year=2001").mkdir(parents=True)
+    (final / ".spark-staging-killed" / "rating_year=2001" / "part-0.parquet").write_bytes(b"PAR1 truncated")
+    assert _stored(spark, lake) == before
+    _write(manager, _facts(spark, 90), "run-two-0000")
+    assert len(_stored(spark, lake)) == 90
