@@ -143,6 +143,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """One line per check; a problem names its fix. Exit status 1 when there is any problem."""
+    from movielake_dagster.doctor import report, run_checks
+
+    findings = run_checks(_settings(args))
+    print(report(findings))
+    return 0 if all(f.ok for f in findings) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="movielake", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -154,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--user-id", type=int, help="user for the per-user question; default: the lowest id")
     run.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step logs")
     run.set_defaults(handler=cmd_run)
+
+    doctor = commands.add_parser("doctor", help="check Java, connector jars, lake, landing, S3 and the catalog")
+    doctor.add_argument("--raw", help="landing location to check (folder or s3:// prefix)")
+    doctor.add_argument("--lake", help="lake location to check")
+    doctor.set_defaults(handler=cmd_doctor)
     add_commands(commands)  # crawl, query, dictionary
     return parser
 

@@ -1,0 +1,224 @@
+"""``movielake doctor``: is this machine and these settings ready to build the lake?
+
+Each check returns one :class:`Finding`; a problem is printed on one line with its fix. Checks that
+need the network (S3, Glue) only run when the settings use them, and never create anything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from movielake_dagster.errors import MovielakeError
+from movielake_dagster.settings import Settings
+
+MIN_JAVA = 17
+REQUIRED_JARS = {"hadoop-aws": "hadoop-aws-*.jar (the S3A file system)", "s3": "the AWS SDK v2 S3 client (s3-*.jar)"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        if self.ok:
+            return f"ok       {self.check}: {self.detail}"
+        return f"problem  {self.check}: {self.detail} -> {self.fix}"
+
+
+def _uses_s3(settings: Settings) -> bool:
+    return settings.lake.startswith(("s3://", "s3a://")) or settings.landing.startswith("s3://")
+
+
+def check_java(settings: Settings, java: Callable[[], str | None] | None = None) -> Finding:
+    if settings.spark_remote:
+        return Finding("java", True, f"not needed: Spark runs at {settings.spark_remote} (Spark Connect)")
+    version_text = (java or _java_version)()
+    if version_text is None:
+        return Finding("java", False, "no java on PATH and JAVA_HOME is not set",
+                       "install a JDK 17 or 21 (apt-get install openjdk-17-jre-headless) or set JAVA_HOME")
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', version_text)
+    major = int(match.group(1)) if match else 0
+    if major == 1 and match and match.group(2):  # "1.8.0" style
+        major = int(match.group(2))
+    if major < MIN_JAVA:
+        return Finding("java", False, f"Java {major or '?'} found; Spark 4 needs {MIN_JAVA} or 21",
+                       "install openjdk-17 and point JAVA_HOME at it")
+    return Finding("java", True, f"Java {major}")
+
+
+def _java_version() -> str | None:
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home, "bin", "java")) if home and Path(home, "bin", "java").exists() else shutil.which("java")
+    if not java:
+        return None
+    try:
+        done = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stderr or done.stdout
+
+
+def check_jars(settings: Settings) -> Finding:
+    if not _uses_s3(settings):
+        return Finding("connector jars", True, "not needed: the lake and the landing location are local")
+    if settings.spark_remote:
+        return Finding("connector jars", True, "provided by the Spark Connect server's own classpath")
+    folder = Path(os.path.expanduser(settings.jars_dir))
+    names = [p.name for p in folder.glob("*.jar")] if folder.is_dir() else []
+    missing = [what for prefix, what in REQUIRED_JARS.items() if not any(n.startswith(prefix + "-") for n in names)]
+    if missing:
+        return Finding("connector jars", False, f"{folder} lacks {', '.join(missing)}",
+                       "run `make setup` (fetches them from Maven Central) or set MOVIELAKE_JARS_DIR")
+    return Finding("connector jars", True, f"{len(names)} jars in {folder}")
+
+
+def check_lake(settings: Settings) -> Finding:
+    from movielake_dagster.lake import LakeLocation, ObjectStore
+
+    try:
+        location = LakeLocation.parse(settings.lake)
+    except MovielakeError as error:
+        return Finding("lake", False, error.problem, error.fix)
+    if not location.is_s3:
+        root = Path(location.roots["staging"]).parent
+        existing = next((p for p in [root, *root.parents] if p.exists()), None)
+        if existing is None or not os.access(existing, os.W_OK):
+            return Finding("lake", False, f"{root} cannot be created (no write access to {existing})",
+                           "set MOVIELAKE_LAKE (or --lake) to a folder you can write")
+        return Finding("lake", True, f"{root} ({'exists' if root.exists() else 'created on the first run'})")
+    store = ObjectStore(settings.s3_endpoint, settings.region)
+    missing = []
+    try:
+        for bucket in location.buckets():
+            if not _bucket_exists(store, bucket):
+                missing.append(bucket)
+    except MovielakeError as error:
+        return Finding("lake", False, error.problem, error.fix)
+    state = f"missing, created on the first run: {', '.join(missing)}" if missing else "all reachable"
+    return Finding("lake", True, f"buckets {', '.join(location.buckets())} ({state})")
+
+
+def _bucket_exists(store, bucket: str) -> bool:
+    from movielake_dagster.lake import _error_code, s3_errors
+
+    with s3_errors(store.endpoint_url, bucket):
+        try:
+            store.s3.head_bucket(Bucket=bucket)
+            return True
+        except Exception as error:  # noqa: BLE001 - classified here and by s3_errors
+            if _error_code(error) in ("404", "NoSuchBucket", "NotFound"):
+                return False
+            raise
+
+
+def check_landing(settings: Settings) -> Finding:
+    from movielake_dagster.assets.staging import check_landing as landed, landed_rating_batches
+    from movielake_dagster.resources import LakeResource
+
+    lake = LakeResource(url=settings.lake, landing=settings.landing, s3_endpoint=settings.s3_endpoint,
+                        s3_region=settings.region)
+    if not settings.landing.startswith("s3://") and not Path(settings.landing).is_dir():
+        return Finding("landing", False, f"{settings.landing} is not a folder",
+                       "set MOVIELAKE_LANDING (or --raw) to the folder or s3:// prefix where raw files land")
+    try:
+        landed(lake)
+        batches = len(landed_rating_batches(lake))
+    except MovielakeError as error:
+        return Finding("landing", False, error.problem, error.fix)
+    extra = f", {batches} daily rating batches" if batches else ""
+    return Finding("landing", True, f"{settings.landing} has movies, ratings and users{extra}")
+
+
+def check_s3_credentials(settings: Settings) -> Finding:
+    if not _uses_s3(settings) and settings.catalog != "glue":
+        return Finding("s3 credentials", True, "not needed: nothing is on S3 or Glue")
+    import boto3
+
+    credentials = boto3.Session().get_credentials()
+    if credentials is None:
+        return Finding("s3 credentials", False, "no AWS credentials in the default chain",
+                       "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or run with an IAM role")
+    from movielake_dagster.lake import ObjectStore, s3_errors
+
+    store = ObjectStore(settings.s3_endpoint, settings.region)
+    endpoint = settings.s3_endpoint or f"AWS S3 ({settings.region})"
+    try:
+        with s3_errors(store.endpoint_url):
+            store.s3.list_buckets()
+    except MovielakeError as error:
+        return Finding("s3 credentials", False, error.problem, error.fix)
+    except Exception as error:  # noqa: BLE001 - e.g. AccessDenied on ListBuckets, which a lake role may lack
+        code = getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__)
+        return Finding("s3 credentials", True, f"{credentials.method} credentials; {endpoint} answered ({code})")
+    return Finding("s3 credentials", True, f"{credentials.method} credentials accepted by {endpoint}")
+
+
+def check_catalog(settings: Settings) -> Finding:
+    from movielake_dagster.catalog import BACKENDS, default_catalog_path
+    from movielake_dagster.lake import LakeLocation
+
+    if settings.catalog not in BACKENDS:
+        return Finding("catalog", False, f"MOVIELAKE_CATALOG={settings.catalog!r} is not a catalog backend",
+                       f"use one of {', '.join(BACKENDS)}")
+    if settings.catalog == "local":
+        try:
+            path = Path(settings.catalog_path or default_catalog_path(LakeLocation.parse(settings.lake)))
+        except MovielakeError as error:
+            return Finding("catalog", False, error.problem, error.fix)
+        existing = next((p for p in [path.parent.resolve(), *path.parent.resolve().parents] if p.exists()), None)
+        if existing is None or not os.access(existing, os.W_OK):
+            return Finding("catalog", False, f"cannot write the local catalog {path}",
+                           "set MOVIELAKE_CATALOG_PATH to a writable file")
+        return Finding("catalog", True, f"local catalog at {path}")
+    from movielake_dagster.catalog.glue import GlueCatalog
+
+    try:
+        databases = GlueCatalog(settings.glue_endpoint, settings.region).list_databases()
+    except MovielakeError as error:
+        return Finding("catalog", False, error.problem, error.fix)
+    return Finding("catalog", True, f"AWS Glue ({settings.glue_endpoint or settings.region}): "
+                                    f"{len(databases)} databases visible")
+
+
+def check_definitions(settings: Settings) -> Finding:
+    """Schedule, time zone and the other settings are valid: the Dagster code location loads."""
+    from movielake_dagster.definitions import build_definitions
+
+    try:
+        defs = build_definitions(settings)
+    except MovielakeError as error:
+        return Finding("settings", False, error.problem, error.fix)
+    schedule = defs.resolve_schedule_def("daily_lake_update_schedule")
+    return Finding("settings", True, f"definitions load; daily update at {settings.schedule_time} "
+                                     f"{schedule.execution_timezone} ({schedule.default_status.value.lower()}), "
+                                     f"fresh by {settings.fresh_by}")
+
+
+CHECKS = (check_java, check_jars, check_lake, check_landing, check_s3_credentials, check_catalog, check_definitions)
+
+
+def run_checks(settings: Settings, checks=CHECKS) -> list[Finding]:
+    findings = []
+    for check in checks:
+        try:
+            findings.append(check(settings))
+        except Exception as error:  # noqa: BLE001 - a broken check is itself a finding, not a crash
+            findings.append(Finding(check.__name__.removeprefix("check_"), False,
+                                    f"the check itself failed: {type(error).__name__}: {error}",
+                                    "report this; the other checks still ran"))
+    return findings
+
+
+def report(findings: list[Finding]) -> str:
+    problems = sum(not f.ok for f in findings)
+    summary = "no problems found" if not problems else f"{problems} problem(s) found"
+    return "\n".join([*(f.line() for f in findings), f"movielake doctor: {summary}"])
