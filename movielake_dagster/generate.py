@@ -994,6 +994,7 @@ def _write_ratings(path: Path, spec: GeneratorSpec, movies: _Movies) -> _Ratings
     bad = _bad_lines("ratings", spec, spec.ratings, _bad_rating_line)
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")  # a library call prints nothing
         con.execute(_SQL_MACROS)
         quirks = {"duplicate_pairs": 0, "later_rating_first": 0}
         if spec.ratings:
