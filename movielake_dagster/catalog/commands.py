@@ -109,8 +109,6 @@ def cmd_query(args: argparse.Namespace) -> int:
     print(tabulate(shown, headers=result.columns, tablefmt="psql", missingval="NULL", disable_numparse=True))
     more = f", showing the first {len(shown)}" if len(shown) < len(result.rows) else ""
     print(f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''}{more}; {result.seconds:.3f} s)")
-    for skipped in engine.skipped:
-        print(f"movielake: note: {skipped}", file=sys.stderr)
     return 0
 
 

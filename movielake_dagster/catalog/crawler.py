@@ -44,8 +44,22 @@ LAYER_DESCRIPTIONS = {
 }
 
 
+def catalog_datasets() -> tuple[Dataset, ...]:
+    """Every dataset declared in ``datasets.py``: ``ALL_DATASETS`` first, then any other declared there
+    (the analytics summaries live in the access layer under their own group)."""
+    from movielake_dagster import datasets
+
+    found = list(ALL_DATASETS)
+    for value in vars(datasets).values():
+        candidates = value if isinstance(value, tuple) else (value,)
+        for candidate in candidates:
+            if isinstance(candidate, Dataset) and candidate not in found:
+                found.append(candidate)
+    return tuple(found)
+
+
 def declared_datasets(layer: str) -> list[Dataset]:
-    return [d for d in ALL_DATASETS if d.layer == layer]
+    return [d for d in catalog_datasets() if d.layer == layer]
 
 
 @dataclass

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from movielake_dagster.catalog.formats import PARQUET, RAW_LAYOUTS, RawLayout, dat_format
 from movielake_dagster.catalog.formats import CSV, JSON
-from movielake_dagster.catalog.crawler import LAYER_DESCRIPTIONS
-from movielake_dagster.datasets import ALL_DATASETS, Dataset, dataset_for
+from movielake_dagster.catalog.crawler import LAYER_DESCRIPTIONS, catalog_datasets
+from movielake_dagster.datasets import Dataset
 from movielake_dagster.lake import LAYERS
 
 DICTIONARY_PATH = Path(__file__).resolve().parents[2] / "docs" / "data_dictionary.md"
@@ -60,10 +60,11 @@ def _upstream() -> dict[str, list[Dataset]]:
     from movielake_dagster.definitions import ALL_ASSETS
 
     parents_of = {key: deps for asset in ALL_ASSETS for key, deps in asset.asset_deps.items()}
+    by_key = {d.asset_key: d for d in catalog_datasets()}
     result: dict[str, list[Dataset]] = {}
-    for dataset in ALL_DATASETS:
+    for dataset in catalog_datasets():
         parents = sorted(parents_of.get(dataset.asset_key, ()), key=lambda k: k.to_user_string())
-        result[f"{dataset.layer}.{dataset.name}"] = [dataset_for(k) for k in parents]
+        result[f"{dataset.layer}.{dataset.name}"] = [by_key[k] for k in parents if k in by_key]
     return result
 
 
@@ -115,7 +116,7 @@ def render_dictionary(stats: dict[str, object] | None = None) -> str:
         "",
     ]
     for layer in LAYERS:
-        datasets = [d for d in ALL_DATASETS if d.layer == layer]
+        datasets = [d for d in catalog_datasets() if d.layer == layer]
         out += [f"## Database `{layer}`", "", LAYER_DESCRIPTIONS[layer], ""]
         out += ["| table | location | format | rows |" if stats else "| table | location | format |",
                 "|---|---|---|---|" if stats else "|---|---|---|"]

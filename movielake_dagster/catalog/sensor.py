@@ -14,7 +14,7 @@ import dagster as dg
 
 from movielake_dagster.catalog.model import CatalogTable, CrawlReport
 from movielake_dagster.catalog.resource import CatalogResource
-from movielake_dagster.datasets import ALL_DATASETS
+from movielake_dagster.catalog.crawler import catalog_datasets
 from movielake_dagster.lake import LAYERS
 
 JOB_NAME = "crawl_catalog"
@@ -33,7 +33,7 @@ def crawl_run_config(layer: str) -> dict:
 def crawl_layer(context: dg.OpExecutionContext, config: CrawlConfig, catalog: CatalogResource):
     report = catalog.crawler().crawl(config.layer)
     for table in report.tables:
-        context.log_event(dg.AssetObservation(asset_key=dg.AssetKey([table.database, table.name]),
+        context.log_event(dg.AssetObservation(asset_key=table_asset_key(table),
                                               metadata=observation_metadata(table, report)))
     for line in report.summary_lines() or [f"{config.layer}: no changes since the last crawl"]:
         context.log.info(line)
@@ -54,6 +54,14 @@ def crawl_layer(context: dg.OpExecutionContext, config: CrawlConfig, catalog: Ca
         tags={"movielake/kind": "crawl"})
 def crawl_catalog_job():
     crawl_layer()
+
+
+def table_asset_key(table: CatalogTable) -> dg.AssetKey:
+    """The asset of the dataset behind a table; ``[layer, table]`` for a discovered, undeclared one."""
+    for dataset in catalog_datasets():
+        if dataset.layer == table.database and dataset.name == table.name:
+            return dataset.asset_key
+    return dg.AssetKey([table.database, table.name])
 
 
 def observation_metadata(table: CatalogTable, report: CrawlReport) -> dict:
@@ -95,7 +103,7 @@ def changes_markdown(report: CrawlReport) -> str:
 
 
 def layer_asset_keys(layer: str) -> list[dg.AssetKey]:
-    return [d.asset_key for d in ALL_DATASETS if d.layer == layer]
+    return [d.asset_key for d in catalog_datasets() if d.layer == layer]
 
 
 def crawl_requests(instance: dg.DagsterInstance, cursor: str | None) -> tuple[list[dg.RunRequest], str]:
