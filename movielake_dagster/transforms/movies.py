@@ -75,5 +75,5 @@ def classify_movies(lines: DataFrame, file_format: str, max_year: int) -> DataFr
         ((F.col("year") < MIN_YEAR) | (F.col("year") > max_year), "out_of_range",
          F.concat(F.lit(f"year outside {MIN_YEAR}..{max_year}: "), F.col("year").cast("string"))),
     ])
-    checked = typed.withColumn(REASON, reason).withColumn(DETAIL, detail)
+    checked = typed.withColumns({REASON: reason, DETAIL: detail})
     return reject_repeated_keys(checked, ["movie_id"], "movie_id")

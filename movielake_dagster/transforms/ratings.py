@@ -61,8 +61,7 @@ def classify_ratings(lines: DataFrame, file_format: str, now_epoch: int) -> Data
     ])
     rated_at = F.timestamp_seconds(F.col("_epoch"))
     return (
-        typed.withColumn(REASON, reason)
-        .withColumn(DETAIL, detail)
+        typed.withColumns({REASON: reason, DETAIL: detail})  # both from the same input row
         .withColumn("rated_at", F.when(F.col(REASON).isNull(), rated_at))
         .withColumn("rating_date", F.to_date(F.col("rated_at")))
     )
@@ -83,7 +82,7 @@ def resolve_ratings(classified: DataFrame, users: DataFrame, movies: DataFrame) 
         (F.col("_known_movie").isNull(), "unknown_movie",
          F.concat(F.lit("movie_id not in movies: "), F.col("movie_id").cast("string"))),
     ])
-    referenced = joined.withColumn(REASON, reason).withColumn(DETAIL, detail)
+    referenced = joined.withColumns({REASON: reason, DETAIL: detail})
     latest_first = Window.partitionBy(F.col(REASON).isNull(), "user_id", "movie_id").orderBy(
         F.col("rated_at").desc(), F.col(RID).desc()
     )

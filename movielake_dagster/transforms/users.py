@@ -46,7 +46,7 @@ def classify_masterdata(lines: DataFrame) -> DataFrame:
         (_blank("_raw_user"), "null_key", "user_id is missing or empty"),
         (F.col("user_id").isNull(), "bad_type", F.concat(F.lit("user_id is not a whole number: "), F.col("_raw_user"))),
     ])
-    checked = parsed.withColumn(REASON, reason).withColumn(DETAIL, detail)
+    checked = parsed.withColumns({REASON: reason, DETAIL: detail})
     return reject_repeated_keys(checked, ["user_id"], "user_id", F.struct("first_name", "last_name"))
 
 
@@ -72,7 +72,7 @@ def classify_ml1m_users(lines: DataFrame) -> DataFrame:
         (~F.col("gender").isin("M", "F") | F.col("age_group").isNull() | F.col("occupation").isNull(),
          "out_of_range", "gender, age or occupation code not in the MovieLens 1M codebook"),
     ])
-    checked = typed.withColumn(REASON, reason).withColumn(DETAIL, detail)
+    checked = typed.withColumns({REASON: reason, DETAIL: detail})
     return reject_repeated_keys(checked, ["user_id"], "user_id", F.struct("gender", "age_group", "occupation", "zip"))
 
 
