@@ -91,7 +91,7 @@ def build_daily_schedule(settings: Settings, job) -> dg.ScheduleDefinition:
         cron_schedule=daily_cron(start),
         execution_timezone=settings.schedule_timezone,
         execution_fn=previous_day,
-        default_status=_status(settings, dg.DefaultScheduleStatus),
+        default_status=default_status(settings, dg.DefaultScheduleStatus),
         description=f"Daily at {settings.schedule_time} {settings.schedule_timezone}: load yesterday's ratings "
                     f"batch and refresh the snapshots, so that the access layer is fresh by {fresh_by:%H:%M}.",
     )
@@ -109,7 +109,8 @@ def access_freshness_policy(settings: Settings) -> dg.FreshnessPolicy:
     )
 
 
-def _status(settings: Settings, enum):
+def default_status(settings: Settings, enum):
+    """``MOVIELAKE_AUTOMATION`` as a Dagster default status (of a schedule or a sensor)."""
     if settings.automation not in ("stopped", "running"):
         raise ConfigurationError(f"MOVIELAKE_AUTOMATION={settings.automation!r} is not stopped or running",
                                  "set MOVIELAKE_AUTOMATION=running to start the schedule and sensors, else stopped")

@@ -54,7 +54,7 @@ from movielake_dagster.datasets import (
 )
 from movielake_dagster.lake import FileInfo
 from movielake_dagster.resources import LakeResource
-from movielake_dagster.schedules import DAILY_JOB, LAKE_WRITER_TAG, _status
+from movielake_dagster.schedules import DAILY_JOB, LAKE_WRITER_TAG, default_status
 from movielake_dagster.settings import Settings
 
 SENSOR_NAME = "new_landed_files"
@@ -175,7 +175,7 @@ def build_new_data_sensor(settings: Settings, jobs: list) -> dg.SensorDefinition
         name=SENSOR_NAME,
         jobs=jobs,
         minimum_interval_seconds=30,
-        default_status=_status(settings, dg.DefaultSensorStatus),
+        default_status=default_status(settings, dg.DefaultSensorStatus),
         description="Starts one run per new or changed raw file in the landing location: a daily ratings batch "
                     "loads incrementally, a snapshot rebuilds its own tables. Waits for files still being written.",
     )
