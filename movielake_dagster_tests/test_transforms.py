@@ -170,6 +170,7 @@ def test_masterdata_rules(spark, tmp_path):
         '{"user_id": null, "firts_name": "No", "last_name": "Body"}',
         '{"user_id": "abc", "firts_name": "Bad", "last_name": "Id"}',
         "not json at all",
+        "{'user_id': '171', 'firts_name': 'Single', 'last_name': 'Quotes'}",
     ])
     decoded, _, offsets = _decoded(spark, uri)
     from movielake_dagster.assets.cleanse import USER_SOURCES
@@ -179,7 +180,8 @@ def test_masterdata_rules(spark, tmp_path):
     good = {r["user_id"]: (r["first_name"], r["last_name"]) for r in accepted(classified, columns).collect()}
     bad = sorted((r["line_number"], r["reason"]) for r in rejected(classified, "users", offsets).collect())
     assert good == {169: ("Claire", "Wiggins"), 170: ("Ann", "Lee")}
-    assert bad == [(3, "duplicate"), (4, "conflicting_duplicate"), (5, "null_key"), (6, "bad_type"), (7, "malformed")]
+    assert bad == [(3, "duplicate"), (4, "conflicting_duplicate"), (5, "null_key"), (6, "bad_type"), (7, "malformed"),
+                   (8, "malformed")]
 
 
 @pytest.mark.skipif(not (REAL_DATA / "ml-1m" / "users.dat").exists(), reason="real MovieLens 1M files absent")

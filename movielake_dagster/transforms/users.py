@@ -8,7 +8,9 @@ from pyspark.sql import functions as F
 from movielake_dagster.transforms.raw_lines import DETAIL, REASON, TEXT, reject_when, split_fields, try_int
 from movielake_dagster.transforms.records import reject_repeated_keys
 
-MASTERDATA_SCHEMA = "user_id string, firts_name string, first_name string, last_name string"
+MASTERDATA_SCHEMA = "user_id string, firts_name string, first_name string, last_name string, _corrupt string"
+# Strict JSON: Spark would otherwise accept single quotes, which the master-data contract does not.
+JSON_OPTIONS = {"mode": "PERMISSIVE", "allowSingleQuotes": "false", "columnNameOfCorruptRecord": "_corrupt"}
 # MovieLens 1M README: age codes and occupation codes.
 AGE_GROUPS = {1: "Under 18", 18: "18-24", 25: "25-34", 35: "35-44", 45: "45-49", 50: "50-55", 56: "56+"}
 OCCUPATIONS = (
@@ -32,15 +34,15 @@ def classify_masterdata(lines: DataFrame) -> DataFrame:
     """
     parsed = lines.select(
         "*",
-        F.from_json(F.col(TEXT), MASTERDATA_SCHEMA, {"mode": "PERMISSIVE"}).alias("_json"),
-        F.trim(F.get_json_object(F.col(TEXT), "$.user_id")).alias("_raw_user"),
+        F.from_json(F.col(TEXT), MASTERDATA_SCHEMA, JSON_OPTIONS).alias("_json"),
     ).select(
         "*",
-        try_int(F.col("_raw_user")).alias("user_id"),
+        F.trim(F.col("_json.user_id")).alias("_raw_user"),
+        try_int(F.col("_json.user_id")).alias("user_id"),
         F.trim(F.coalesce(F.col("_json.firts_name"), F.col("_json.first_name"))).alias("first_name"),
         F.trim(F.col("_json.last_name")).alias("last_name"),
     )
-    is_object = F.col(TEXT).rlike(r"^\s*\{.*\}\s*$") & F.col("_json").isNotNull()
+    is_object = F.col("_json").isNotNull() & F.col("_json._corrupt").isNull()
     reason, detail = reject_when([
         (~is_object, "malformed", "not a JSON object"),
         (_blank("_raw_user"), "null_key", "user_id is missing or empty"),
