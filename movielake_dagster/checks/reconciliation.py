@@ -51,10 +51,11 @@ def reconcile_cleanse(dataset: Dataset, staged: dict[str, int], cleansed_rows: i
     """Compares independent counts; ``reported`` is the cleansing step's ``movielake/reconciliation``.
 
     With one source file, its records must be the cleansed rows plus the quarantined rows. With
-    several (master data plus MovieLens 1M ``users.dat``, merged per user) the accepted count of
-    each file comes from the step's report, and the cleansed users must lie between the largest
-    file's accepted count and their sum.
+    several, the accepted count of each file comes from the step's report, and the cleansed rows
+    must be their sum (rating batches), or, for users merged per user from master data and
+    MovieLens 1M ``users.dat``, lie between the largest file's accepted count and their sum.
     """
+    merged_per_key = dataset.name == USERS.name
     files = sorted(set(staged) | set(quarantined))
     table, problems, unaccounted = [], [], 0
     for name in files:
@@ -80,9 +81,11 @@ def reconcile_cleanse(dataset: Dataset, staged: dict[str, int], cleansed_rows: i
                 problems.append(f"{name}: metadata reasons {entry.get('reasons', {})} != stored {quarantined.get(name, {})}")
     if len(staged) > 1:
         accepted_counts = [row[2] for row in table]
-        if not max(accepted_counts) <= cleansed_rows <= sum(accepted_counts):
-            problems.append(f"{cleansed_rows} cleansed rows, outside {max(accepted_counts)}..{sum(accepted_counts)}")
-            unaccounted = max(unaccounted, 1)
+        low = max(accepted_counts) if merged_per_key else sum(accepted_counts)
+        if not low <= cleansed_rows <= sum(accepted_counts):
+            problems.append(f"{cleansed_rows} rows stored, but the files accepted {sum(accepted_counts)}"
+                            + (f" (at least {low} distinct)" if merged_per_key else ""))
+            unaccounted += abs(cleansed_rows - sum(accepted_counts)) if not merged_per_key else 1
     total_lines = sum(staged.values())
     total_rejected = sum(sum(r.values()) for r in quarantined.values())
     outcome = Outcome(
