@@ -10,6 +10,7 @@ Data whose files did not change since the last crawl (same sizes and ETags/mtime
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -56,6 +57,11 @@ def catalog_datasets() -> tuple[Dataset, ...]:
             if isinstance(candidate, Dataset) and candidate not in found:
                 found.append(candidate)
     return tuple(found)
+
+
+def table_name(folder: str) -> str:
+    """A catalog name for a discovered folder: what Glue and Athena accept (lower case, digits, ``_``)."""
+    return re.sub(r"[^a-z0-9_]+", "_", folder.lower()).strip("_") or "unnamed"
 
 
 def declared_datasets(layer: str) -> list[Dataset]:
@@ -130,13 +136,13 @@ class Crawler:
                     warnings.append(f"{layer}: {relative} is outside any dataset folder; not registered")
                     continue
                 key = "/".join(parts)
-                name = parts[-1].lower().replace("-", "_").replace(".", "_")
+                name = table_name(parts[-1])
                 group = groups.setdefault(key, _Group(key, name, None))
                 group.files.append((relative[len(key) + 1:], info))
         names: dict[str, str] = {}
         for group in sorted(groups.values(), key=lambda g: (g.dataset is None, g.key)):
             if group.name in names:  # two discovered folders with the same last segment
-                group.name = group.key.lower().replace("/", "_").replace("-", "_")
+                group.name = table_name(group.key)
             names[group.name] = group.key
             if group.dataset is None:
                 warnings.append(f"{layer}.{group.name}: discovered at {group.key}/ but not declared in datasets.py")
