@@ -174,6 +174,29 @@ def test_a_changed_schema_is_reported_as_added_removed_and_retyped_columns(own_l
     assert catalog.get_table("access", "bridge_movie_genre") is None
 
 
+def test_raw_staging_files_are_classified_by_layout_and_counted(tmp_path):
+    staging = tmp_path / "lake" / "staging"
+    (staging / "ratings").mkdir(parents=True)
+    (staging / "ratings" / "ratings.dat").write_text("1::10::4.5::978300760\n2::20::3::978300761\n")
+    (staging / "ratings" / "2026-11-01.dat").write_text("3::30::5::1761955200")  # no final newline
+    (staging / "masterdata").mkdir()
+    (staging / "masterdata" / "user_masterdata.json").write_text('{"user_id": "1", "firts_name": "A", "last_name": "B"}\n')
+    (staging / "masterdata" / "users.dat").write_bytes("1::F::1::10::48067\n2::M::56::16::70072\n".encode("latin-1"))
+    (staging / "movies").mkdir()
+    (staging / "movies" / "movies.csv").write_text('movieId,title,genres\n1,"Heat, The (1995)",Action\n')
+    report = build_crawler(LakeLocation.parse(str(tmp_path / "lake")), ObjectStore(),
+                           LocalCatalog(tmp_path / "catalog.db")).crawl("staging")
+    tables = {t.name: t for t in report.tables}
+    assert tables["ratings"].record_count == 3 and tables["ratings"].parameters["files"] == "ratings.dat,2026-11-01.dat"
+    assert tables["movies"].classification == "csv" and tables["movies"].record_count == 1
+    assert tables["movies"].storage.table_parameters == {"skip.header.line.count": "1"}
+    assert [c.name for c in tables["movies"].columns] == ["movieId", "title", "genres"]
+    users = tables["users"]
+    assert users.classification == "json" and users.record_count == 1
+    assert users.parameters["other_files"] == "users.dat"
+    assert any("users.dat has another layout" in w for w in report.warnings)
+
+
 @pytest.mark.s3
 @pytest.mark.slow
 def test_glue_catalog_on_an_s3_lake_reads_back_like_the_local_one(sample_lake, local_crawl, s3_server):
@@ -276,6 +299,10 @@ def test_sensor_requests_one_crawl_per_materialized_layer_and_none_when_nothing_
         requests_again, cursor, _ = tick(instance, cursor)
         assert len(requests_again) == 1 and requests_again[0].run_key != requests[0].run_key
         assert tick(instance, cursor)[0] == []
+
+        # A daily rating batch lands in staging/ratings/ too: it is a staging change.
+        materialize(instance, dg.AssetKey(["staging", "rating_batch"]))
+        assert [r.tags["movielake/layer"] for r in tick(instance, cursor)[0]] == ["staging"]
 
 
 def test_crawl_job_records_an_observation_per_table_with_the_changes(sample_lake, tmp_path):

@@ -261,6 +261,9 @@ class Crawler:
         primary = sniffs[0][2]
         records, names, others = 0, [], []
         for relative, info, sniff in sniffs:
+            if sniff.kind == primary.kind and len(sniff.columns) == len(primary.columns) and \
+                    layout_for(relative.rpartition("/")[2]) is None:
+                sniff = primary  # e.g. daily batches 2026-11-01.dat beside ratings.dat: the same layout
             if sniff.kind != primary.kind or sniff.columns != primary.columns:
                 others.append(relative)
                 continue

@@ -103,7 +103,13 @@ def changes_markdown(report: CrawlReport) -> str:
 
 
 def layer_asset_keys(layer: str) -> list[dg.AssetKey]:
-    return [d.asset_key for d in catalog_datasets() if d.layer == layer]
+    """The assets whose materialization changes the layer: its datasets, and any other asset keyed
+    under the layer's name (the daily ``staging/rating_batch`` partitions land in ``staging/ratings/``)."""
+    from movielake_dagster.definitions import ALL_ASSETS
+
+    keys = [d.asset_key for d in catalog_datasets() if d.layer == layer]
+    keys += [key for asset in ALL_ASSETS for key in asset.keys if key.path[0] == layer and key not in keys]
+    return keys
 
 
 def crawl_requests(instance: dg.DagsterInstance, cursor: str | None) -> tuple[list[dg.RunRequest], str]:
