@@ -167,4 +167,5 @@ def _plain(value):
 def is_read_only(sql: str) -> bool:
     """A single SELECT/WITH/DESCRIBE/SHOW/EXPLAIN statement (the CLI refuses anything else)."""
     statement = re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.S).strip().rstrip(";").strip()
-    return ";" not in statement and bool(re.match(r"(?is)^(select|with|describe|show|explain|summarize|from|values|pragma\s+table_info)\b", statement))
+    readers = r"(?is)^(select|with|describe|show|explain|summarize|from|values|pragma\s+table_info)\b"
+    return ";" not in statement and bool(re.match(readers, statement))

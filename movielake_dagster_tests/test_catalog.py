@@ -23,6 +23,7 @@ from movielake_dagster.catalog.sensor import crawl_catalog_job, crawl_run_config
 from movielake_dagster.datasets import DIM_MOVIE, FCT_RATING
 from movielake_dagster.lake import LAYERS, LakeLocation, ObjectStore
 from movielake_dagster.settings import SAMPLE_DATA_DIR
+from movielake_dagster_tests.conftest import REAL_DATA, requires_real_data
 
 DATASETS = catalog_datasets()
 PARQUET_DATASETS = [d for d in DATASETS if d.format == "parquet"]
@@ -180,7 +181,8 @@ def test_raw_staging_files_are_classified_by_layout_and_counted(tmp_path):
     (staging / "ratings" / "ratings.dat").write_text("1::10::4.5::978300760\n2::20::3::978300761\n")
     (staging / "ratings" / "2026-11-01.dat").write_text("3::30::5::1761955200")  # no final newline
     (staging / "masterdata").mkdir()
-    (staging / "masterdata" / "user_masterdata.json").write_text('{"user_id": "1", "firts_name": "A", "last_name": "B"}\n')
+    (staging / "masterdata" / "user_masterdata.json").write_text(
+        '{"user_id": "1", "firts_name": "A", "last_name": "B"}\n')
     (staging / "masterdata" / "users.dat").write_bytes("1::F::1::10::48067\n2::M::56::16::70072\n".encode("latin-1"))
     (staging / "movies").mkdir()
     (staging / "movies" / "movies.csv").write_text('movieId,title,genres\n1,"Heat, The (1995)",Action\n')
@@ -195,6 +197,34 @@ def test_raw_staging_files_are_classified_by_layout_and_counted(tmp_path):
     assert users.classification == "json" and users.record_count == 1
     assert users.parameters["other_files"] == "users.dat"
     assert any("users.dat has another layout" in w for w in report.warnings)
+
+
+ML1M = REAL_DATA / "ml-1m"
+
+
+@requires_real_data(ML1M)
+def test_latin1_movielens_1m_files_are_registered_and_read_with_their_encoding(tmp_path):
+    from movielake_dagster.catalog import LakeFiles
+    from movielake_dagster.sql import SqlEngine
+
+    lake = tmp_path / "lake"
+    for folder, name in (("movies", "movies.dat"), ("masterdata", "users.dat")):
+        (lake / "staging" / folder).mkdir(parents=True)
+        shutil.copyfile(ML1M / name, lake / "staging" / folder / name)  # a temporary lake, as staging does
+    (lake / "access" / DIM_MOVIE.key).mkdir(parents=True)
+    pq.write_table(pa.table({"movie_id": pa.array([73], pa.int32())}), lake / "access" / DIM_MOVIE.key / "p.parquet")
+    catalog = LocalCatalog(tmp_path / "catalog.db")
+    crawler = build_crawler(LakeLocation.parse(str(lake)), ObjectStore(), catalog)
+    staging, _ = crawler.crawl("staging"), crawler.crawl("access")
+    movies = catalog.get_table("staging", "movies")
+    assert movies.record_count == 3883 and movies.parameters["encoding"] == "ISO-8859-1"
+    assert movies.storage.serde_parameters["serialization.encoding"] == "ISO-8859-1"
+    users = catalog.get_table("staging", "users")
+    assert users.record_count == 6040 and [c.name for c in users.columns][:2] == ["user_id", "gender"]
+    assert staging.warnings == ()
+    engine = SqlEngine(catalog, LakeFiles(ObjectStore()))
+    assert engine.query("SELECT title FROM staging.movies WHERE movie_id = '73'").rows == [("Misérables, Les (1995)",)]
+    engine.close()
 
 
 @pytest.mark.s3
@@ -238,7 +268,8 @@ def test_glue_catalog_on_an_s3_lake_reads_back_like_the_local_one(sample_lake, l
     assert sorted(p["Values"][0] for p in partitions) == sorted(rating_year_folders(lake_dir))
     assert sum(int(p["Parameters"]["recordCount"]) for p in partitions) == int(fct["Parameters"]["recordCount"])
     ratings = glue.get_table(DatabaseName="staging", Name="ratings")["Table"]
-    assert ratings["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == "org.apache.hadoop.hive.serde2.RegexSerDe"
+    serde = ratings["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"]
+    assert serde == "org.apache.hadoop.hive.serde2.RegexSerDe"
     assert ratings["StorageDescriptor"]["Location"] == "s3://catalog-test-staging/ratings/"
 
     again = crawl_all("s3://catalog-test-{layer}", glue_catalog, store)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from movielake_dagster.catalog.backend import Catalog
@@ -158,7 +158,8 @@ class Crawler:
         fingerprint = hashlib.sha256("\n".join(
             f"{rel}\t{info.size}\t{info.etag}" for rel, info in sorted(data_files, key=lambda x: x[0])
         ).encode()).hexdigest()[:20]
-        description = group.dataset.description if group.dataset else "Discovered by the crawler; not declared in datasets.py."
+        description = (group.dataset.description if group.dataset
+                       else "Discovered by the crawler; not declared in datasets.py.")
         base = dict(database=layer, name=group.name, description=description, location=location,
                     fingerprint=fingerprint, last_crawled=now, dataset_key=group.dataset.key if group.dataset else "",
                     size_bytes=sum(f.size for _, f in data_files), files=len(data_files))
@@ -259,7 +260,7 @@ class Crawler:
         sniffs = [(relative, info, sniff_raw(relative.rpartition("/")[2], self.files.head(info.uri)))
                   for relative, info in files]
         primary = sniffs[0][2]
-        records, names, others = 0, [], []
+        records, names, others, utf8 = 0, [], [], True
         for relative, info, sniff in sniffs:
             if sniff.kind == primary.kind and len(sniff.columns) == len(primary.columns) and \
                     layout_for(relative.rpartition("/")[2]) is None:
@@ -268,18 +269,25 @@ class Crawler:
                 others.append(relative)
                 continue
             names.append(relative)
-            records += self.files.count_lines(info.uri) - (1 if sniff.header else 0)
+            lines, file_utf8 = self.files.scan_text(info.uri)
+            records += lines - (1 if sniff.header else 0)
+            utf8 = utf8 and file_utf8
         if others:
             warnings.append(f"staging.{group.name}: {', '.join(others)} has another layout than {names[0]}; "
                             f"the table describes {', '.join(names)} (Athena reads every file in the folder)")
-        parameters = {"encoding": primary.encoding, "files": ",".join(names)}
+        encoding = "UTF-8" if utf8 else "ISO-8859-1"
+        parameters = {"encoding": encoding, "files": ",".join(names)}
+        storage = primary.storage
+        if not utf8:  # Hive's text SerDes decode with this; DuckDB's readers are told in sql.py
+            storage = replace(storage, serde_parameters={**storage.serde_parameters,
+                                                         "serialization.encoding": encoding})
         if others:
             parameters["other_files"] = ",".join(others)
         description = base.pop("description")
         layouts = {layout_for(n.rpartition("/")[2]) for n in names} - {None}
         if layouts:
             description += " Layout: " + " ".join(sorted(layout.description for layout in layouts))
-        return CatalogTable(**base, description=description, storage=primary.storage, columns=primary.columns,
+        return CatalogTable(**base, description=description, storage=storage, columns=primary.columns,
                             record_count=records, parameters=parameters)
 
 

@@ -43,7 +43,8 @@ DERIVED: dict[tuple[str, str, str], str] = {
     ("cleanse", "users", "occupation"): "staging.users users.dat `occupation`, code as text",
     ("cleanse", "users", "zip"): "staging.users users.dat `zip`",
     ("cleanse", "ratings", "user_id"): "staging.ratings `user_id` / `userId`, cast to int; must be in cleanse.users",
-    ("cleanse", "ratings", "movie_id"): "staging.ratings `movie_id` / `movieId`, cast to int; must be in cleanse.movies",
+    ("cleanse", "ratings", "movie_id"):
+        "staging.ratings `movie_id` / `movieId`, cast to int; must be in cleanse.movies",
     ("cleanse", "ratings", "rating"): "staging.ratings `rating`, cast to double",
     ("cleanse", "ratings", "rated_at"): "staging.ratings `timestamp` (unix seconds)",
     ("cleanse", "ratings", "rating_date"): "date of `rated_at`",

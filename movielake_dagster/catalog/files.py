@@ -67,14 +67,32 @@ class LakeFiles:
         with open(uri, "rb") as handle:
             return handle.read(size)
 
-    def count_lines(self, uri: str) -> int:
-        """Lines in a text file (a last line without a newline counts), streamed in 1 MiB chunks."""
+    def scan_text(self, uri: str) -> tuple[int, bool]:
+        """(lines, whether the whole file is valid UTF-8), streamed in 1 MiB chunks.
+
+        A last line without a newline counts. A file that is not UTF-8 is taken as ISO-8859-1, as
+        MovieLens 1M files are (the first bytes alone may not tell: they can be plain ASCII).
+        """
+        import codecs
+
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        utf8 = True
         lines = 0
         last = b"\n"
         for chunk in self._chunks(uri):
             lines += chunk.count(b"\n")
             last = chunk[-1:]
-        return lines + (0 if last == b"\n" else 1)
+            if utf8:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8 = False
+        if utf8:
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                utf8 = False
+        return lines + (0 if last == b"\n" else 1), utf8
 
     def _chunks(self, uri: str):
         if uri.startswith("s3://"):

@@ -39,8 +39,9 @@ class glue_errors:
         from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
         if isinstance(error, EndpointConnectionError) or "Could not connect" in str(error):
-            raise EndpointError(f"cannot reach the Glue endpoint {self.endpoint}",
-                                "fix MOVIELAKE_GLUE_ENDPOINT (empty means AWS) or use MOVIELAKE_CATALOG=local") from error
+            raise EndpointError(
+                f"cannot reach the Glue endpoint {self.endpoint}",
+                "fix MOVIELAKE_GLUE_ENDPOINT (empty means AWS) or use MOVIELAKE_CATALOG=local") from error
         if isinstance(error, NoCredentialsError):
             raise EndpointError(f"no AWS credentials found for {self.endpoint}",
                                 "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE") from error
@@ -120,8 +121,12 @@ class GlueCatalog(Catalog):
         table_input = self._to_glue(table)
         with glue_errors(self.endpoint_url):
             try:
-                self.glue.get_table(DatabaseName=table.database, Name=table.name)
-                self.glue.update_table(DatabaseName=table.database, TableInput=table_input)
+                current = self.glue.get_table(DatabaseName=table.database, Name=table.name)["Table"]
+                columns = current.get("StorageDescriptor", {}).get("Columns")
+                same_schema = (columns == table_input["StorageDescriptor"]["Columns"]
+                               and current.get("PartitionKeys", []) == table_input["PartitionKeys"])
+                # Glue keeps a version of the table per update; keep one only when the schema changed.
+                self.glue.update_table(DatabaseName=table.database, TableInput=table_input, SkipArchive=same_schema)
             except Exception as error:  # noqa: BLE001
                 if _code(error) != "EntityNotFoundException":
                     raise
