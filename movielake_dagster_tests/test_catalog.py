@@ -229,7 +229,8 @@ def test_latin1_movielens_1m_files_are_registered_and_read_with_their_encoding(t
 
 @pytest.mark.s3
 @pytest.mark.slow
-def test_glue_catalog_on_an_s3_lake_reads_back_like_the_local_one(sample_lake, local_crawl, s3_server):
+def test_glue_catalog_on_an_s3_lake_reads_back_like_the_local_one(sample_lake, local_crawl, s3_server, monkeypatch,
+                                                                  capsys):
     """The sample lake copied to moto's S3, crawled into moto's Glue, read back with plain boto3."""
     import boto3
 
@@ -288,6 +289,21 @@ def test_glue_catalog_on_an_s3_lake_reads_back_like_the_local_one(sample_lake, l
     assert report.change_for("access.dim_movie").columns_added == ("runtime_minutes",)
     columns = glue.get_table(DatabaseName="access", Name="dim_movie")["Table"]["StorageDescriptor"]["Columns"]
     assert columns[-1]["Name"] == "runtime_minutes" and columns[-1]["Type"] == "int"
+
+    # The commands, configured by the environment: Glue catalog, S3 lake read through pyarrow.
+    from movielake_dagster.cli import main
+
+    monkeypatch.setenv("MOVIELAKE_CATALOG", "glue")
+    monkeypatch.setenv("MOVIELAKE_GLUE_ENDPOINT", s3_server)
+    monkeypatch.setenv("MOVIELAKE_S3_ENDPOINT", s3_server)
+    capsys.readouterr()
+    assert main(["crawl", "--lake", "s3://catalog-test-{layer}", "--layer", "access"]) == 0
+    assert "AWS Glue Data Catalog" in capsys.readouterr().out
+    assert main(["query", "--lake", "s3://catalog-test-{layer}",
+                 "SELECT COUNT(*) AS n, COUNT(DISTINCT rating_year) AS years FROM access.fct_rating"]) == 0
+    out = capsys.readouterr().out
+    assert f"| {spark_row_counts(result)['access.fct_rating']} " in out
+    assert f"| {len(rating_year_folders(lake_dir))} " in out
 
 
 # -- the crawl sensor and job -----------------------------------------------------------------------

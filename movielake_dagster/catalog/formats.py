@@ -94,7 +94,7 @@ RAW_LAYOUTS: tuple[RawLayout, ...] = (
         _raw("movie_id", "MovieLens movie id, as text."),
         _raw("rating", "Stars as text: 0.5 .. 5 (10M) or 1 .. 5 (1M)."),
         _raw("timestamp", "Unix seconds (UTC) when the rating was submitted, as text."),
-    ), "MovieLens ratings: user_id::movie_id::rating::unix_seconds."),
+    ), "MovieLens ratings: user_id::movie_id::rating::unix_seconds (daily batches <YYYY-MM-DD>.dat alike)."),
     RawLayout("ratings.csv", "csv", (
         _raw("userId", "MovieLens user id, as text."),
         _raw("movieId", "MovieLens movie id, as text."),
