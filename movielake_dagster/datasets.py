@@ -208,8 +208,8 @@ ALL_DATASETS: tuple[Dataset, ...] = (
 # -- analytics: small summaries of the star schema, charted in the UI (access/analytics/) -----------
 ANALYTICS = "analytics"
 RATING_COUNT = _col("ratings", "bigint", "Number of ratings.", nullable=False)
-RATING_SHARE = _col("share", "double", "Fraction of all ratings (0-1).", nullable=False)
-AVERAGE_RATING = _col("average_rating", "double", "Mean stars of these ratings; NULL when there are none.")
+RATING_SHARE = _col("share", "double", "Fraction of all ratings, 0-1 (4 decimals).", nullable=False)
+AVERAGE_RATING = _col("average_rating", "double", "Mean stars of these ratings (3 decimals); NULL when there are none.")
 
 
 def _analytics(name: str, description: str, columns: tuple[Column, ...], primary_key: tuple[str, ...]) -> Dataset:
@@ -230,32 +230,32 @@ RATINGS_BY_WEEKDAY = _analytics(
      RATING_COUNT, RATING_SHARE, AVERAGE_RATING),
     ("day_of_week",),
 )
-RATING_DISTRIBUTION = _analytics(
-    "rating_distribution", "How often each star value was given, 0.5 to 5.0 in half steps.",
+RATINGS_BY_STARS = _analytics(
+    "ratings_by_stars", "How often each star value was given, 0.5 to 5.0 in half steps.",
     (_col("rating", "double", "Stars, 0.5 to 5.0 in half steps.", nullable=False), RATING_COUNT, RATING_SHARE),
     ("rating",),
 )
 TOP_MOVIES = _analytics(
     "top_movies", "The best-rated movies: highest average stars among movies with at least a minimum "
     "number of ratings (the asset's config min_ratings).",
-    (_col("rank", "int", "1 = best; ties broken by more ratings, then by movie_id.", nullable=False),
+    (_col("rank", "int", "1 = best, by exact mean; ties go to more ratings, then the lower movie_id.", nullable=False),
      MOVIE_ID, TITLE, YEAR, RATING_COUNT,
-     _col("average_rating", "double", "Mean stars of the movie's ratings.", nullable=False)),
+     _col("average_rating", "double", "Mean stars of the movie's ratings (3 decimals).", nullable=False)),
     ("rank",),
 )
-GENRE_POPULARITY_BY_YEAR = _analytics(
-    "genre_popularity_by_year", "Ratings per genre and rating year: how popular each genre was in each year.",
+GENRES_BY_YEAR = _analytics(
+    "genres_by_year", "Ratings per genre and rating year: how popular each genre was in each year.",
     (_col("rating_year", "int", "Year in which the ratings were submitted (UTC).", nullable=False),
      _col("genre", "string", "One genre; a movie with several genres counts for each.", nullable=False),
      RATING_COUNT,
-     _col("share", "double", "Fraction of that year's ratings given to movies of this genre; a year's shares "
-          "add up to more than 1 because movies have several genres.", nullable=False),
+     _col("share", "double", "Fraction of that year's ratings given to movies of this genre (4 decimals); a "
+          "year's shares add up to more than 1 because movies have several genres.", nullable=False),
      AVERAGE_RATING),
     ("rating_year", "genre"),
 )
 
 ANALYTICS_DATASETS: tuple[Dataset, ...] = (
-    RATINGS_BY_HOUR, RATINGS_BY_WEEKDAY, RATING_DISTRIBUTION, TOP_MOVIES, GENRE_POPULARITY_BY_YEAR,
+    RATINGS_BY_HOUR, RATINGS_BY_WEEKDAY, RATINGS_BY_STARS, TOP_MOVIES, GENRES_BY_YEAR,
 )
 
 

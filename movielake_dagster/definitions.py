@@ -34,7 +34,8 @@ ALL_CHECKS, FRESHNESS_SENSOR = build_checks()
 materialize_lake_job = dg.define_asset_job(
     "materialize_lake",
     selection=WHOLE_LAKE,
-    description="Build the whole lake: stage the landed files, cleanse them, and publish the star schema.",
+    description="Build the whole lake: stage the landed files, cleanse them, publish the star schema and its "
+                "analytics.",
 )
 materialize_unchecked_job = dg.define_asset_job(
     "materialize_lake_unchecked",

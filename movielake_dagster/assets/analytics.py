@@ -16,8 +16,8 @@ from movielake_dagster.datasets import (
     DIM_DATE,
     DIM_MOVIE,
     FCT_RATING,
-    GENRE_POPULARITY_BY_YEAR,
-    RATING_DISTRIBUTION,
+    GENRES_BY_YEAR,
+    RATINGS_BY_STARS,
     RATINGS_BY_HOUR,
     RATINGS_BY_WEEKDAY,
     TOP_MOVIES,
@@ -27,7 +27,7 @@ from movielake_dagster.transforms import analytics
 
 CHART_SIZE = (6.4, 3.2)  # inches at 100 dpi: 640 x 320 pixels
 CHART_COLOR = "#4f43dd"
-GENRE_LINES = 6  # genre_popularity_by_year charts the most rated genres only
+GENRE_LINES = 6  # genres_by_year charts the most rated genres only
 
 
 def _analytics_asset(dataset: Dataset, *upstream: Dataset):
@@ -119,32 +119,34 @@ def _small(df: DataFrame) -> tuple[DataFrame, list]:
 @_analytics_asset(RATINGS_BY_HOUR, FCT_RATING)
 def ratings_by_hour(context: dg.AssetExecutionContext, fct_rating: DataFrame) -> DataFrame:
     """At what time of day people rate: the number of ratings submitted in each hour (UTC, 0-23),
-    their share of all ratings and their average stars. The chart marks the busiest hour."""
+    their share of all ratings and their average stars. Chart (metadata `chart`): ratings per hour,
+    the busiest hour in orange."""
     df, rows = _small(analytics.ratings_by_hour(fct_rating))
     counts = [r["ratings"] for r in rows]
     peak = max(range(len(counts)), key=counts.__getitem__) if any(counts) else None
     chart = bar_chart([str(r["hour_of_day"]) for r in rows], counts, "Ratings by hour of day (UTC)", "ratings",
                       highlight=peak)
-    return _report(context, df, chart, "Ratings by hour of day", busiest_hour=peak if peak is not None else -1)
+    return _report(context, df, chart, "Ratings by hour of day", **({"busiest_hour": peak} if peak is not None else {}))
 
 
 @_analytics_asset(RATINGS_BY_WEEKDAY, FCT_RATING, DIM_DATE)
 def ratings_by_weekday(context: dg.AssetExecutionContext, fct_rating: DataFrame, dim_date: DataFrame) -> DataFrame:
     """On which day of the week people rate: the number of ratings per day, Monday to Sunday (UTC),
-    with their share of all ratings and average stars."""
+    with their share of all ratings and average stars. Chart (metadata `chart`): ratings per day."""
     df, rows = _small(analytics.ratings_by_weekday(fct_rating, dim_date))
     chart = bar_chart([r["day_name"][:3] for r in rows], [r["ratings"] for r in rows],
                       "Ratings by day of week (UTC)", "ratings")
     return _report(context, df, chart, "Ratings by day of week")
 
 
-@_analytics_asset(RATING_DISTRIBUTION, FCT_RATING)
-def rating_distribution(context: dg.AssetExecutionContext, fct_rating: DataFrame) -> DataFrame:
-    """How people rate: how many ratings gave each star value from 0.5 to 5.0, and their share."""
-    df, rows = _small(analytics.rating_distribution(fct_rating))
+@_analytics_asset(RATINGS_BY_STARS, FCT_RATING)
+def ratings_by_stars(context: dg.AssetExecutionContext, fct_rating: DataFrame) -> DataFrame:
+    """How people rate: how many ratings gave each star value from 0.5 to 5.0, and their share.
+    Chart (metadata `chart`): ratings per star value."""
+    df, rows = _small(analytics.ratings_by_stars(fct_rating))
     chart = bar_chart([f"{r['rating']:g}" for r in rows], [r["ratings"] for r in rows],
-                      "Rating distribution (stars)", "ratings")
-    return _report(context, df, chart, "Rating distribution")
+                      "Ratings by stars", "ratings")
+    return _report(context, df, chart, "Ratings by stars")
 
 
 class TopMoviesConfig(dg.Config):
@@ -158,19 +160,19 @@ class TopMoviesConfig(dg.Config):
 def top_movies(context: dg.AssetExecutionContext, config: TopMoviesConfig, fct_rating: DataFrame,
                dim_movie: DataFrame) -> DataFrame:
     """What people like best: the movies with the highest average stars among those with at least
-    `min_ratings` ratings (config, default 50), best first. The chart shows the first ten."""
+    `min_ratings` ratings (config, default 50), best first. Chart (metadata `chart`): the first ten."""
     df, rows = _small(analytics.top_movies(fct_rating, dim_movie, config.min_ratings, config.limit))
     chart = top_movies_chart(rows, config.min_ratings)
     return _report(context, df, chart, "Top movies", min_ratings=config.min_ratings)
 
 
-@_analytics_asset(GENRE_POPULARITY_BY_YEAR, FCT_RATING, BRIDGE_MOVIE_GENRE)
-def genre_popularity_by_year(context: dg.AssetExecutionContext, fct_rating: DataFrame,
-                             bridge_movie_genre: DataFrame) -> DataFrame:
+@_analytics_asset(GENRES_BY_YEAR, FCT_RATING, BRIDGE_MOVIE_GENRE)
+def genres_by_year(context: dg.AssetExecutionContext, fct_rating: DataFrame,
+                   bridge_movie_genre: DataFrame) -> DataFrame:
     """Which genres people rate, year by year: ratings per genre and rating year, and the genre's
-    share of that year's ratings. The chart follows the six most rated genres."""
-    df, rows = _small(analytics.genre_popularity_by_year(fct_rating, bridge_movie_genre))
-    return _report(context, df, genre_chart(rows), "Genre popularity by year")
+    share of that year's ratings. Chart (metadata `chart`): the six most rated genres' shares by year."""
+    df, rows = _small(analytics.genres_by_year(fct_rating, bridge_movie_genre))
+    return _report(context, df, genre_chart(rows), "Genres by year")
 
 
-analytics_assets = [ratings_by_hour, ratings_by_weekday, rating_distribution, top_movies, genre_popularity_by_year]
+analytics_assets = [ratings_by_hour, ratings_by_weekday, ratings_by_stars, top_movies, genres_by_year]

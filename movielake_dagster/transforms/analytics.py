@@ -3,7 +3,7 @@
 Every function takes access-layer DataFrames and returns a table with the columns declared in
 ``datasets.py`` (``RATINGS_BY_HOUR`` ...), in that order and with those types. Counts include
 empty buckets (an hour, a weekday or a star value nobody used shows 0 ratings), so charts have a
-fixed axis whatever the data.
+fixed axis whatever the data. Shares are rounded to 4 decimals and mean stars to 3.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from pyspark.sql import functions as F
 
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 STAR_VALUES = tuple(v / 2 for v in range(1, 11))  # 0.5 .. 5.0
+SHARE_DECIMALS = 4  # shares and means are rounded for reading; ranks use the exact means
+AVERAGE_DECIMALS = 3
 
 
 def _counts_over(facts: DataFrame, column: str, values: DataFrame) -> DataFrame:
@@ -22,8 +24,8 @@ def _counts_over(facts: DataFrame, column: str, values: DataFrame) -> DataFrame:
     return (
         values.join(per_value, column, "left")
         .withColumn("ratings", F.coalesce(F.col("ratings"), F.lit(0)).cast("bigint"))
-        .withColumn("share", (F.col("ratings") / F.lit(total)) if total else F.lit(0.0))
-        .withColumn("average_rating", F.col("average_rating").cast("double"))
+        .withColumn("share", F.round(F.col("ratings") / F.lit(total), SHARE_DECIMALS) if total else F.lit(0.0))
+        .withColumn("average_rating", F.round(F.col("average_rating"), AVERAGE_DECIMALS).cast("double"))
         .orderBy(column)
     )
 
@@ -44,7 +46,7 @@ def ratings_by_weekday(fct_rating: DataFrame, dim_date: DataFrame) -> DataFrame:
         "day_of_week", "day_name", "ratings", F.col("share").cast("double"), "average_rating")
 
 
-def rating_distribution(fct_rating: DataFrame) -> DataFrame:
+def ratings_by_stars(fct_rating: DataFrame) -> DataFrame:
     """How many ratings gave each star value, 0.5 to 5.0."""
     stars = fct_rating.sparkSession.createDataFrame([(v,) for v in STAR_VALUES], "rating double")
     return _counts_over(fct_rating, "rating", stars).select("rating", "ratings", F.col("share").cast("double"))
@@ -65,12 +67,12 @@ def top_movies(fct_rating: DataFrame, dim_movie: DataFrame, min_ratings: int, li
     return (
         ranked.join(dim_movie.select("movie_id", "title", "year"), "movie_id", "left")
         .select(F.col("rank").cast("int"), "movie_id", "title", "year", F.col("ratings").cast("bigint"),
-                F.col("average_rating").cast("double"))
+                F.round("average_rating", AVERAGE_DECIMALS).cast("double").alias("average_rating"))
         .orderBy("rank")
     )
 
 
-def genre_popularity_by_year(fct_rating: DataFrame, bridge_movie_genre: DataFrame) -> DataFrame:
+def genres_by_year(fct_rating: DataFrame, bridge_movie_genre: DataFrame) -> DataFrame:
     """Ratings per (rating year, genre) and the genre's share of that year's ratings."""
     per_year = fct_rating.groupBy("rating_year").agg(F.count(F.lit(1)).alias("year_ratings"))
     per_genre = (
@@ -81,7 +83,7 @@ def genre_popularity_by_year(fct_rating: DataFrame, bridge_movie_genre: DataFram
     return (
         per_genre.join(per_year, "rating_year")
         .select(F.col("rating_year").cast("int"), "genre", F.col("ratings").cast("bigint"),
-                (F.col("ratings") / F.col("year_ratings")).cast("double").alias("share"),
-                F.col("average_rating").cast("double"))
+                F.round(F.col("ratings") / F.col("year_ratings"), SHARE_DECIMALS).cast("double").alias("share"),
+                F.round("average_rating", AVERAGE_DECIMALS).cast("double").alias("average_rating"))
         .orderBy("rating_year", F.desc("ratings"), "genre")
     )
