@@ -231,10 +231,17 @@ def _latest_report(context: dg.AssetExecutionContext, dataset: Dataset) -> dict:
     return dict(value.value) if value is not None else {}
 
 
-def merge_reconciliation(previous: dict, batch_metadata: dict) -> dict:
+def merge_reconciliation(previous: dict, batch_metadata: dict, moved: dict[str, int]) -> dict:
     """The batch's per-file counts added to those of the files loaded before, with new totals, so
-    that the metadata keeps describing every staged file (a replayed batch replaces its entry)."""
+    that the metadata keeps describing every staged file (a replayed batch replaces its entry).
+    ``moved`` counts, per earlier file, the lines the batch superseded (now quarantined)."""
     files = {**previous, **batch_metadata["movielake/reconciliation"].value}
+    for name, count in moved.items():
+        entry = files.get(name, {"input": 0, "accepted": 0, "quarantined": 0, "reasons": {}})
+        reasons = dict(entry.get("reasons", {}))
+        reasons["duplicate"] = reasons.get("duplicate", 0) + count
+        files[name] = {**entry, "accepted": entry.get("accepted", 0) - count,
+                       "quarantined": entry.get("quarantined", 0) + count, "reasons": reasons}
     merged = dict(batch_metadata)
     for key, field_name in (("input", "input"), ("accepted", "accepted"), ("quarantined", "quarantined")):
         merged[f"movielake/{key}_records"] = sum(entry.get(field_name, 0) for entry in files.values())
@@ -261,18 +268,41 @@ def _cleanse_rating_batch(day: str, raw_ratings: StagedFiles, users: DataFrame, 
         rating_rules.resolve_ratings(checked, users, movies), existing
     )
     cached = slim(classified, RATINGS).persist()
-    metadata = merge_reconciliation(previous_report, reconciliation_metadata(reconcile(cached, raw.lines_per_file)))
     batch = accepted(cached, RATINGS)
-    replaced = incremental.superseded(existing, batch)
+    batch_rejected = rejected(cached, "ratings", raw.offsets)
+    moved, moved_by_file = _superseded_lines(existing, batch, raw_ratings, uri, session)
+    if moved is not None:
+        batch_rejected = batch_rejected.unionByName(moved)
+    metadata = merge_reconciliation(previous_report, reconciliation_metadata(reconcile(cached, raw.lines_per_file)),
+                                    moved_by_file)
     metadata["movielake/batch"] = day
-    metadata["movielake/superseded_records"] = 0 if replaced is None else replaced.count()
+    metadata["movielake/superseded_records"] = sum(moved_by_file.values())
     quarantine = incremental.replace_source(
-        current_table(session, lake, QUARANTINE_RATINGS), rejected(cached, "ratings", raw.offsets),
-        list(raw.lines_per_file),
+        current_table(session, lake, QUARANTINE_RATINGS), batch_rejected, list(raw.lines_per_file),
     )
     # The quarantine first: once the ratings are published, the old files `existing` reads are gone.
     yield dg.Output(quarantine, output_name=QUARANTINE_RATINGS.name, metadata=metadata)
     yield dg.Output(incremental.upsert(existing, batch), output_name=RATINGS.name, metadata=metadata)
+
+
+def _superseded_lines(existing, batch: DataFrame, raw_ratings: StagedFiles, batch_uri: str, session):
+    """Quarantine rows for the stored ratings the batch re-rates, and their count per earlier file.
+
+    Only when there are such ratings are the earlier files read, to find each one's line (source
+    file, line number, raw text) as a full build would report it.
+    """
+    replaced = incremental.superseded(existing, batch)
+    if replaced is None:
+        return None, {}
+    replaced = replaced.persist()
+    if replaced.isEmpty():
+        return None, {}
+    earlier = [u for u in raw_ratings.uris if u != batch_uri]
+    history = read_raw(session, earlier, CSV_HEADERS["ratings"])
+    checked = rating_rules.classify_ratings(history.lines, history.file_format, _now_epoch())
+    found = slim(incremental.source_lines(checked, replaced), RATINGS).persist()
+    moved_by_file = {PurePosixPath(r[SOURCE_FILE]).name: r["count"] for r in found.groupBy(SOURCE_FILE).count().collect()}
+    return rejected(found, "ratings", history.offsets), moved_by_file
 
 
 cleanse_assets = [cleanse_movies, cleanse_users, cleanse_ratings]

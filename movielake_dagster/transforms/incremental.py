@@ -7,10 +7,10 @@ one replaces it. Only the fact partitions whose content changed are rewritten. P
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from movielake_dagster.transforms.raw_lines import DETAIL, REASON, SOURCE_FILE
+from movielake_dagster.transforms.raw_lines import DETAIL, REASON, RID, SOURCE_FILE
 
 KEYS = ["user_id", "movie_id"]
 EXISTING_AT = "_existing_rated_at"
@@ -48,10 +48,34 @@ def upsert(existing: DataFrame | None, batch: DataFrame) -> DataFrame:
 
 
 def superseded(existing: DataFrame | None, batch: DataFrame) -> DataFrame | None:
-    """The existing rows that the batch replaces (for the run's metadata)."""
+    """The stored rows that the batch replaces by a different rating: those of earlier files.
+
+    A stored row equal to the batch's row (same time and rating) is the batch's own, from an
+    earlier load of the same file, so replaying a batch supersedes nothing.
+    """
     if existing is None:
         return None
-    return existing.join(F.broadcast(batch.select(*KEYS)), KEYS, "left_semi")
+    incoming = batch.select(*KEYS, F.col("rated_at").alias("_new_at"), F.col("rating").alias("_new_rating"))
+    same = (F.col("rated_at") == F.col("_new_at")) & (F.col("rating") == F.col("_new_rating"))
+    return existing.join(F.broadcast(incoming), KEYS).where(~same).select(*existing.columns)
+
+
+def source_lines(classified_history: DataFrame, replaced: DataFrame) -> DataFrame:
+    """The lines of earlier files that hold the replaced rows, marked ``duplicate`` for the quarantine.
+
+    A replaced row was accepted from the latest line with its key, time and rating; that line is now
+    superseded, exactly as a full build of all files would quarantine it.
+    """
+    keys = [*KEYS, "rated_at", "rating"]
+    hits = classified_history.where(F.col(REASON).isNull()).join(
+        F.broadcast(replaced.select(*keys)), keys, "left_semi"
+    )
+    latest = Window.partitionBy(*KEYS).orderBy(F.col(RID).desc())
+    return (
+        hits.withColumn("_n", F.row_number().over(latest)).where(F.col("_n") == 1).drop("_n")
+        .withColumn(REASON, F.lit("duplicate"))
+        .withColumn(DETAIL, F.lit("a later rating of the same movie by the same user wins"))
+    )
 
 
 def replace_source(existing: DataFrame | None, batch_rows: DataFrame, source_files: list[str]) -> DataFrame:
