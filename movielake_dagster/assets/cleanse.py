@@ -243,8 +243,8 @@ def merge_reconciliation(previous: dict, batch_metadata: dict, moved: dict[str, 
         files[name] = {**entry, "accepted": entry.get("accepted", 0) - count,
                        "quarantined": entry.get("quarantined", 0) + count, "reasons": reasons}
     merged = dict(batch_metadata)
-    for key, field_name in (("input", "input"), ("accepted", "accepted"), ("quarantined", "quarantined")):
-        merged[f"movielake/{key}_records"] = sum(entry.get(field_name, 0) for entry in files.values())
+    for key in ("input", "accepted", "quarantined"):
+        merged[f"movielake/{key}_records"] = sum(entry.get(key, 0) for entry in files.values())
     reasons: dict[str, int] = {}
     for entry in files.values():
         for reason, count in entry.get("reasons", {}).items():
