@@ -192,7 +192,8 @@ def test_raw_staging_files_are_classified_by_layout_and_counted(tmp_path):
     assert tables["ratings"].record_count == 3 and tables["ratings"].parameters["files"] == "ratings.dat,2026-11-01.dat"
     assert tables["movies"].classification == "csv" and tables["movies"].record_count == 1
     assert tables["movies"].storage.table_parameters == {"skip.header.line.count": "1"}
-    assert [c.name for c in tables["movies"].columns] == ["movieId", "title", "genres"]
+    assert [c.name for c in tables["movies"].columns] == ["movie_id", "title", "genres"]
+    assert tables["movies"].columns[0].description.startswith("MovieLens movie id")
     users = tables["users"]
     assert users.classification == "json" and users.record_count == 1
     assert users.parameters["other_files"] == "users.dat"

@@ -30,7 +30,7 @@ STAGING_FILES = {
 
 # Columns that are computed rather than carried over under the same name.
 DERIVED: dict[tuple[str, str, str], str] = {
-    ("cleanse", "movies", "movie_id"): "staging.movies `movie_id` / `movieId`, cast to int",
+    ("cleanse", "movies", "movie_id"): "staging.movies `movie_id`, cast to int",
     ("cleanse", "movies", "title"): "staging.movies `title`, year removed and trimmed",
     ("cleanse", "movies", "year"): "staging.movies `title`: the last `(YYYY)`",
     ("cleanse", "movies", "genres"): "staging.movies `genres`, split on `|`",
@@ -42,9 +42,9 @@ DERIVED: dict[tuple[str, str, str], str] = {
     ("cleanse", "users", "age_group"): "staging.users users.dat `age`, as a band",
     ("cleanse", "users", "occupation"): "staging.users users.dat `occupation`, code as text",
     ("cleanse", "users", "zip"): "staging.users users.dat `zip`",
-    ("cleanse", "ratings", "user_id"): "staging.ratings `user_id` / `userId`, cast to int; must be in cleanse.users",
+    ("cleanse", "ratings", "user_id"): "staging.ratings `user_id`, cast to int; must be in cleanse.users",
     ("cleanse", "ratings", "movie_id"):
-        "staging.ratings `movie_id` / `movieId`, cast to int; must be in cleanse.movies",
+        "staging.ratings `movie_id`, cast to int; must be in cleanse.movies",
     ("cleanse", "ratings", "rating"): "staging.ratings `rating`, cast to double",
     ("cleanse", "ratings", "rated_at"): "staging.ratings `timestamp` (unix seconds)",
     ("cleanse", "ratings", "rating_date"): "date of `rated_at`",

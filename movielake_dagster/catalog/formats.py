@@ -85,7 +85,7 @@ RAW_LAYOUTS: tuple[RawLayout, ...] = (
         _raw("genres", "Genres separated by '|', or '(no genres listed)'."),
     ), "MovieLens 10M/1M movie list: movie_id::title (year)::Genre1|Genre2."),
     RawLayout("movies.csv", "csv", (
-        _raw("movieId", "MovieLens movie id, as text."),
+        _raw("movie_id", "MovieLens movie id, as text (header movieId)."),
         _raw("title", "Title with the release year in parentheses, quoted when it holds commas."),
         _raw("genres", "Genres separated by '|', or '(no genres listed)'."),
     ), "MovieLens 'latest' movie list with a header line."),
@@ -96,8 +96,8 @@ RAW_LAYOUTS: tuple[RawLayout, ...] = (
         _raw("timestamp", "Unix seconds (UTC) when the rating was submitted, as text."),
     ), "MovieLens ratings: user_id::movie_id::rating::unix_seconds (daily batches <YYYY-MM-DD>.dat alike)."),
     RawLayout("ratings.csv", "csv", (
-        _raw("userId", "MovieLens user id, as text."),
-        _raw("movieId", "MovieLens movie id, as text."),
+        _raw("user_id", "MovieLens user id, as text (header userId)."),
+        _raw("movie_id", "MovieLens movie id, as text (header movieId)."),
         _raw("rating", "Stars as text, 0.5 .. 5.0."),
         _raw("timestamp", "Unix seconds (UTC) when the rating was submitted, as text."),
     ), "MovieLens 'latest' ratings with a header line."),
@@ -160,13 +160,18 @@ def sniff_raw(file_name: str, head: bytes) -> RawSniff:
             columns = tuple(_raw(f"col{i}", f"Field {i} of the '::'-separated line.") for i in range(1, fields + 1))
         return RawSniff("dat", columns, dat_format(fields), encoding, header=False)
     if file_name.endswith(".csv") or "," in first:
-        names = [n.strip().strip('"') for n in first.split(",")]
+        names = [column_name(n.strip().strip('"')) for n in first.split(",")]
         declared = {c.name: c for c in layout.columns} if layout else {}
         columns = tuple(declared.get(n) or _raw(n, "") for n in names)
         return RawSniff("csv", columns, CSV, encoding, header=True)
     line_format = StorageFormat("text", TEXT_INPUT, TEXT_OUTPUT,
                                 "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe")
     return RawSniff("text", (_raw("line", "The whole line."),), line_format, encoding, header=False)
+
+
+def column_name(header: str) -> str:
+    """A header as a catalog column name: snake case, as Athena (which lower-cases names) reads it."""
+    return re.sub(r"[^a-z0-9_]+", "_", re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", header).lower()).strip("_") or "col"
 
 
 def _json_columns(lines: list[str], layout: RawLayout | None) -> tuple[CatalogColumn, ...]:
