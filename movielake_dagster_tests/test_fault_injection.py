@@ -231,6 +231,7 @@ def test_reconciliation_holds_and_every_check_passes_despite_the_faults(faulty_l
         check = evaluations[(f"cleanse/{dataset}", "reconciliation")]
         assert check.passed and check.metadata["input_records"].value == lines
         assert check.metadata["quarantined_records"].value == quarantined
+        assert f"| {lines} | {cleansed} | {quarantined} | 0 |" in check.metadata["accounts"].value
     materialized = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
                     for e in lake.result.get_asset_materialization_events()}
     for dataset in FILES:  # the per-reason counts the UI shows are the stored ones

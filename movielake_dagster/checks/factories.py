@@ -102,8 +102,9 @@ def to_result(dataset: Dataset, outcome: Outcome, seconds: float) -> dg.AssetChe
     }
     if outcome.rows_checked is not None:
         metadata["rows_checked"] = outcome.rows_checked
-    if outcome.sample:
-        metadata["failing_rows"] = dg.MetadataValue.md(markdown_preview(outcome.sample, outcome.sample_columns))
+    if outcome.sample:  # the failing rows; a passing reconciliation shows its per-file accounts
+        metadata["failing_rows" if not outcome.passed else "accounts"] = dg.MetadataValue.md(
+            markdown_preview(outcome.sample, outcome.sample_columns))
     for key, value in outcome.extra.items():
         metadata[key] = dg.MetadataValue.json(value) if isinstance(value, (dict, list)) else value
     return dg.AssetCheckResult(
