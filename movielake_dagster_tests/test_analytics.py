@@ -15,17 +15,18 @@ import pyarrow.parquet as pq
 import pytest
 
 from movielake_dagster.datasets import (
+    ANALYTICS_DATASETS,
     DIM_MOVIE,
     FCT_RATING,
     GENRES_BY_YEAR,
-    RATINGS_BY_STARS,
     RATINGS_BY_HOUR,
+    RATINGS_BY_STARS,
     RATINGS_BY_WEEKDAY,
     TOP_MOVIES,
 )
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "charts"
-ANALYTICS = (RATINGS_BY_HOUR, RATINGS_BY_WEEKDAY, RATINGS_BY_STARS, TOP_MOVIES, GENRES_BY_YEAR)
+ANALYTICS = ANALYTICS_DATASETS
 
 
 def _rows(resources, dataset) -> list[dict]:

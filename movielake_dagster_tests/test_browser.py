@@ -192,6 +192,7 @@ def materialized(ui, page) -> str:
         time.sleep(5)
     page.reload()
     page.get_by_text(status.capitalize(), exact=True).first.wait_for()  # the run page's status tag
+    page.get_by_text("Loading run logs").wait_for(state="hidden")
     shot(page, "02-run")
     assert status == "SUCCESS", f"run {run_id} ended {status}; see {ui}/runs/{run_id}"
     return run_id
