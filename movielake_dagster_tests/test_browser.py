@@ -57,7 +57,7 @@ def chromium() -> str:
             pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)")
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env)
     return str(CHROMIUM)
 
 
