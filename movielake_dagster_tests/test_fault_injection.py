@@ -280,8 +280,6 @@ def test_an_empty_file_is_reconciled_and_warned_about(empty_file_run):
     assert [k for k, e in evaluations.items() if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR] == []
 
 
-@pytest.mark.xfail(strict=True, reason="an empty partitioned fct_rating has no Parquet file to read back: "
-                                       "SparkParquetIOManager reads without the declared schema (UNABLE_TO_INFER_SCHEMA)")
 def test_an_empty_file_builds_an_empty_star_schema(empty_file_run):
     assert empty_file_run.success
     failed = sorted(k for k, e in _evaluations(empty_file_run).items() if not e.passed)

@@ -27,11 +27,18 @@ class PartitionsUpdate:
     emptied: tuple = ()
 
 
+def read_dataset(session, dataset: Dataset, uri: str):
+    """A stored dataset read with its declared schema, so that an empty one (no Parquet file was
+    written for zero rows) reads as an empty table instead of failing schema inference."""
+    reader = session.read.schema(dataset.spark_ddl()) if dataset.columns else session.read
+    return reader.parquet(spark_uri(uri))
+
+
 def current_table(session, lake: LakeResource, dataset: Dataset):
     """The dataset as the lake holds it now, or None before its first materialization."""
     if not any(True for _ in lake.store.list_files(lake.uri(dataset))):
         return None
-    return session.read.parquet(lake.spark_uri(dataset))
+    return read_dataset(session, dataset, lake.uri(dataset))
 
 
 class SparkParquetIOManager(dg.ConfigurableIOManager):
@@ -80,11 +87,11 @@ class SparkParquetIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext):
         dataset = dataset_for(context.upstream_output.asset_key)
-        return self.spark.get_session().read.parquet(self.lake.spark_uri(dataset))
+        return read_dataset(self.spark.get_session(), dataset, self.lake.uri(dataset))
 
     def _describe(self, dataset: Dataset, uri: str) -> dict:
         """Row count, schema with descriptions, location and a preview, read from what was written."""
-        written = self.spark.get_session().read.parquet(spark_uri(uri))
+        written = read_dataset(self.spark.get_session(), dataset, uri)
         metadata = {
             "dagster/row_count": written.count(),
             "dagster/column_schema": dataset.table_schema(),

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from movielake_dagster.lake import spark_uri
+
 RID = "_rid"  # row id from monotonically_increasing_id: partition index << 33 | position
 PART = "_part"
 RAW = "_raw"  # the line's bytes as Spark read them (not yet decoded)
@@ -34,8 +36,9 @@ class FileProfile:
 
 
 def read_lines(spark: SparkSession, uris: list[str]) -> DataFrame:
-    """Every line of the given files, with a row id from which the line number is derived."""
-    return spark.read.text(uris).select(
+    """Every line of the given files (local paths or s3:// URLs), with a row id from which the line
+    number is derived."""
+    return spark.read.text([spark_uri(uri) for uri in uris]).select(
         F.col("value").alias(RAW),
         F.col("_metadata.file_path").alias(SOURCE_FILE),
         F.monotonically_increasing_id().alias(RID),
