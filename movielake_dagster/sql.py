@@ -84,6 +84,8 @@ class SqlEngine:
     def _source(self, connection, table: CatalogTable) -> str | None:
         location = table.location.rstrip("/")
         on_s3 = location.startswith("s3://")
+        if table.classification == "parquet" and table.files == 0:
+            return self._empty(table)
         if table.classification == "parquet":
             if on_s3:
                 return self._register_arrow(connection, table, location)
@@ -115,6 +117,18 @@ class SqlEngine:
                     f"ignore_errors = true)")
         self.skipped.append(f"{table.qualified_name}: {table.classification} files are not mapped")
         return None
+
+    @staticmethod
+    def _empty(table: CatalogTable) -> str:
+        """An empty dataset (Spark wrote only ``_SUCCESS``): no rows, the catalog's columns and types."""
+        def duckdb_type(hive: str) -> str:
+            if hive.startswith("array<") and hive.endswith(">"):
+                return duckdb_type(hive[6:-1]) + "[]"
+            return "TIMESTAMPTZ" if hive == "timestamp" else DUCKDB_TYPES.get(hive, "VARCHAR")
+
+        columns = ", ".join(f"CAST(NULL AS {duckdb_type(c.type)}) AS {_ident(c.name)}"
+                            for c in (*table.columns, *table.partition_keys))
+        return f"(SELECT {columns} WHERE false)"
 
     def _register_arrow(self, connection, table: CatalogTable, location: str) -> str:
         import pyarrow as pa

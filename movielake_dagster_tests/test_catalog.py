@@ -200,6 +200,29 @@ def test_raw_staging_files_are_classified_by_layout_and_counted(tmp_path):
     assert any("users.dat has another layout" in w for w in report.warnings)
 
 
+def test_an_empty_dataset_is_a_table_with_its_declared_schema(tmp_path):
+    from movielake_dagster.catalog import LakeFiles
+    from movielake_dagster.datasets import QUARANTINE_USERS
+    from movielake_dagster.sql import SqlEngine
+
+    lake = tmp_path / "lake"
+    (lake / "cleanse" / QUARANTINE_USERS.key).mkdir(parents=True)
+    (lake / "cleanse" / QUARANTINE_USERS.key / "_SUCCESS").write_text("")  # Spark wrote no rows
+    (lake / "access" / DIM_MOVIE.key).mkdir(parents=True)
+    pq.write_table(pa.table({"movie_id": pa.array([7], pa.int32())}), lake / "access" / DIM_MOVIE.key / "p.parquet")
+    catalog = LocalCatalog(tmp_path / "catalog.db")
+    crawler = build_crawler(LakeLocation.parse(str(lake)), ObjectStore(), catalog)
+    crawler.crawl("cleanse")
+    crawler.crawl("access")
+    table = catalog.get_table("cleanse", "quarantine_users")
+    assert table.record_count == 0 and table.files == 0
+    assert [(c.name, c.type) for c in table.columns] == [(c.name, c.type) for c in QUARANTINE_USERS.columns]
+    engine = SqlEngine(catalog, LakeFiles(ObjectStore()))
+    assert engine.query("SELECT COUNT(*), COUNT(reason) FROM cleanse.quarantine_users").rows == [(0, 0)]
+    assert engine.query("SELECT movie_id FROM dim_movie").rows == [(7,)]
+    engine.close()
+
+
 ML1M = REAL_DATA / "ml-1m"
 
 

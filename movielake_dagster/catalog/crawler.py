@@ -120,13 +120,15 @@ class Crawler:
         groups: dict[str, _Group] = {}
         for info in self.files.list(root):
             relative = info.uri[len(root):].lstrip("/")
+            dataset = next((d for d in datasets if relative.startswith(d.key.rstrip("/") + "/")), None)
             if is_hidden(relative):
+                if dataset is not None and dataset.format == "parquet":
+                    # Only Spark's _SUCCESS: an empty dataset, still a table (with its declared schema).
+                    groups.setdefault(dataset.key, _Group(dataset.key, dataset.name, dataset))
                 continue
-            for dataset in datasets:
-                if relative.startswith(dataset.key.rstrip("/") + "/"):
-                    group = groups.setdefault(dataset.key, _Group(dataset.key, dataset.name, dataset))
-                    group.files.append((relative[len(dataset.key) + 1:], info))
-                    break
+            if dataset is not None:
+                group = groups.setdefault(dataset.key, _Group(dataset.key, dataset.name, dataset))
+                group.files.append((relative[len(dataset.key) + 1:], info))
             else:
                 folder = relative.rpartition("/")[0]
                 parts = folder.split("/") if folder else []
@@ -220,8 +222,11 @@ class Crawler:
                 part["records"] += rows
                 part["bytes"] += info.size
                 part["files"] += 1
-        key_names = key_names or ()
         declared = {c.name: c for c in group.dataset.columns} if group.dataset else {}
+        if not data_files and group.dataset is not None:  # empty: no file to read a schema from
+            key_names = tuple(group.dataset.partition_by)
+            columns = {c.name: c.type for c in group.dataset.columns if c.name not in key_names}
+        key_names = key_names or ()
         partition_keys = tuple(
             CatalogColumn(name, declared[name].type if name in declared else
                           partition_type([values[i] for values in partitions]),
