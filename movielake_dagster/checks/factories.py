@@ -23,6 +23,7 @@ from movielake_dagster.assets.cleanse import CSV_HEADERS
 from movielake_dagster.checks import reconciliation as rec
 from movielake_dagster.checks.rules import (
     ERROR,
+    WARN,
     Outcome,
     evaluate_rows,
     evaluate_schema,
@@ -46,9 +47,16 @@ def checked_datasets() -> list[Dataset]:
     return [d for d in ALL_DATASETS if d.layer in ("cleanse", "access")]
 
 
+SEVERITY_NOTES = {
+    ERROR: "Blocking: when it fails, downstream assets are not materialized.",
+    WARN: "Warning: a failure is reported but blocks nothing.",
+}
+
+
 def _spec(dataset: Dataset, name: str, description: str, severity: str, deps=()) -> dg.AssetCheckSpec:
+    sentence = description[:1].upper() + description[1:].rstrip(".") + "."
     return dg.AssetCheckSpec(
-        name, asset=dataset.asset_key, description=f"{description} ({severity})",
+        name, asset=dataset.asset_key, description=f"{sentence} {SEVERITY_NOTES[severity]}",
         blocking=severity == ERROR, additional_deps=list(deps),
     )
 
