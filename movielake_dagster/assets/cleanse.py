@@ -297,7 +297,9 @@ def _superseded_lines(existing, batch: DataFrame, raw_ratings: StagedFiles, batc
     replaced = replaced.persist()
     if replaced.isEmpty():
         return None, {}
-    earlier = [u for u in raw_ratings.uris if u != batch_uri]
+    earlier = incremental.files_with_keys(session, [u for u in raw_ratings.uris if u != batch_uri], replaced)
+    if not earlier:  # replaced rows of an earlier version of this very batch file: nothing to move
+        return None, {}
     history = read_raw(session, earlier, CSV_HEADERS["ratings"])
     checked = rating_rules.classify_ratings(history.lines, history.file_format, _now_epoch())
     found = slim(incremental.source_lines(checked, replaced), RATINGS).persist()

@@ -7,6 +7,8 @@ one replaces it. Only the fact partitions whose content changed are rewritten. P
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -58,6 +60,23 @@ def superseded(existing: DataFrame | None, batch: DataFrame) -> DataFrame | None
     incoming = batch.select(*KEYS, F.col("rated_at").alias("_new_at"), F.col("rating").alias("_new_rating"))
     same = (F.col("rated_at") == F.col("_new_at")) & (F.col("rating") == F.col("_new_rating"))
     return existing.join(F.broadcast(incoming), KEYS).where(~same).select(*existing.columns)
+
+
+def files_with_keys(spark, uris: list[str], rows: DataFrame) -> list[str]:
+    """The files among ``uris`` with a line for one of the (user, movie) keys of ``rows``.
+
+    One light pass over the text (the first two fields of each line, no decoding or profiling),
+    so that only those files are read again in full for line numbers.
+    """
+    fields = F.split(F.col("value"), "::|,")
+    lines = spark.read.text(uris).select(
+        F.col("_metadata.file_path").alias("file"),
+        F.trim(fields[0]).try_cast("int").alias("user_id"),
+        F.trim(F.get(fields, 1)).try_cast("int").alias("movie_id"),
+    )
+    hits = lines.join(F.broadcast(rows.select(*KEYS).distinct()), KEYS, "left_semi").select("file").distinct()
+    found = {PurePosixPath(r["file"]).name for r in hits.collect()}  # staged names are unique in their folder
+    return [u for u in uris if PurePosixPath(u).name in found]
 
 
 def source_lines(classified_history: DataFrame, replaced: DataFrame) -> DataFrame:
