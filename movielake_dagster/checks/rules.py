@@ -2,8 +2,8 @@
 
 Every row rule is a SQL predicate that is TRUE for a failing row; the predicate shown in a
 check's metadata is exactly the one Spark ran. All row rules of one table (not-null, ranges,
-foreign keys, key uniqueness) are counted in a single aggregation: one pass over the table, one
-shuffle when it has a primary key. Failing rows are fetched only for rules that failed.
+foreign keys) are counted in a single aggregation, key uniqueness in one more over the key
+columns. Failing rows are fetched only for rules that failed.
 """
 
 from __future__ import annotations
@@ -172,8 +172,9 @@ def evaluate_rows(df: DataFrame, dataset: Dataset, parents: dict[str, DataFrame]
 
     Failing rows are fetched (a few) only for the rules that failed.
 
-    With a primary key the table is grouped by the key once (partial aggregation, one shuffle)
-    and the rule counts are summed over the groups; without one it is a plain global aggregation.
+    The rule counts are one global aggregation (no shuffle). Key uniqueness is a second one over
+    the key columns only (Parquet reads just those): grouping every row by its key with all the
+    rule counters as aggregation buffers was the slowest check at 10M ratings (docs/performance.md).
     """
     rules = row_rules(dataset, max_year)
     flagged = with_parent_flags(df, dataset, parents or {})
@@ -181,18 +182,7 @@ def evaluate_rows(df: DataFrame, dataset: Dataset, parents: dict[str, DataFrame]
     details = [(i, column, predicate) for i, r in enumerate(rules) for column, predicate in r.per_column.items()]
     counts += [F.count_if(F.expr(p)).alias(f"_col_{i}_{c}") for i, c, p in details]
     key = list(dataset.primary_key)
-    if key:
-        grouped = flagged.groupBy(*key).agg(F.count(F.lit(1)).alias("_n"), *counts)
-        summed = [F.sum(f"_fail_{i}").alias(f"_fail_{i}") for i in range(len(rules))]
-        summed += [F.sum(f"_col_{i}_{c}").alias(f"_col_{i}_{c}") for i, c, _ in details]
-        full_key = " AND ".join(f"{_q(k)} IS NOT NULL" for k in key)
-        totals = grouped.agg(
-            F.sum("_n").alias("_rows"),
-            F.sum(F.when(F.expr(full_key) & (F.col("_n") > 1), F.col("_n") - 1).otherwise(0)).alias("_dupes"),
-            *summed,
-        ).first()
-    else:
-        totals = flagged.agg(F.count(F.lit(1)).alias("_rows"), *counts).first()
+    totals = flagged.agg(F.count(F.lit(1)).alias("_rows"), *counts).first()
     rows = int(totals["_rows"] or 0)
     outcomes = []
     for i, rule in enumerate(rules):
@@ -209,7 +199,9 @@ def evaluate_rows(df: DataFrame, dataset: Dataset, parents: dict[str, DataFrame]
             outcome.sample_columns, outcome.sample = shown, [tuple(r) for r in sample]
         outcomes.append(outcome)
     if key:
-        dupes = int(totals["_dupes"] or 0)
+        full_key = " AND ".join(f"{_q(k)} IS NOT NULL" for k in key)
+        per_key = df.where(F.expr(full_key)).groupBy(*key).agg(F.count(F.lit(1)).alias("_n"))
+        dupes = int(per_key.agg(F.sum(F.col("_n") - 1)).first()[0] or 0)
         outcome = Outcome("primary_key_unique", dupes == 0, ERROR,
                           f"no two rows share the key ({', '.join(key)}); failed rows = rows beyond the first per key",
                           dupes, unique_sql(dataset), rows)
