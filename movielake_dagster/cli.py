@@ -43,7 +43,7 @@ def _root_error(error_info) -> str:
     return last.message.strip().splitlines()[0] if last else "unknown error"
 
 
-def materialize_all(settings: Settings, verbose: bool = False):
+def materialize_all(settings: Settings, verbose: bool = False, instance=None):
     """Build every asset of the lake in this process; returns the Dagster result and the resources."""
     from movielake_dagster.assets.staging import check_landing
     from movielake_dagster.definitions import build_definitions
@@ -57,7 +57,7 @@ def materialize_all(settings: Settings, verbose: bool = False):
     log_level = "INFO" if verbose else "WARNING"
     job = defs.resolve_job_def("materialize_lake")
     result = job.execute_in_process(
-        instance=_instance(),
+        instance=instance or _instance(),
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
@@ -152,6 +152,36 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if all(f.ok for f in findings) else 1
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Deterministic synthetic raw files (MovieLens-10M shape by default) into ``--out``."""
+    import time
+    from pathlib import Path
+
+    from movielake_dagster.generate import GeneratorSpec, generate_dataset
+
+    spec = GeneratorSpec(ratings=args.ratings, movies=args.movies, users=args.users, seed=args.seed,
+                         bad_record_rate=args.bad_record_rate)
+    started = time.perf_counter()
+    report = generate_dataset(Path(args.out), spec)
+    print(tabulate([(name, report.files[name], report.lines[name], report.expected_clean[name])
+                    for name in report.files], headers=["dataset", "file", "lines", "valid records"]))
+    print(f"movielake: generated in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Build the lake on generated data and print the timings (see bench.py)."""
+    from pathlib import Path
+
+    from movielake_dagster.bench import format_report, run_bench
+
+    result = run_bench(args.ratings, Path(args.out) if args.out else None, baseline=args.baseline,
+                       incremental=not args.no_incremental, keep=args.keep)
+    print(format_report(result))
+    print(f"movielake: measurements in {result.work_dir}/bench.json")
+    return 0 if result.build.success and not result.failed_checks else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="movielake", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +198,26 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--raw", help="landing location to check (folder or s3:// prefix)")
     doctor.add_argument("--lake", help="lake location to check")
     doctor.set_defaults(handler=cmd_doctor)
+    from movielake_dagster.generate import GeneratorSpec
+
+    ml10m = GeneratorSpec()
+    generate = commands.add_parser("generate", help="write deterministic synthetic raw files (MovieLens-10M shape)")
+    generate.add_argument("--out", required=True, help="folder for movies.dat, ratings.dat, users_masterdata.json")
+    generate.add_argument("--ratings", type=int, default=ml10m.ratings, help="valid rating lines (default %(default)s)")
+    generate.add_argument("--movies", type=int, default=ml10m.movies, help="movies (default %(default)s)")
+    generate.add_argument("--users", type=int, default=ml10m.users, help="users (default %(default)s)")
+    generate.add_argument("--seed", type=int, default=ml10m.seed, help="random seed (default %(default)s)")
+    generate.add_argument("--bad-record-rate", type=float, default=ml10m.bad_record_rate,
+                          help="share of invalid lines mixed in per file (default %(default)s)")
+    generate.set_defaults(handler=cmd_generate)
+
+    bench = commands.add_parser("bench", help="time a full build, a one-day load and optionally the seed baseline")
+    bench.add_argument("--ratings", type=int, default=ml10m.ratings, help="rating lines (default %(default)s)")
+    bench.add_argument("--baseline", action="store_true", help="also run the seed notebook's pipeline; print the ratio")
+    bench.add_argument("--keep", action="store_true", help="keep the generated files and the lakes")
+    bench.add_argument("--out", help="working folder (default: a new temporary folder)")
+    bench.add_argument("--no-incremental", action="store_true", help="skip the one-day incremental load")
+    bench.set_defaults(handler=cmd_bench)
     add_commands(commands)  # crawl, query, dictionary
     return parser
 

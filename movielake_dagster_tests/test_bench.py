@@ -1,0 +1,94 @@
+"""The benchmark's pieces: generated files read by the lake's own readers, and a small end-to-end run.
+
+No timing is asserted anywhere: the numbers depend on the machine and its load. (The generator's
+determinism, same seed -> same bytes, is tested in ``test_generate.py``.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from movielake_dagster.bench import BenchResult, bench_spec, format_report, one_day_batch, run_bench, tree_rss
+from movielake_dagster.cli import main
+from movielake_dagster.generate import GeneratorSpec, generate_dataset
+
+SPEC = GeneratorSpec(ratings=3_000, movies=150, users=60, seed=3, bad_record_rate=0.01)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("generated")
+    return generate_dataset(folder, SPEC)
+
+
+def test_generated_files_parse_with_the_lakes_readers_with_the_expected_counts(spark, generated):
+    from movielake_dagster.assets.cleanse import CSV_HEADERS, read_raw
+    from movielake_dagster.transforms import movies, ratings, users
+    from movielake_dagster.transforms.raw_lines import REASON
+
+    def split(classified):
+        rows = classified.groupBy(classified[REASON].isNull().alias("ok")).count().collect()
+        counts = {r["ok"]: r["count"] for r in rows}
+        return counts.get(True, 0), counts.get(False, 0)
+
+    raw = {name: read_raw(spark, [str(generated.files[name].resolve())], CSV_HEADERS.get(name))
+           for name in ("movies", "ratings", "users")}
+    for name, read in raw.items():
+        assert sum(read.lines_per_file.values()) == generated.lines[name], name
+    classified = {
+        "movies": movies.classify_movies(raw["movies"].lines, "dat", 2100),
+        "users": users.classify_masterdata(raw["users"].lines),
+    }
+    known_users = classified["users"].where(classified["users"][REASON].isNull())
+    known_movies = classified["movies"].where(classified["movies"][REASON].isNull())
+    checked = ratings.classify_ratings(raw["ratings"].lines, "dat", 2_000_000_000)
+    classified["ratings"] = ratings.resolve_ratings(checked, known_users, known_movies)
+    for name, df in classified.items():
+        assert split(df) == (generated.expected_clean[name], generated.expected_quarantined[name]), name
+
+
+def test_bench_spec_scales_the_movielens_10m_shape():
+    assert bench_spec(10_000_054).ratings == 10_000_054
+    assert (bench_spec(10_000_054).movies, bench_spec(10_000_054).users) == (10_681, 69_878)
+    small = bench_spec(2_000)
+    assert small.ratings == 2_000 and small.movies >= 100 and small.users >= 20
+
+
+def test_one_day_batch_has_one_average_day_of_valid_ratings(generated):
+    text, count = one_day_batch(generated, __import__("datetime").date(2009, 1, 6))
+    lines = text.splitlines()
+    assert count == len(lines) >= 1
+    for line in lines:
+        user, movie, rating, epoch = line.split("::")
+        assert 1 <= int(movie) <= SPEC.movies and float(rating) * 2 == int(float(rating) * 2)
+        assert 1231200000 <= int(epoch) < 1231200000 + 86_400  # 2009-01-06 UTC
+
+
+def test_process_tree_memory_includes_this_process():
+    assert tree_rss() > 10 * 2**20
+
+
+def test_generate_command_writes_the_three_files(tmp_path: Path, capsys):
+    assert main(["generate", "--ratings", "400", "--movies", "40", "--users", "25", "--out", str(tmp_path)]) == 0
+    assert {p.name for p in tmp_path.iterdir()} == {"movies.dat", "ratings.dat", "users_masterdata.json"}
+    assert len((tmp_path / "ratings.dat").read_text().splitlines()) == 400
+    assert "valid records" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # three Dagster runs of the whole graph and the seed pipeline
+def test_bench_runs_end_to_end_at_small_scale(spark, tmp_path: Path):
+    result = run_bench(2_000, tmp_path / "bench", baseline=True, log=lambda *_: None)
+    assert isinstance(result, BenchResult)
+    assert result.build.success and not result.failed_checks
+    assert result.counts_match_generator
+    assert result.phases["incremental"].success
+    steps = {s.name for s in result.build.steps}
+    assert {"cleanse_ratings", "fct_rating", "cleanse_ratings_checks"} <= steps, steps
+    assert {s.name for s in result.phases["seed_baseline"].steps} >= {"seed_cleanse_ratings", "seed_checks"}
+    assert (tmp_path / "bench" / "seed-lake").exists() is False  # removed without --keep
+    assert (tmp_path / "bench" / "bench.json").exists()
+    assert result.peak_rss > 0 and result.ratio is not None
+    report = format_report(result)
+    assert "full build" in report and "faster" in report
