@@ -108,16 +108,20 @@ def with_line_numbers(records: DataFrame, offsets: DataFrame) -> DataFrame:
 
 
 def decode_lines(lines: DataFrame, profiles: list[FileProfile]) -> DataFrame:
-    """Adds ``text``: the line decoded with its file's encoding; undecodable lines get a reason."""
+    """Adds ``text``: the line decoded with its file's encoding; undecodable lines get a reason.
+
+    ``_raw`` is kept only for the lines that could not be decoded (their quarantine text is made
+    from it): for the others it would double the width of every row through the shuffles.
+    """
     latin1_files = [p.source_file for p in profiles if p.encoding == "ISO-8859-1"]
     is_latin1 = F.col(SOURCE_FILE).isin(latin1_files) if latin1_files else F.lit(False)
     valid_utf8 = F.is_valid_utf8(RAW)
     text = F.when(is_latin1, F.decode(F.col(RAW).cast("binary"), "ISO-8859-1")).when(valid_utf8, F.col(RAW))
-    return lines.withColumn(TEXT, text).withColumn(
-        REASON, F.when(F.col(TEXT).isNull(), F.lit("encoding"))
-    ).withColumn(
-        DETAIL, F.when(F.col(TEXT).isNull(), F.lit("bytes are not valid UTF-8 in a UTF-8 file"))
-    )
+    return lines.withColumn(TEXT, text).withColumns({  # all three from the row's TEXT
+        REASON: F.when(F.col(TEXT).isNull(), F.lit("encoding")),
+        DETAIL: F.when(F.col(TEXT).isNull(), F.lit("bytes are not valid UTF-8 in a UTF-8 file")),
+        RAW: F.when(F.col(TEXT).isNull(), F.col(RAW)),
+    })
 
 
 def raw_text_for_quarantine() -> Column:
