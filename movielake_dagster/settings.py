@@ -42,8 +42,9 @@ class Settings:
     """Spark master URL: ``local[*]`` runs in-process; ``spark://host:7077``, ``yarn``, ``k8s://...`` a cluster."""
     spark_remote: str = ""
     """Spark Connect URL (``sc://host:15002``); when set, it is used instead of ``spark_master``."""
-    spark_driver_memory: str = "2g"
-    """Driver (and, in local mode, executor) memory."""
+    spark_driver_memory: str = "1536m"
+    """Driver (and, in local mode, executor) memory. 1536m keeps a 10M-rating build within 3 GiB
+    for the whole process tree (docs/performance.md); raise it for bigger data on a bigger machine."""
     spark_shuffle_partitions: int = 8
     """Partitions after a shuffle; 8 suits one machine, raise it on a cluster (about 2-3 per core)."""
     jars_dir: str = str(DEFAULT_JARS_DIR)

@@ -37,7 +37,7 @@ class SparkResource(dg.ConfigurableResource):
     master: str = "local[*]"
     remote: str = ""
     app_name: str = "movielake"
-    driver_memory: str = "2g"
+    driver_memory: str = "1536m"
     shuffle_partitions: int = 8
     jars_dir: str = ""
 
