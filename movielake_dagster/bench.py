@@ -405,7 +405,7 @@ def format_report(result: BenchResult, top_stages: int = 15) -> str:
         at_peak = ", ".join(f"{p.split(' ', 1)[1]} {_gib(r)}" for p, r in sorted(phase.peak_processes.items(),
                                                                                 key=lambda i: -i[1]) if r > 2**25)
         out += ["", f"{name}: {phase.seconds:.1f} s wall{' (' + phase.note + ')' if phase.note else ''}, "
-                    f"peak RSS of the process tree {_gib(phase.peak_rss)} ({at_peak}), success={phase.success}",
+                    f"peak memory of the process tree (PSS) {_gib(phase.peak_rss)} ({at_peak}), success={phase.success}",
                 tabulate(rows, headers=["step", "kind", "seconds", "spark stages s", "share"])]
     stages = sorted(result.stages, key=lambda s: -s.seconds)[:top_stages]
     out += ["", f"slowest Spark stages (of {len(result.stages)}):",

@@ -85,7 +85,7 @@ def test_bench_runs_end_to_end_at_small_scale(spark, tmp_path: Path):
     assert result.counts_match_generator
     assert result.phases["incremental"].success
     steps = {s.name for s in result.build.steps}
-    assert {"cleanse_ratings", "fct_rating", "cleanse_ratings_checks"} <= steps, steps
+    assert {"cleanse_ratings", "access__fct_rating", "cleanse_ratings_checks"} <= steps, steps
     assert {s.name for s in result.phases["seed_baseline"].steps} >= {"seed_cleanse_ratings", "seed_checks"}
     assert (tmp_path / "bench" / "seed-lake").exists() is False  # removed without --keep
     assert (tmp_path / "bench" / "bench.json").exists()
