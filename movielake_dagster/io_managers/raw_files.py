@@ -42,10 +42,12 @@ class RawFilesIOManager(dg.ConfigurableIOManager):
             target = self.lake.uri(dataset, name)
             store.copy(source, target)
             staged.append(target)
-        for stale in store.list_files(self.lake.uri(dataset)):
-            if stale.uri not in staged:
-                store.delete_file(stale.uri)
-        sizes = {f.uri: f.size for f in store.list_files(self.lake.uri(dataset))}
+        sizes = {}
+        for stored in store.list_files(self.lake.uri(dataset)):  # one listing: drop stale files, size the rest
+            if stored.uri in staged:
+                sizes[stored.uri] = stored.size
+            else:
+                store.delete_file(stored.uri)
         context.add_output_metadata(
             {
                 "dagster/uri": dg.MetadataValue.path(self.lake.uri(dataset)),
