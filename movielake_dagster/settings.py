@@ -45,8 +45,10 @@ class Settings:
     spark_driver_memory: str = "1536m"
     """Driver (and, in local mode, executor) memory. 1536m keeps a 10M-rating build within 3 GiB
     for the whole process tree (docs/performance.md); raise it for bigger data on a bigger machine."""
-    spark_shuffle_partitions: int = 8
-    """Partitions after a shuffle; 8 suits one machine, raise it on a cluster (about 2-3 per core)."""
+    spark_shuffle_partitions: int = 32
+    """Partitions of a shuffle before adaptive execution merges small ones (into pieces of about
+    16 MB). 32 keeps each sort or hash table of a 10M-rating build small enough not to spill on one
+    machine (docs/performance.md); raise it on a cluster (a few per core)."""
     jars_dir: str = str(DEFAULT_JARS_DIR)
     """Folder with the S3A connector jars (``make setup`` fills it from Maven Central)."""
     dagster_home: str = ""

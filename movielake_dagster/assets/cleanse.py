@@ -36,19 +36,23 @@ from movielake_dagster.transforms import incremental
 from movielake_dagster.transforms import movies as movie_rules
 from movielake_dagster.transforms import ratings as rating_rules
 from movielake_dagster.transforms import users as user_rules
+from movielake_dagster.lake import spark_uri
 from movielake_dagster.transforms.raw_lines import (
     REASON,
+    RID,
     SOURCE_FILE,
     TEXT,
     decode_lines,
     file_profiles,
     line_offsets,
     profile_partitions,
+    raw_text_for_quarantine,
     read_lines,
 )
-from movielake_dagster.transforms.records import accepted, rejected, slim
+from movielake_dagster.transforms.records import RECORD, accepted, rejected, slim
 
 CSV_HEADERS = {"movies": "movieId,", "ratings": "userId,"}
+BROADCAST_ROW_IDS = 2_000_000  # superseded ratings up to this many are broadcast (8 bytes each)
 
 
 @dataclass
@@ -112,6 +116,7 @@ def cleanse_outputs(classified: DataFrame, raw: RawInput, dataset: Dataset, quar
     metadata = reconciliation_metadata(report)
     yield dg.Output(accepted(cached, dataset), output_name=dataset.name, metadata=metadata)
     yield dg.Output(rejected(cached, name, raw.offsets), output_name=quarantine.name, metadata=metadata)
+    cached.unpersist()  # both outputs are written once yielded; later steps need the memory
 
 
 def _outs(dataset: Dataset, quarantine: Dataset) -> dict[str, dg.AssetOut]:
@@ -217,9 +222,48 @@ def cleanse_ratings(context: dg.AssetExecutionContext, raw_ratings: StagedFiles,
         yield from _cleanse_rating_batch(context.partition_key, raw_ratings, users, movies, session, lake, previous)
         return
     raw = read_raw(session, list(raw_ratings.uris), CSV_HEADERS["ratings"])
+    yield from _cleanse_all_ratings(context, raw, users, movies, session, lake)
+
+
+def _cleanse_all_ratings(context: dg.AssetExecutionContext, raw: RawInput, users: DataFrame, movies: DataFrame,
+                         session, lake: LakeResource):
+    """Every staged rating line classified in one pass and written once to a hidden scratch folder;
+    the duplicate rule, both outputs and the per-file counts then read that Parquet.
+
+    At 10M ratings, parsing and classifying the text is the expensive part (about 10 s a pass on
+    two cores), so it runs once; Spark's in-memory cache of the same rows cost more than the
+    Parquet write (docs/performance.md). The scratch folder is removed when the step ends.
+    """
     checked = rating_rules.classify_ratings(raw.lines, raw.file_format, _now_epoch())
-    classified = rating_rules.resolve_ratings(checked, users, movies)
-    yield from cleanse_outputs(classified, raw, RATINGS, QUARANTINE_RATINGS, "ratings")
+    referenced = slim(rating_rules.resolve_references(checked, users, movies), RATINGS)
+    scratch = lake.hidden_sibling(RATINGS, "classified", context.run_id)
+    superseded = None
+    try:
+        referenced.write.mode("overwrite").parquet(spark_uri(scratch))
+        stored = session.read.schema(referenced.schema).parquet(spark_uri(scratch))
+        superseded = rating_rules.superseded_rows(stored).persist()
+        count = superseded.count()
+        context.log.info(f"{count} ratings are superseded by a later rating of the same (user, movie)")
+        small = count <= BROADCAST_ROW_IDS
+        classified = rating_rules.mark_superseded(stored, superseded, broadcast=small)
+        metadata = reconciliation_metadata(reconcile(classified, raw.lines_per_file))
+        yield dg.Output(accepted(classified, RATINGS), output_name=RATINGS.name, metadata=metadata)
+        quarantined = classified.where(F.col(REASON).isNotNull())
+        if count:  # the superseded lines' text was not kept (accepted rows carry none): read it back
+            texts = superseded_texts(raw.lines, F.broadcast(superseded) if small else superseded)
+            quarantined = quarantined.join(F.broadcast(texts) if small else texts, RID, "left").withColumn(
+                RECORD, F.coalesce(F.col(RECORD), F.col("_superseded_text"))).drop("_superseded_text")
+        yield dg.Output(rejected(quarantined, "ratings", raw.offsets), output_name=QUARANTINE_RATINGS.name,
+                        metadata=metadata)
+    finally:
+        if superseded is not None:
+            superseded.unpersist()
+        lake.store.delete_tree(scratch)
+
+
+def superseded_texts(lines: DataFrame, superseded: DataFrame) -> DataFrame:
+    """(``_rid``, ``_superseded_text``): the raw text of the superseded lines, for their quarantine rows."""
+    return lines.join(superseded, RID, "left_semi").select(RID, raw_text_for_quarantine().alias("_superseded_text"))
 
 
 def _latest_report(context: dg.AssetExecutionContext, dataset: Dataset) -> dict:

@@ -60,8 +60,7 @@ class SparkParquetIOManager(dg.ConfigurableIOManager):
         if isinstance(df, PartitionsUpdate):
             self._replace_partitions(context, dataset, final_uri, df)
             return
-        parent, _, name = final_uri.rstrip("/").rpartition("/")
-        temp_uri = f"{parent}/.{name}.__writing-{context.run_id[:8]}"  # hidden: no reader picks it up
+        temp_uri = self.lake.hidden_sibling(dataset, "writing", context.run_id)
         writer = df.write.mode("overwrite")
         if dataset.partition_by:
             writer = writer.partitionBy(*dataset.partition_by)

@@ -34,6 +34,12 @@ class LakeResource(dg.ConfigurableResource):
         key = f"{dataset.key}/{name}" if name else dataset.key
         return self.location.uri(dataset.layer, key)
 
+    def hidden_sibling(self, dataset: Dataset, purpose: str, run_id: str) -> str:
+        """A folder beside the dataset that no reader, crawler or query picks up (its name starts
+        with a dot), for a write in progress or a step's intermediate data."""
+        parent, _, name = self.uri(dataset).rstrip("/").rpartition("/")
+        return f"{parent}/.{name}.__{purpose}-{run_id[:8]}"
+
     def landing_file(self, name: str) -> str | None:
         """The landing location's file of this name, if it is there."""
         uri = f"{self.landing.rstrip('/')}/{name}"

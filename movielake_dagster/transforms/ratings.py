@@ -70,9 +70,16 @@ def classify_ratings(lines: DataFrame, file_format: str, now_epoch: int) -> Data
 def resolve_ratings(classified: DataFrame, users: DataFrame, movies: DataFrame) -> DataFrame:
     """Rejects ratings of unknown users or movies, then keeps the latest rating per (user, movie).
 
-    Users and movies are small, so the reference checks are broadcast joins; the duplicate rule is
-    one window over (user, movie): the latest ``rated_at`` wins, a later line breaks a tie.
+    The composition of :func:`resolve_references`, :func:`superseded_rows` and
+    :func:`mark_superseded`; a full build runs the three itself, to size the last join.
     """
+    referenced = resolve_references(classified, users, movies)
+    return mark_superseded(referenced, superseded_rows(referenced))
+
+
+def resolve_references(classified: DataFrame, users: DataFrame, movies: DataFrame) -> DataFrame:
+    """Rejects ratings of users not in the master data or of unknown movies (``unknown_user``,
+    ``unknown_movie``). Users and movies are small, so these are broadcast joins."""
     known_users = F.broadcast(users.select("user_id", F.lit(True).alias("_known_user")))
     known_movies = F.broadcast(movies.select("movie_id", F.lit(True).alias("_known_movie")))
     joined = classified.join(known_users, "user_id", "left").join(known_movies, "movie_id", "left")
@@ -82,17 +89,40 @@ def resolve_ratings(classified: DataFrame, users: DataFrame, movies: DataFrame) 
         (F.col("_known_movie").isNull(), "unknown_movie",
          F.concat(F.lit("movie_id not in movies: "), F.col("movie_id").cast("string"))),
     ])
-    referenced = joined.withColumns({REASON: reason, DETAIL: detail})
-    # user_id first: Spark's sort compares a prefix of the first key only, and a leading boolean
-    # (the same for nearly every row) made every comparison of the 10M-row sort a full one.
-    latest_first = Window.partitionBy("user_id", "movie_id", F.col(REASON).isNull()).orderBy(
-        F.col("rated_at").desc(), F.col(RID).desc()
-    )
-    ranked = referenced.withColumn("_rank", F.when(F.col(REASON).isNull(), F.row_number().over(latest_first)))
-    superseded = F.col("_rank") > 1
+    return joined.withColumns({REASON: reason, DETAIL: detail}).drop("_known_user", "_known_movie")
+
+
+def superseded_rows(referenced: DataFrame) -> DataFrame:
+    """The row ids (``_rid``) of accepted ratings that a later rating of the same (user, movie)
+    replaces: all but the latest ``rated_at`` per key, the later line winning a tie.
+
+    Only four narrow columns are ranked. Ranking whole rows (text and provenance through the
+    shuffle and sort) took most of the 10M build's cleansing step (docs/performance.md).
+    """
+    latest_first = Window.partitionBy("user_id", "movie_id").orderBy(F.col("rated_at").desc(), F.col(RID).desc())
     return (
-        ranked.withColumn(REASON, F.when(superseded, F.lit("duplicate")).otherwise(F.col(REASON)))
-        .withColumn(DETAIL, F.when(superseded, F.lit("a later rating of the same movie by the same user wins"))
-                    .otherwise(F.col(DETAIL)))
-        .drop("_rank", "_known_user", "_known_movie")
+        referenced.where(F.col(REASON).isNull())
+        .select("user_id", "movie_id", "rated_at", RID)
+        .withColumn("_rank", F.row_number().over(latest_first))
+        .where(F.col("_rank") > 1)
+        .select(RID)
+    )
+
+
+def mark_superseded(referenced: DataFrame, superseded: DataFrame, broadcast: bool = True) -> DataFrame:
+    """``duplicate`` for the rows whose ``_rid`` is in ``superseded``.
+
+    Superseded ratings are normally few, so they are broadcast and the classified rows are never
+    shuffled; pass ``broadcast=False`` when they are many (a whole file loaded twice).
+    """
+    flagged = superseded.select(RID, F.lit(True).alias("_superseded"))
+    is_superseded = F.coalesce(F.col("_superseded"), F.lit(False))
+    return (
+        referenced.join(F.broadcast(flagged) if broadcast else flagged, RID, "left")
+        .withColumns({
+            REASON: F.when(is_superseded, F.lit("duplicate")).otherwise(F.col(REASON)),
+            DETAIL: F.when(is_superseded, F.lit("a later rating of the same movie by the same user wins"))
+            .otherwise(F.col(DETAIL)),
+        })
+        .drop("_superseded")
     )
