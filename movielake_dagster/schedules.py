@@ -1,9 +1,11 @@
 """The daily update: a partitioned job, the schedule that runs it, and the deadline it must meet.
 
 Every morning at ``schedule_time`` (``schedule_timezone``) the schedule runs ``daily_lake_update`` for
-the previous day: movies and user master data are restaged and rebuilt as full snapshots, and the
-ratings batch of that day (``ratings/<day>.dat`` in the landing location) is cleansed on its own
-and merged, rewriting only the fact partitions it changes. The access layer carries a cron
+the previous day, for the assets that day's batch changes (``DAILY_BATCH_ASSETS``): the ratings batch
+(``ratings/<day>.dat`` in the landing location) is cleansed on its own and merged, rewriting only
+the fact partitions it changes, and the analytics are recomputed. Movies and user master data are
+full snapshots, rebuilt when their files change (the new-data sensor) or in a run of the whole job
+(on a new lake, the first daily run from the UI builds everything). The access layer carries a cron
 freshness policy with the ``fresh_by`` deadline, so the UI flags it when that run did not land in time.
 """
 
@@ -15,6 +17,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from movielake_dagster.assets.staging import RATING_DAYS, staging_rating_batch, staging_ratings
+from movielake_dagster.datasets import ANALYTICS_DATASETS, DIM_DATE, FCT_RATING, QUARANTINE_RATINGS, RATINGS
 from movielake_dagster.errors import ConfigurationError
 from movielake_dagster.settings import Settings
 
@@ -25,6 +28,12 @@ LAKE_WRITER_TAG = "movielake/writes-lake"  # runs with this tag are queued one a
 # A full build re-reads every staged rating file; the per-day staging asset belongs to the daily job only.
 WHOLE_LAKE = dg.AssetSelection.all() - dg.AssetSelection.assets(staging_rating_batch)
 DAILY_UPDATE = dg.AssetSelection.all() - dg.AssetSelection.assets(staging_ratings)
+# What one day's batch changes, and so what the schedule and the new-data sensor run for a day (with
+# the checks of these assets): the movie and user snapshots are rebuilt only when their files change.
+DAILY_BATCH_ASSETS = (
+    staging_rating_batch.key, RATINGS.asset_key, QUARANTINE_RATINGS.asset_key, FCT_RATING.asset_key,
+    DIM_DATE.asset_key, *(d.asset_key for d in ANALYTICS_DATASETS),
+)
 
 
 def retry_policy(settings: Settings) -> dg.RetryPolicy | None:
@@ -83,7 +92,8 @@ def build_daily_schedule(settings: Settings, job) -> dg.ScheduleDefinition:
     def previous_day(context: dg.ScheduleEvaluationContext):
         scheduled = context.scheduled_execution_time or datetime.now(tz)
         day = (scheduled.astimezone(tz).date() - timedelta(days=1)).isoformat()
-        return dg.RunRequest(run_key=day, partition_key=day, tags={LAKE_WRITER_TAG: "true"})
+        return dg.RunRequest(run_key=day, partition_key=day, asset_selection=list(DAILY_BATCH_ASSETS),
+                             tags={LAKE_WRITER_TAG: "true"})
 
     return dg.ScheduleDefinition(
         name=DAILY_SCHEDULE,
@@ -93,7 +103,8 @@ def build_daily_schedule(settings: Settings, job) -> dg.ScheduleDefinition:
         execution_fn=previous_day,
         default_status=default_status(settings, dg.DefaultScheduleStatus),
         description=f"Daily at {settings.schedule_time} {settings.schedule_timezone}: load yesterday's ratings "
-                    f"batch and refresh the snapshots, so that the access layer is fresh by {fresh_by:%H:%M}.",
+                    f"batch (and recompute the analytics), so that the access layer is fresh by {fresh_by:%H:%M}. "
+                    "Movie and user snapshots are rebuilt by the new_landed_files sensor when their files change.",
     )
 
 

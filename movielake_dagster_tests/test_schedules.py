@@ -49,6 +49,10 @@ def test_evaluation_requests_the_previous_day_of_the_schedule_time_zone():
     assert request.partition_key == "2026-11-25"
     assert request.run_key == "2026-11-25"
     assert request.tags[LAKE_WRITER_TAG] == "true"
+    # the day's batch and what depends on it; the movie and user snapshots only when their files change
+    selected = {k.to_user_string() for k in request.asset_selection}
+    assert {"staging/rating_batch", "cleanse/ratings", "access/fct_rating", "analytics/top_movies"} <= selected
+    assert not selected & {"staging/movies", "cleanse/movies", "cleanse/users", "access/dim_user"}
 
 
 def test_the_daily_job_is_partitioned_by_day_and_full_builds_are_not():

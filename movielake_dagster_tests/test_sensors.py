@@ -10,6 +10,7 @@ import boto3
 import dagster as dg
 import pytest
 
+from movielake_dagster.datasets import ANALYTICS_DATASETS
 from movielake_dagster.definitions import build_definitions
 from movielake_dagster.lake import FileInfo
 from movielake_dagster.resources import LakeResource
@@ -18,6 +19,8 @@ from movielake_dagster.sensors import new_data
 from movielake_dagster.sensors.run_failure import SENSOR_NAME as FAILURE_SENSOR
 from movielake_dagster.sensors.run_failure import failure_report
 from movielake_dagster.settings import Settings
+
+ANALYTICS = [d.asset_key.to_user_string() for d in ANALYTICS_DATASETS]
 
 OLD = time.time() - 3600  # a file last written an hour ago has settled
 
@@ -69,12 +72,12 @@ def test_one_run_per_new_file_for_exactly_its_data_then_none(landing, tmp_path):
     assert batch.job_name == DAILY_JOB and batch.partition_key == "2026-11-25"
     assert {k.to_user_string() for k in batch.asset_selection} == {
         "staging/rating_batch", "cleanse/ratings", "cleanse/quarantine_ratings", "access/fct_rating",
-        "access/dim_date"}
+        "access/dim_date", *ANALYTICS}
     movies = runs["movies.dat"]
     assert movies.job_name == "materialize_lake" and movies.partition_key is None
     assert {k.to_user_string() for k in movies.asset_selection} == {
         "staging/movies", "cleanse/movies", "cleanse/quarantine_movies", "access/dim_movie",
-        "access/bridge_movie_genre"}
+        "access/bridge_movie_genre", *ANALYTICS}
 
     requests, skip, cursor = _tick(sensor, lake, cursor)
     assert requests == [] and "no new" in skip.skip_message

@@ -341,13 +341,16 @@ def _superseded_lines(existing, batch: DataFrame, raw_ratings: StagedFiles, batc
     replaced = replaced.persist()
     if replaced.isEmpty():
         return None, {}
-    earlier = incremental.files_with_keys(session, [u for u in raw_ratings.uris if u != batch_uri], replaced)
+    earlier = [u for u in raw_ratings.uris if u != batch_uri]
     if not earlier:  # replaced rows of an earlier version of this very batch file: nothing to move
         return None, {}
     history = read_raw(session, earlier, CSV_HEADERS["ratings"])
-    checked = rating_rules.classify_ratings(history.lines, history.file_format, _now_epoch())
+    candidates = incremental.lines_with_keys(history.lines, replaced)
+    checked = rating_rules.classify_ratings(candidates, history.file_format, _now_epoch())
     found = slim(incremental.source_lines(checked, replaced), RATINGS).persist()
     moved_by_file = {PurePosixPath(r[SOURCE_FILE]).name: r["count"] for r in found.groupBy(SOURCE_FILE).count().collect()}
+    if not moved_by_file:
+        return None, {}
     return rejected(found, "ratings", history.offsets), moved_by_file
 
 

@@ -4,7 +4,7 @@ The landing location is the same setting as the lake's input (``MOVIELAKE_LANDIN
 ``s3://bucket/prefix``). What a file triggers:
 
 - ``ratings/<YYYY-MM-DD>.dat`` (or ``.csv``), a daily ratings batch: ``daily_lake_update`` for that
-  day, ratings assets only, so that batch alone is cleansed and merged;
+  day, the assets downstream of that batch only (``DAILY_BATCH_ASSETS``), as the schedule runs it;
 - ``movies.dat``/``movies.csv``, ``users_masterdata.json``, ``users.dat`` (full snapshots) and a
   ``ratings.dat``/``ratings.csv`` history: ``materialize_lake`` for that dataset's assets.
 
@@ -37,6 +37,7 @@ from movielake_dagster.assets.staging import (
     batch_day,
 )
 from movielake_dagster.datasets import (
+    ANALYTICS_DATASETS,
     BRIDGE_MOVIE_GENRE,
     DIM_DATE,
     DIM_MOVIE,
@@ -54,7 +55,7 @@ from movielake_dagster.datasets import (
 )
 from movielake_dagster.lake import FileInfo
 from movielake_dagster.resources import LakeResource
-from movielake_dagster.schedules import DAILY_JOB, LAKE_WRITER_TAG, default_status
+from movielake_dagster.schedules import DAILY_BATCH_ASSETS, DAILY_JOB, LAKE_WRITER_TAG, default_status
 from movielake_dagster.settings import Settings
 
 SENSOR_NAME = "new_landed_files"
@@ -63,14 +64,13 @@ MAX_RUNS_PER_TICK = 100
 TEMPORARY_SUFFIXES = (".tmp", ".temp", ".partial", ".part", ".inprogress", "._COPYING_", ".crdownload", ".swp")
 FILE_TAG = "movielake/landed-file"
 
-BATCH_ASSETS = (dg.AssetKey(["staging", "rating_batch"]), RATINGS.asset_key, QUARANTINE_RATINGS.asset_key,
-                FCT_RATING.asset_key, DIM_DATE.asset_key)
+ANALYTICS = tuple(d.asset_key for d in ANALYTICS_DATASETS)
 SNAPSHOT_ASSETS = {
     "movies": (STAGING_MOVIES.asset_key, MOVIES.asset_key, QUARANTINE_MOVIES.asset_key, DIM_MOVIE.asset_key,
-               BRIDGE_MOVIE_GENRE.asset_key),
+               BRIDGE_MOVIE_GENRE.asset_key, *ANALYTICS),
     "users": (STAGING_USERS.asset_key, USERS.asset_key, QUARANTINE_USERS.asset_key, DIM_USER.asset_key),
     "ratings": (STAGING_RATINGS.asset_key, RATINGS.asset_key, QUARANTINE_RATINGS.asset_key, FCT_RATING.asset_key,
-                DIM_DATE.asset_key),
+                DIM_DATE.asset_key, *ANALYTICS),
 }
 SNAPSHOT_FILES = {
     **{name: "movies" for name in MOVIE_FILES},
@@ -104,7 +104,7 @@ def run_request_for(arrival: Arrival) -> dg.RunRequest | None:
     folder, _, name = arrival.key.rpartition("/")
     if folder == BATCH_FOLDER and batch_day(name):
         return dg.RunRequest(run_key=run_key, job_name=DAILY_JOB, partition_key=batch_day(name),
-                             asset_selection=list(BATCH_ASSETS), tags=tags)
+                             asset_selection=list(DAILY_BATCH_ASSETS), tags=tags)
     if not folder and name in SNAPSHOT_FILES:
         return dg.RunRequest(run_key=run_key, job_name=FULL_JOB,
                              asset_selection=list(SNAPSHOT_ASSETS[SNAPSHOT_FILES[name]]), tags=tags)

@@ -7,12 +7,11 @@ one replaces it. Only the fact partitions whose content changed are rewritten. P
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from movielake_dagster.transforms.raw_lines import DETAIL, REASON, RID, SOURCE_FILE
+from movielake_dagster.transforms.raw_lines import DETAIL, REASON, RID, SOURCE_FILE, TEXT
 
 KEYS = ["user_id", "movie_id"]
 EXISTING_AT = "_existing_rated_at"
@@ -62,21 +61,18 @@ def superseded(existing: DataFrame | None, batch: DataFrame) -> DataFrame | None
     return existing.join(F.broadcast(incoming), KEYS).where(~same).select(*existing.columns)
 
 
-def files_with_keys(spark, uris: list[str], rows: DataFrame) -> list[str]:
-    """The files among ``uris`` with a line for one of the (user, movie) keys of ``rows``.
+def lines_with_keys(lines: DataFrame, rows: DataFrame) -> DataFrame:
+    """The decoded lines (``text``) whose first two fields are the (user, movie) of one of ``rows``.
 
-    One light pass over the text (the first two fields of each line, no decoding or profiling),
-    so that only those files are read again in full for line numbers.
+    A light parse of two fields and a broadcast semi-join, in the same pass as reading the text,
+    so that only the few matching lines are classified in full.
     """
-    fields = F.split(F.col("value"), "::|,")
-    lines = spark.read.text(uris).select(
-        F.col("_metadata.file_path").alias("file"),
-        F.trim(fields[0]).try_cast("int").alias("user_id"),
-        F.trim(F.get(fields, 1)).try_cast("int").alias("movie_id"),
-    )
-    hits = lines.join(F.broadcast(rows.select(*KEYS).distinct()), KEYS, "left_semi").select("file").distinct()
-    found = {PurePosixPath(r["file"]).name for r in hits.collect()}  # staged names are unique in their folder
-    return [u for u in uris if PurePosixPath(u).name in found]
+    fields = F.split(F.col(TEXT), "::|,", 3)
+    keyed = lines.withColumns({
+        "user_id": F.trim(F.get(fields, 0)).try_cast("int"),
+        "movie_id": F.trim(F.get(fields, 1)).try_cast("int"),
+    })
+    return keyed.join(F.broadcast(rows.select(*KEYS).distinct()), KEYS, "left_semi").drop(*KEYS)
 
 
 def source_lines(classified_history: DataFrame, replaced: DataFrame) -> DataFrame:
