@@ -77,13 +77,17 @@ def test_generate_command_writes_the_three_files(tmp_path: Path, capsys):
     assert "valid records" in capsys.readouterr().out
 
 
-@pytest.mark.slow  # three Dagster runs of the whole graph and the seed pipeline
+@pytest.mark.slow  # four Dagster runs of the whole graph and the seed pipeline twice
 def test_bench_runs_end_to_end_at_small_scale(spark, tmp_path: Path):
     result = run_bench(2_000, tmp_path / "bench", baseline=True, log=lambda *_: None)
     assert isinstance(result, BenchResult)
     assert result.build.success and not result.failed_checks
     assert result.counts_match_generator
     assert result.phases["incremental"].success
+    assert result.phases["warm_up"].note == "2,000 ratings" and not (tmp_path / "bench" / "warm-up").exists()
+    # the daily run is what the schedule requests: the day's batch and what depends on it
+    daily = {s.name for s in result.phases["incremental"].steps}
+    assert "staging__rating_batch" in daily and "cleanse_ratings" in daily and "cleanse_movies" not in daily
     steps = {s.name for s in result.build.steps}
     assert {"cleanse_ratings", "access__fct_rating", "cleanse_ratings_checks"} <= steps, steps
     assert {s.name for s in result.phases["seed_baseline"].steps} >= {"seed_cleanse_ratings", "seed_checks"}
@@ -91,4 +95,4 @@ def test_bench_runs_end_to_end_at_small_scale(spark, tmp_path: Path):
     assert (tmp_path / "bench" / "bench.json").exists()
     assert result.peak_rss > 0 and result.ratio is not None
     report = format_report(result)
-    assert "full build" in report and "faster" in report
+    assert "full build" in report and "faster" in report and "warm-up" in report
