@@ -345,7 +345,7 @@ def _superseded_lines(existing, batch: DataFrame, raw_ratings: StagedFiles, batc
     if not earlier:  # replaced rows of an earlier version of this very batch file: nothing to move
         return None, {}
     history = read_raw(session, earlier, CSV_HEADERS["ratings"])
-    candidates = incremental.lines_with_keys(history.lines, replaced)
+    candidates = incremental.lines_with_keys(history.lines, replaced, "," if history.file_format == "csv" else "::")
     checked = rating_rules.classify_ratings(candidates, history.file_format, _now_epoch())
     found = slim(incremental.source_lines(checked, replaced), RATINGS).persist()
     moved_by_file = {PurePosixPath(r[SOURCE_FILE]).name: r["count"] for r in found.groupBy(SOURCE_FILE).count().collect()}

@@ -61,16 +61,16 @@ def superseded(existing: DataFrame | None, batch: DataFrame) -> DataFrame | None
     return existing.join(F.broadcast(incoming), KEYS).where(~same).select(*existing.columns)
 
 
-def lines_with_keys(lines: DataFrame, rows: DataFrame) -> DataFrame:
+def lines_with_keys(lines: DataFrame, rows: DataFrame, separator: str) -> DataFrame:
     """The decoded lines (``text``) whose first two fields are the (user, movie) of one of ``rows``.
 
-    A light parse of two fields and a broadcast semi-join, in the same pass as reading the text,
-    so that only the few matching lines are classified in full.
+    A light cut of two fields and a broadcast semi-join, in the same pass as reading the text, so
+    that only the few matching lines are classified in full.
     """
-    fields = F.split(F.col(TEXT), "::|,", 3)
+    first, second = F.substring_index(F.col(TEXT), separator, 1), F.substring_index(F.col(TEXT), separator, 2)
     keyed = lines.withColumns({
-        "user_id": F.trim(F.get(fields, 0)).try_cast("int"),
-        "movie_id": F.trim(F.get(fields, 1)).try_cast("int"),
+        "user_id": F.trim(first).try_cast("int"),
+        "movie_id": F.trim(F.substring_index(second, separator, -1)).try_cast("int"),
     })
     return keyed.join(F.broadcast(rows.select(*KEYS).distinct()), KEYS, "left_semi").drop(*KEYS)
 
