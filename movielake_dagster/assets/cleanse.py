@@ -346,6 +346,9 @@ def _superseded_lines(existing, batch: DataFrame, raw_ratings: StagedFiles, batc
         return None, {}
     history = read_raw(session, earlier, CSV_HEADERS["ratings"])
     candidates = incremental.lines_with_keys(history.lines, replaced, "," if history.file_format == "csv" else "::")
+    # Materialized first: otherwise Spark pushes the classification's filters below the semi-join
+    # and classifies every line of the history (17 s instead of 7 s at 10M ratings).
+    candidates = candidates.persist()
     checked = rating_rules.classify_ratings(candidates, history.file_format, _now_epoch())
     found = slim(incremental.source_lines(checked, replaced), RATINGS).persist()
     moved_by_file = {PurePosixPath(r[SOURCE_FILE]).name: r["count"] for r in found.groupBy(SOURCE_FILE).count().collect()}

@@ -65,7 +65,8 @@ def lines_with_keys(lines: DataFrame, rows: DataFrame, separator: str) -> DataFr
     """The decoded lines (``text``) whose first two fields are the (user, movie) of one of ``rows``.
 
     A light cut of two fields and a broadcast semi-join, in the same pass as reading the text, so
-    that only the few matching lines are classified in full.
+    that only the few matching lines are classified in full. ``substring_index`` rather than a
+    (regular expression) ``split``: 5.4 s instead of 17 s over 10M lines (docs/performance.md).
     """
     first, second = F.substring_index(F.col(TEXT), separator, 1), F.substring_index(F.col(TEXT), separator, 2)
     keyed = lines.withColumns({
