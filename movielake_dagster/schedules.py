@@ -78,8 +78,10 @@ def build_daily_job(settings: Settings) -> dg.UnresolvedAssetJobDefinition:
         partitions_def=RATING_DAYS,
         op_retry_policy=retry_policy(settings),
         tags={LAKE_WRITER_TAG: "true"},
-        description="One day's update: refresh the movie and user snapshots, load that day's ratings batch "
-                    "incrementally. Partitioned by day; a backfill of several days runs one run per day.",
+        description="One day's update: load that day's ratings batch incrementally and refresh what depends "
+                    "on it. The schedule and the new-data sensor run only those assets; launched here for all "
+                    "assets, it also rebuilds the movie and user snapshots (as a first run on a new lake must). "
+                    "Partitioned by day; a backfill of several days runs one run per day.",
     )
 
 
