@@ -58,6 +58,7 @@ def test_every_layer_is_in_its_folder(sample_lake):
     years = sorted(p.name for p in (lake_dir / ACCESS / "fct-rating").glob("rating_year=*"))
     assert years and all(len(y) == len("rating_year=2000") for y in years)
     assert not [p for p in lake_dir.rglob("*__writing*")], "temporary write folders must not remain"
+    assert not [p for p in lake_dir.rglob("*__classified*")], "the ratings' scratch folder must not remain"
 
 
 def test_sample_counts_and_values_match_the_oracle(sample_lake, spark):
