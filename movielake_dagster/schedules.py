@@ -30,9 +30,10 @@ WHOLE_LAKE = dg.AssetSelection.all() - dg.AssetSelection.assets(staging_rating_b
 DAILY_UPDATE = dg.AssetSelection.all() - dg.AssetSelection.assets(staging_ratings)
 # What one day's batch changes, and so what the schedule and the new-data sensor run for a day (with
 # the checks of these assets): the movie and user snapshots are rebuilt only when their files change.
+ANALYTICS_ASSETS = tuple(d.asset_key for d in ANALYTICS_DATASETS)
 DAILY_BATCH_ASSETS = (
     staging_rating_batch.key, RATINGS.asset_key, QUARANTINE_RATINGS.asset_key, FCT_RATING.asset_key,
-    DIM_DATE.asset_key, *(d.asset_key for d in ANALYTICS_DATASETS),
+    DIM_DATE.asset_key, *ANALYTICS_ASSETS,
 )
 
 

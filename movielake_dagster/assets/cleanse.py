@@ -31,25 +31,23 @@ from movielake_dagster.assets.staging import batch_day, staging_rating_batch
 from movielake_dagster.errors import InputMissingError
 from movielake_dagster.io_managers import StagedFiles
 from movielake_dagster.io_managers.parquet import current_table
+from movielake_dagster.lake import spark_uri
 from movielake_dagster.resources import LakeResource, SparkResource
 from movielake_dagster.transforms import incremental
 from movielake_dagster.transforms import movies as movie_rules
 from movielake_dagster.transforms import ratings as rating_rules
 from movielake_dagster.transforms import users as user_rules
-from movielake_dagster.lake import spark_uri
 from movielake_dagster.transforms.raw_lines import (
     REASON,
-    RID,
     SOURCE_FILE,
     TEXT,
     decode_lines,
     file_profiles,
     line_offsets,
     profile_partitions,
-    raw_text_for_quarantine,
     read_lines,
 )
-from movielake_dagster.transforms.records import RECORD, accepted, rejected, slim
+from movielake_dagster.transforms.records import accepted, rejected, slim
 
 CSV_HEADERS = {"movies": "movieId,", "ratings": "userId,"}
 BROADCAST_ROW_IDS = 2_000_000  # superseded ratings up to this many are broadcast (8 bytes each)
@@ -249,21 +247,14 @@ def _cleanse_all_ratings(context: dg.AssetExecutionContext, raw: RawInput, users
         metadata = reconciliation_metadata(reconcile(classified, raw.lines_per_file))
         yield dg.Output(accepted(classified, RATINGS), output_name=RATINGS.name, metadata=metadata)
         quarantined = classified.where(F.col(REASON).isNotNull())
-        if count:  # the superseded lines' text was not kept (accepted rows carry none): read it back
-            texts = superseded_texts(raw.lines, F.broadcast(superseded) if small else superseded)
-            quarantined = quarantined.join(F.broadcast(texts) if small else texts, RID, "left").withColumn(
-                RECORD, F.coalesce(F.col(RECORD), F.col("_superseded_text"))).drop("_superseded_text")
+        if count:  # superseded lines were accepted when classified, so their text was not kept
+            quarantined = rating_rules.with_superseded_text(quarantined, raw.lines, superseded, broadcast=small)
         yield dg.Output(rejected(quarantined, "ratings", raw.offsets), output_name=QUARANTINE_RATINGS.name,
                         metadata=metadata)
     finally:
         if superseded is not None:
             superseded.unpersist()
         lake.store.delete_tree(scratch)
-
-
-def superseded_texts(lines: DataFrame, superseded: DataFrame) -> DataFrame:
-    """(``_rid``, ``_superseded_text``): the raw text of the superseded lines, for their quarantine rows."""
-    return lines.join(superseded, RID, "left_semi").select(RID, raw_text_for_quarantine().alias("_superseded_text"))
 
 
 def _latest_report(context: dg.AssetExecutionContext, dataset: Dataset) -> dict:
@@ -352,6 +343,7 @@ def _superseded_lines(existing, batch: DataFrame, raw_ratings: StagedFiles, batc
     checked = rating_rules.classify_ratings(candidates, history.file_format, _now_epoch())
     found = slim(incremental.source_lines(checked, replaced), RATINGS).persist()
     moved_by_file = {PurePosixPath(r[SOURCE_FILE]).name: r["count"] for r in found.groupBy(SOURCE_FILE).count().collect()}
+    candidates.unpersist()  # `found` holds what is needed of them
     if not moved_by_file:
         return None, {}
     return rejected(found, "ratings", history.offsets), moved_by_file

@@ -37,7 +37,6 @@ from movielake_dagster.assets.staging import (
     batch_day,
 )
 from movielake_dagster.datasets import (
-    ANALYTICS_DATASETS,
     BRIDGE_MOVIE_GENRE,
     DIM_DATE,
     DIM_MOVIE,
@@ -55,7 +54,7 @@ from movielake_dagster.datasets import (
 )
 from movielake_dagster.lake import FileInfo
 from movielake_dagster.resources import LakeResource
-from movielake_dagster.schedules import DAILY_BATCH_ASSETS, DAILY_JOB, LAKE_WRITER_TAG, default_status
+from movielake_dagster.schedules import ANALYTICS_ASSETS, DAILY_BATCH_ASSETS, DAILY_JOB, LAKE_WRITER_TAG, default_status
 from movielake_dagster.settings import Settings
 
 SENSOR_NAME = "new_landed_files"
@@ -64,13 +63,12 @@ MAX_RUNS_PER_TICK = 100
 TEMPORARY_SUFFIXES = (".tmp", ".temp", ".partial", ".part", ".inprogress", "._COPYING_", ".crdownload", ".swp")
 FILE_TAG = "movielake/landed-file"
 
-ANALYTICS = tuple(d.asset_key for d in ANALYTICS_DATASETS)
 SNAPSHOT_ASSETS = {
     "movies": (STAGING_MOVIES.asset_key, MOVIES.asset_key, QUARANTINE_MOVIES.asset_key, DIM_MOVIE.asset_key,
-               BRIDGE_MOVIE_GENRE.asset_key, *ANALYTICS),
+               BRIDGE_MOVIE_GENRE.asset_key, *ANALYTICS_ASSETS),
     "users": (STAGING_USERS.asset_key, USERS.asset_key, QUARANTINE_USERS.asset_key, DIM_USER.asset_key),
     "ratings": (STAGING_RATINGS.asset_key, RATINGS.asset_key, QUARANTINE_RATINGS.asset_key, FCT_RATING.asset_key,
-                DIM_DATE.asset_key, *ANALYTICS),
+                DIM_DATE.asset_key, *ANALYTICS_ASSETS),
 }
 SNAPSHOT_FILES = {
     **{name: "movies" for name in MOVIE_FILES},

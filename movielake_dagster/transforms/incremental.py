@@ -7,7 +7,6 @@ one replaces it. Only the fact partitions whose content changed are rewritten. P
 
 from __future__ import annotations
 
-
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 

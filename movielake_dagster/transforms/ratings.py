@@ -11,11 +11,13 @@ from movielake_dagster.transforms.raw_lines import (
     RID,
     TEXT,
     csv_fields,
+    raw_text_for_quarantine,
     reject_when,
     split_fields,
     try_double,
     try_int,
 )
+from movielake_dagster.transforms.records import RECORD
 
 
 def _empty(column: str):
@@ -118,7 +120,7 @@ def mark_superseded(referenced: DataFrame, superseded: DataFrame, broadcast: boo
     flagged = superseded.select(RID, F.lit(True).alias("_superseded"))
     is_superseded = F.coalesce(F.col("_superseded"), F.lit(False))
     return (
-        referenced.join(F.broadcast(flagged) if broadcast else flagged, RID, "left")
+        referenced.join(_broadcast_if(flagged, broadcast), RID, "left")
         .withColumns({
             REASON: F.when(is_superseded, F.lit("duplicate")).otherwise(F.col(REASON)),
             DETAIL: F.when(is_superseded, F.lit("a later rating of the same movie by the same user wins"))
@@ -126,3 +128,23 @@ def mark_superseded(referenced: DataFrame, superseded: DataFrame, broadcast: boo
         })
         .drop("_superseded")
     )
+
+
+def with_superseded_text(quarantined: DataFrame, lines: DataFrame, superseded: DataFrame,
+                         broadcast: bool = True) -> DataFrame:
+    """Quarantine rows with the raw text of their superseded lines filled in from ``lines``.
+
+    An accepted rating keeps no text (it would be carried for every row); the few that a later
+    rating supersedes get theirs back by row id from the decoded lines.
+    """
+    texts = lines.join(_broadcast_if(superseded, broadcast), RID, "left_semi").select(
+        RID, raw_text_for_quarantine().alias("_superseded_text"))
+    return (
+        quarantined.join(_broadcast_if(texts, broadcast), RID, "left")
+        .withColumn(RECORD, F.coalesce(F.col(RECORD), F.col("_superseded_text")))
+        .drop("_superseded_text")
+    )
+
+
+def _broadcast_if(df: DataFrame, broadcast: bool) -> DataFrame:
+    return F.broadcast(df) if broadcast else df
