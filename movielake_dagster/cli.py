@@ -176,7 +176,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from movielake_dagster.bench import format_report, run_bench
 
     result = run_bench(args.ratings, Path(args.out) if args.out else None, baseline=args.baseline,
-                       incremental=not args.no_incremental, keep=args.keep, warm_up=not args.no_warm_up)
+                       incremental=not args.no_incremental, keep=args.keep, warm_up=not args.no_warm_up,
+                       baseline_lake_conf=args.baseline_lake_conf)
     print(format_report(result))
     print(f"movielake: measurements in {result.work_dir}/bench.json")
     return 0 if result.build.success and not result.failed_checks else 1
@@ -214,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="time a full build, a one-day load and optionally the seed baseline")
     bench.add_argument("--ratings", type=int, default=ml10m.ratings, help="rating lines (default %(default)s)")
     bench.add_argument("--baseline", action="store_true", help="also run the seed notebook's pipeline; print the ratio")
+    bench.add_argument("--baseline-lake-conf", action="store_true",
+                       help="run the seed pipeline with the lake's SQL settings instead of Spark's defaults")
     bench.add_argument("--keep", action="store_true", help="keep the generated files and the lakes")
     bench.add_argument("--out", help="working folder (default: a new temporary folder)")
     bench.add_argument("--no-incremental", action="store_true", help="skip the one-day incremental load")

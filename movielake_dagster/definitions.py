@@ -60,6 +60,7 @@ def build_resources(settings: Settings) -> dict:
         driver_memory=settings.spark_driver_memory,
         shuffle_partitions=settings.spark_shuffle_partitions,
         jars_dir=settings.jars_dir,
+        extra_conf=settings.extra_spark_conf,
     )
     return {
         "lake": lake,

@@ -49,6 +49,10 @@ class Settings:
     """Partitions of a shuffle before adaptive execution merges small ones (into pieces of about
     16 MB). 32 keeps each sort or hash table of a 10M-rating build small enough not to spill on one
     machine (docs/performance.md); raise it on a cluster (a few per core)."""
+    spark_conf: str = ""
+    """Further Spark properties, ``key=value`` pairs separated by commas (for example
+    ``spark.executor.memory=4g,spark.executor.cores=4``); they are applied after, and so override,
+    the lake's own settings above."""
     jars_dir: str = str(DEFAULT_JARS_DIR)
     """Folder with the S3A connector jars (``make setup`` fills it from Maven Central)."""
     dagster_home: str = ""
@@ -76,6 +80,9 @@ class Settings:
     alert_webhook: str = ""
     """URL that the run-failure sensor POSTs ``{"text": ...}`` to (Slack/Teams style); empty: log only."""
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        parse_spark_conf(self.spark_conf)  # a malformed value fails when the settings are made
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
@@ -106,6 +113,27 @@ class Settings:
     @property
     def region(self) -> str:
         return self.s3_region or "us-east-1"
+
+    @property
+    def extra_spark_conf(self) -> dict[str, str]:
+        """``spark_conf`` as a dict; a pair without ``=`` or with an empty key is a configuration error."""
+        return parse_spark_conf(self.spark_conf)
+
+
+def parse_spark_conf(text: str) -> dict[str, str]:
+    """``"a=1, b=x=y"`` -> ``{"a": "1", "b": "x=y"}`` (the value may contain ``=``, not ``,``)."""
+    conf = {}
+    for pair in (p.strip() for p in text.split(",")):
+        if not pair:
+            continue
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigurationError(
+                f"{_env_name('spark_conf')} has {pair!r}, which is not a key=value pair",
+                f"write it as {_env_name('spark_conf')}=spark.some.property=value,spark.other=value",
+            )
+        conf[key.strip()] = value.strip()
+    return conf
 
 
 def _coerce(name: str, raw: str, type_name: object) -> object:

@@ -96,3 +96,16 @@ def test_bench_runs_end_to_end_at_small_scale(spark, tmp_path: Path):
     assert result.peak_rss > 0 and result.ratio is not None
     report = format_report(result)
     assert "full build" in report and "faster" in report and "warm-up" in report
+    assert "seed baseline (Spark default SQL settings)" in report
+
+
+def test_seed_baseline_runs_with_sparks_default_sql_settings(spark):
+    """The notebook had Spark's defaults; the lake's tuning must not speed up its baseline."""
+    from movielake_dagster.seed_baseline import notebook_sql_conf
+
+    tuned = spark.conf.get("spark.sql.shuffle.partitions")
+    assert tuned != "200"
+    with notebook_sql_conf(spark):
+        assert spark.conf.get("spark.sql.shuffle.partitions") == "200"
+        assert spark.conf.get("spark.sql.adaptive.advisoryPartitionSizeInBytes") == str(64 << 20) + "b"
+    assert spark.conf.get("spark.sql.shuffle.partitions") == tuned

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from movielake_dagster.datasets import ALL_DATASETS
-from movielake_dagster.definitions import build_definitions
+from movielake_dagster.definitions import build_definitions, build_resources
 from movielake_dagster.settings import Settings
 
 
@@ -42,6 +42,14 @@ def test_one_process_runs_the_whole_job(tmp_path):
     """The in-process executor: one Spark JVM per run, not one per step."""
     job = _defs(tmp_path).resolve_job_def("materialize_lake")
     assert job.executor_def.name == dg.in_process_executor.name
+
+
+def test_extra_spark_properties_override_the_lakes_own():
+    settings = Settings.from_env({"MOVIELAKE_SPARK_CONF": "spark.driver.memory=2g, spark.some.flag=a=b,"})
+    conf = build_resources(settings)["spark"].spark_conf()
+    assert conf["spark.driver.memory"] == "2g"  # the lake's default is 1536m
+    assert conf["spark.some.flag"] == "a=b"
+    assert conf["spark.sql.session.timeZone"] == "UTC"  # the lake's own settings stay otherwise
 
 
 def test_settings_come_from_the_environment():

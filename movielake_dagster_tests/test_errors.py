@@ -74,6 +74,8 @@ def test_bad_settings_are_named():
         LakeLocation.parse("s3://just-one-bucket")
     with pytest.raises(ConfigurationError, match="MOVIELAKE_SPARK_SHUFFLE_PARTITIONS"):
         Settings.from_env({"MOVIELAKE_SPARK_SHUFFLE_PARTITIONS": "many"})
+    with pytest.raises(ConfigurationError, match="MOVIELAKE_SPARK_CONF has 'spark.driver.memory'"):
+        Settings.from_env({"MOVIELAKE_SPARK_CONF": "spark.driver.memory"})
 
 
 @pytest.mark.parametrize("code", ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"])

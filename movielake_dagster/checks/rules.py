@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from movielake_dagster.datasets import ALL_DATASETS, Dataset
+from movielake_dagster.transforms.keys import grouping_columns
 from movielake_dagster.transforms.movies import MIN_YEAR
 
 ERROR = "ERROR"
@@ -222,7 +223,7 @@ def repeated_keys(df: DataFrame, key: list[str]) -> DataFrame:
     outgrows the CPU caches (docs/performance.md). Only the few repeated keys are aggregated.
     """
     keys = df.select(*key).where(F.expr(" AND ".join(f"{_q(k)} IS NOT NULL" for k in key)))
-    counted = keys.withColumn("_n", F.count(F.lit(1)).over(Window.partitionBy(*key)))
+    counted = keys.withColumn("_n", F.count(F.lit(1)).over(Window.partitionBy(*grouping_columns(keys, key))))
     return counted.where(F.col("_n") > 1).groupBy(*key).agg((F.first("_n") - 1).alias("extra_rows"))
 
 

@@ -40,6 +40,7 @@ class SparkResource(dg.ConfigurableResource):
     driver_memory: str = "1536m"
     shuffle_partitions: int = 32
     jars_dir: str = ""
+    extra_conf: dict[str, str] = {}
 
     def s3a_options(self) -> dict[str, str]:
         """Hadoop S3A settings: endpoint and region from the lake, credentials from the AWS default chain."""
@@ -80,6 +81,7 @@ class SparkResource(dg.ConfigurableResource):
         if jars:
             conf["spark.jars"] = ",".join(jars)
         conf.update({f"spark.hadoop.{k}": v for k, v in self.s3a_options().items()})
+        conf.update(self.extra_conf)  # the user's own properties win
         return conf
 
     def get_session(self):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from movielake_dagster.transforms.keys import grouping_columns
 from movielake_dagster.transforms.raw_lines import (
     DETAIL,
     REASON,
@@ -101,10 +102,11 @@ def superseded_rows(referenced: DataFrame) -> DataFrame:
     Only four narrow columns are ranked. Ranking whole rows (text and provenance through the
     shuffle and sort) took most of the 10M build's cleansing step (docs/performance.md).
     """
-    latest_first = Window.partitionBy("user_id", "movie_id").orderBy(F.col("rated_at").desc(), F.col(RID).desc())
+    narrow = referenced.where(F.col(REASON).isNull()).select("user_id", "movie_id", "rated_at", RID)
+    latest_first = Window.partitionBy(*grouping_columns(narrow, ["user_id", "movie_id"])).orderBy(
+        F.col("rated_at").desc(), F.col(RID).desc())
     return (
-        referenced.where(F.col(REASON).isNull())
-        .select("user_id", "movie_id", "rated_at", RID)
+        narrow
         .withColumn("_rank", F.row_number().over(latest_first))
         .where(F.col("_rank") > 1)
         .select(RID)
