@@ -93,17 +93,24 @@ def loaded(spark, landing, tmp_path_factory) -> dict:
     settings = Settings.from_env(landing=str(landing["dir"]), lake=str(incremental_lake), step_retries=0)
     defs = build_definitions(settings)
     instance = dg.DagsterInstance.ephemeral()
+    cached_before = _cached_rdds(spark)
     first = _daily_run(defs, instance, DAY1)
     facts = incremental_lake / FACTS
     untouched = sorted(p for p in facts.glob("rating_year=*")
                        if int(p.name.split("=")[1]) not in landing["superseded_years"] | {landing["last_year"]})
     before = {p: p.stat().st_mtime_ns for part in untouched for p in part.iterdir()}
     second = _daily_run(defs, instance, DAY2)
+    cached_after = _cached_rdds(spark)
     after = {p: p.stat().st_mtime_ns for part in untouched for p in part.iterdir() if p.exists()}
     full_lake = tmp_path_factory.mktemp("full-lake")
     build_lake(landing["dir"], full_lake, step_retries=0)
     return {"incremental": incremental_lake, "full": full_lake, "defs": defs, "instance": instance,
-            "first": first, "second": second, "untouched_before": before, "untouched_after": after}
+            "first": first, "second": second, "untouched_before": before, "untouched_after": after,
+            "cached_before": cached_before, "cached_after": cached_after}
+
+
+def _cached_rdds(spark) -> int:
+    return spark.sparkContext._jsc.getPersistentRDDs().size()
 
 
 @pytest.mark.slow  # four runs of the whole graph with its checks
@@ -139,6 +146,12 @@ def test_the_second_batch_rewrites_only_the_fact_partitions_it_changes(loaded, l
     assert str(landing["last_year"]) in rewritten
     assert set(rewritten) <= {str(y) for y in landing["superseded_years"] | {landing["last_year"]}}
     assert loaded["untouched_before"] and loaded["untouched_before"] == loaded["untouched_after"]
+
+
+@pytest.mark.slow  # four runs of the whole graph with its checks
+def test_daily_runs_release_what_they_cached(loaded):
+    """The second batch re-rates stored ratings, so its run cached the replaced rows and their lines too."""
+    assert loaded["cached_after"] == loaded["cached_before"]
 
 
 @pytest.mark.slow  # four runs of the whole graph with its checks
