@@ -152,6 +152,15 @@ def test_top_movies_needs_the_minimum_and_breaks_ties(spark):
     assert [r["movie_id"] for r in top_movies(facts, movies, min_ratings=1, limit=1).collect()] == [1]
 
 
+def test_no_facts_give_every_bucket_with_zero_ratings(spark):
+    from movielake_dagster.transforms.analytics import ratings_by_hour, ratings_by_stars
+
+    facts = spark.createDataFrame([], "hour_of_day int, rating double")
+    hours = ratings_by_hour(facts).collect()
+    assert len(hours) == 24 and {(r["ratings"], r["share"]) for r in hours} == {(0, 0.0)}
+    assert {(r["ratings"], r["share"]) for r in ratings_by_stars(facts).collect()} == {(0, 0.0)}
+
+
 def test_analytics_assets_form_their_own_group_over_the_access_layer(tmp_path):
     from movielake_dagster.definitions import build_definitions
     from movielake_dagster.settings import Settings

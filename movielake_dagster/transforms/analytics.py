@@ -20,11 +20,11 @@ AVERAGE_DECIMALS = 3
 def _counts_over(facts: DataFrame, column: str, values: DataFrame) -> DataFrame:
     """Ratings, share of all ratings and mean stars for each value of ``column`` (all of ``values``)."""
     per_value = facts.groupBy(column).agg(F.count(F.lit(1)).alias("ratings"), F.avg("rating").alias("average_rating"))
-    total = facts.count()
+    total = F.sum("ratings").over(Window.partitionBy())  # from the few grouped rows, not another scan of the facts
     return (
         values.join(per_value, column, "left")
         .withColumn("ratings", F.coalesce(F.col("ratings"), F.lit(0)).cast("bigint"))
-        .withColumn("share", F.round(F.col("ratings") / F.lit(total), SHARE_DECIMALS) if total else F.lit(0.0))
+        .withColumn("share", F.coalesce(F.round(F.try_divide(F.col("ratings"), total), SHARE_DECIMALS), F.lit(0.0)))
         .withColumn("average_rating", F.round(F.col("average_rating"), AVERAGE_DECIMALS).cast("double"))
         .orderBy(column)
     )
