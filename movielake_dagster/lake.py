@@ -148,6 +148,25 @@ class ObjectStore:
             stat = path.stat()
             yield FileInfo(str(path), stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_mtime)
 
+    def list_prefix(self, prefix_uri: str) -> Iterator[FileInfo]:
+        """Every file whose path starts with ``prefix_uri`` (not only a folder: ``.../.name.__``)."""
+        if prefix_uri.startswith("s3://"):
+            bucket, prefix = _split_s3(prefix_uri)
+            with s3_errors(self.endpoint_url, bucket):
+                for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                    for obj in page.get("Contents", []):
+                        yield FileInfo(f"s3://{bucket}/{obj['Key']}", obj["Size"], obj["ETag"].strip('"'),
+                                       obj["LastModified"].timestamp())
+            return
+        parent, _, start = prefix_uri.rpartition("/")
+        if not Path(parent or "/").is_dir():
+            return
+        for entry in sorted(Path(parent or "/").iterdir()):
+            if not entry.name.startswith(start):
+                continue
+            yield from (self.list_files(str(entry)) if entry.is_dir() else
+                        [FileInfo(str(entry), entry.stat().st_size, "", entry.stat().st_mtime)])
+
     def exists(self, uri: str) -> bool:
         if uri.startswith("s3://"):
             bucket, key = _split_s3(uri)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -244,3 +246,17 @@ def test_leftovers_of_a_killed_run_are_invisible_and_do_not_block_the_next(spark
     assert _stored(spark, lake) == before
     _write(manager, _facts(spark, 90), "run-two-0000")
     assert len(_stored(spark, lake)) == 90
+    # A day later, the next write of the table removes them; a younger work folder (a live run's) stays.
+    leftovers = [final.parent / f".{final.name}.__writing-killed00", final / ".spark-staging-killed"]
+    (leftovers[1] / "rating_year=2001").mkdir(parents=True)  # the swap replaced the table's folder
+    (leftovers[1] / "rating_year=2001" / "part-0.parquet").write_bytes(b"PAR1 truncated")
+    live = final.parent / f".{final.name}.__classified-running0"
+    live.mkdir()
+    (live / "part-0.parquet").write_bytes(b"PAR1")
+    day_ago = time.time() - 25 * 3600
+    for folder in leftovers:
+        for path in [folder, *folder.rglob("*")]:
+            os.utime(path, (day_ago, day_ago))
+    _write(manager, _facts(spark, 60), "run-three-00")
+    assert [p.exists() for p in leftovers] == [False, False] and live.exists()
+    assert len(_stored(spark, lake)) == 60

@@ -57,6 +57,8 @@ class SparkParquetIOManager(dg.ConfigurableIOManager):
             return
         dataset = dataset_for(context.asset_key)
         final_uri = self.lake.uri(dataset)
+        for folder in self.lake.sweep_stale_siblings(dataset):
+            context.log.info(f"removed {folder}, left by a run that did not finish")
         if isinstance(df, PartitionsUpdate):
             self._replace_partitions(context, dataset, final_uri, df)
             return

@@ -1,12 +1,16 @@
 """The lake as a Dagster resource: layer locations plus the object store that reaches them."""
 
 
+import time
 from functools import cached_property
 
 import dagster as dg
 
 from movielake_dagster.datasets import Dataset
 from movielake_dagster.lake import LakeLocation, ObjectStore, spark_uri
+
+
+STALE_AFTER_SECONDS = 24 * 3600  # a hidden work folder untouched this long belongs to a dead run
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -39,6 +43,23 @@ class LakeResource(dg.ConfigurableResource):
         with a dot), for a write in progress or a step's intermediate data."""
         parent, _, name = self.uri(dataset).rstrip("/").rpartition("/")
         return f"{parent}/.{name}.__{purpose}-{run_id[:8]}"
+
+    def sweep_stale_siblings(self, dataset: Dataset, older_than_seconds: float = STALE_AFTER_SECONDS) -> list[str]:
+        """Delete the hidden siblings of ``dataset`` (``.name.__writing-*``, ``.name.__classified-*``)
+        and Spark's ``.spark-staging-*`` folders inside it whose newest file is older than
+        ``older_than_seconds``: what killed runs left behind. A live run's folder is younger, so it
+        stays. Returns the folders deleted."""
+        parent, _, name = self.uri(dataset).rstrip("/").rpartition("/")
+        newest: dict[str, float] = {}
+        for base, start in ((parent, f".{name}.__"), (self.uri(dataset).rstrip("/"), ".spark-staging-")):
+            for info in self.store.list_prefix(f"{base}/{start}"):
+                folder = f"{base}/{info.uri[len(base) + 1:].split('/')[0]}"
+                newest[folder] = max(newest.get(folder, 0.0), info.modified)
+        cutoff = time.time() - older_than_seconds
+        stale = sorted(folder for folder, modified in newest.items() if modified < cutoff)
+        for folder in stale:
+            self.store.delete_tree(folder)
+        return stale
 
     def landing_file(self, name: str) -> str | None:
         """The landing location's file of this name, if it is there."""
