@@ -315,14 +315,20 @@ def _cleanse_rating_batch(day: str, raw_ratings: StagedFiles, users: DataFrame, 
     raw = read_raw(session, [uri], CSV_HEADERS["ratings"])
     checked = rating_rules.classify_ratings(raw.lines, raw.file_format, _now_epoch())
     existing = current_table(session, lake, RATINGS)
-    classified = incremental.reject_superseded_by_existing(
-        rating_rules.resolve_ratings(checked, users, movies), existing
-    )
-    cached = sized_for_cache(slim(classified, RATINGS), sum(raw.lines_per_file.values())).persist()
+    resolved = sized_for_cache(rating_rules.resolve_ratings(checked, users, movies),
+                               sum(raw.lines_per_file.values())).persist()
+    held = [resolved]  # cached frames, released once both outputs are written
+    # The few stored rows the batch re-rates, found in one scan of the stored table and used twice.
+    same_keys = incremental.stored_with_batch_keys(existing, resolved)
+    if same_keys is not None:
+        same_keys = same_keys.persist()
+        held.append(same_keys)
+    classified = incremental.reject_superseded_by_existing(resolved, same_keys)
+    cached = slim(classified, RATINGS).persist()
+    held.append(cached)
     batch = accepted(cached, RATINGS)
     batch_rejected = rejected(cached, "ratings", raw.offsets)
-    held = [cached]  # cached frames, released once both outputs are written
-    moved, moved_by_file = _superseded_lines(existing, batch, raw_ratings, uri, session, held)
+    moved, moved_by_file = _superseded_lines(same_keys, batch, raw_ratings, uri, session, held)
     if moved is not None:
         batch_rejected = batch_rejected.unionByName(moved)
     metadata = merge_reconciliation(previous_report, reconciliation_metadata(reconcile(cached, raw.lines_per_file)),
@@ -341,15 +347,15 @@ def _cleanse_rating_batch(day: str, raw_ratings: StagedFiles, users: DataFrame, 
             frame.unpersist()
 
 
-def _superseded_lines(existing, batch: DataFrame, raw_ratings: StagedFiles, batch_uri: str, session,
-                      held: list[DataFrame]):
+def _superseded_lines(stored: DataFrame | None, batch: DataFrame, raw_ratings: StagedFiles, batch_uri: str,
+                      session, held: list[DataFrame]):
     """Quarantine rows for the stored ratings the batch re-rates, and their count per earlier file.
 
     Only when there are such ratings are the earlier files read, to find each one's line (source
     file, line number, raw text) as a full build would report it. The frames it caches are added
     to ``held`` for the caller to release.
     """
-    replaced = incremental.superseded(existing, batch)
+    replaced = incremental.superseded(stored, batch)
     if replaced is None:
         return None, {}
     replaced = replaced.persist()

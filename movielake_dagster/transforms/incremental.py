@@ -16,20 +16,27 @@ KEYS = ["user_id", "movie_id"]
 EXISTING_AT = "_existing_rated_at"
 
 
+def stored_with_batch_keys(existing: DataFrame | None, classified: DataFrame) -> DataFrame | None:
+    """The stored ratings whose (user, movie) is that of a valid batch rating: a broadcast semi-join
+    of the batch's keys, so the stored table is scanned once and never shuffled. Both
+    :func:`reject_superseded_by_existing` and :func:`superseded` need only these few rows."""
+    if existing is None:
+        return None
+    batch_keys = classified.where(F.col(REASON).isNull()).select(*KEYS).distinct()
+    return existing.join(F.broadcast(batch_keys), KEYS, "left_semi")
+
+
 def reject_superseded_by_existing(classified: DataFrame, existing: DataFrame | None) -> DataFrame:
     """Batch ratings older than the lake's rating of the same (user, movie) become ``duplicate``.
 
-    Only the existing rows whose keys are in the batch are looked up (a broadcast semi-join of the
-    batch's keys), so the history is scanned by key columns but never shuffled. On equal
-    ``rated_at`` the batch wins, so that replaying a batch reproduces the same table.
+    ``existing`` may be the whole stored table or just its rows with the batch's keys
+    (:func:`stored_with_batch_keys`). On equal ``rated_at`` the batch wins, so that replaying a
+    batch reproduces the same table.
     """
     if existing is None:
         return classified
-    batch_keys = classified.where(F.col(REASON).isNull()).select(*KEYS).distinct()
-    hits = existing.join(F.broadcast(batch_keys), KEYS, "left_semi").select(
-        *KEYS, F.col("rated_at").alias(EXISTING_AT)
-    )
-    joined = classified.join(hits, KEYS, "left")
+    hits = stored_with_batch_keys(existing, classified).select(*KEYS, F.col("rated_at").alias(EXISTING_AT))
+    joined = classified.join(F.broadcast(hits), KEYS, "left")  # at most one row per batch key
     older = F.col(REASON).isNull() & (F.col("rated_at") < F.col(EXISTING_AT))
     return (
         joined.withColumn(REASON, F.when(older, F.lit("duplicate")).otherwise(F.col(REASON)))
