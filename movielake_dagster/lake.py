@@ -134,12 +134,7 @@ class ObjectStore:
         """Every file under a folder or S3 prefix, recursively, in key order."""
         if prefix_uri.startswith("s3://"):
             bucket, prefix = _split_s3(prefix_uri)
-            prefix = prefix.rstrip("/") + "/" if prefix else ""
-            with s3_errors(self.endpoint_url, bucket):
-                for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                    for obj in page.get("Contents", []):
-                        yield FileInfo(f"s3://{bucket}/{obj['Key']}", obj["Size"], obj["ETag"].strip('"'),
-                                       obj["LastModified"].timestamp())
+            yield from self._list_s3(bucket, prefix.rstrip("/") + "/" if prefix else "")
             return
         root = Path(prefix_uri)
         if not root.exists():
@@ -151,12 +146,7 @@ class ObjectStore:
     def list_prefix(self, prefix_uri: str) -> Iterator[FileInfo]:
         """Every file whose path starts with ``prefix_uri`` (not only a folder: ``.../.name.__``)."""
         if prefix_uri.startswith("s3://"):
-            bucket, prefix = _split_s3(prefix_uri)
-            with s3_errors(self.endpoint_url, bucket):
-                for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                    for obj in page.get("Contents", []):
-                        yield FileInfo(f"s3://{bucket}/{obj['Key']}", obj["Size"], obj["ETag"].strip('"'),
-                                       obj["LastModified"].timestamp())
+            yield from self._list_s3(*_split_s3(prefix_uri))
             return
         parent, _, start = prefix_uri.rpartition("/")
         if not Path(parent or "/").is_dir():
@@ -166,6 +156,13 @@ class ObjectStore:
                 continue
             yield from (self.list_files(str(entry)) if entry.is_dir() else
                         [FileInfo(str(entry), entry.stat().st_size, "", entry.stat().st_mtime)])
+
+    def _list_s3(self, bucket: str, key_prefix: str) -> Iterator[FileInfo]:
+        with s3_errors(self.endpoint_url, bucket):
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix):
+                for obj in page.get("Contents", []):
+                    yield FileInfo(f"s3://{bucket}/{obj['Key']}", obj["Size"], obj["ETag"].strip('"'),
+                                   obj["LastModified"].timestamp())
 
     def exists(self, uri: str) -> bool:
         if uri.startswith("s3://"):
