@@ -99,9 +99,11 @@ def test_bench_runs_end_to_end_at_small_scale(spark, tmp_path: Path):
     assert "seed baseline (Spark default SQL settings)" in report
 
 
-def test_seed_baseline_runs_with_sparks_default_sql_settings(spark):
+def test_seed_baseline_runs_with_sparks_default_sql_settings(spark, monkeypatch, tmp_path):
     """The notebook had Spark's defaults; the lake's tuning must not speed up its baseline."""
     from movielake_dagster.seed_baseline import notebook_sql_conf
+
+    from movielake_dagster import seed_baseline
 
     tuned = spark.conf.get("spark.sql.shuffle.partitions")
     assert tuned != "200"
@@ -109,3 +111,10 @@ def test_seed_baseline_runs_with_sparks_default_sql_settings(spark):
         assert spark.conf.get("spark.sql.shuffle.partitions") == "200"
         assert spark.conf.get("spark.sql.adaptive.advisoryPartitionSizeInBytes") == str(64 << 20) + "b"
     assert spark.conf.get("spark.sql.shuffle.partitions") == tuned
+    # run_seed_pipeline's cells see the defaults unless asked for the lake's settings
+    seen = []
+    monkeypatch.setattr(seed_baseline, "_run_cells",
+                        lambda session, *_: seen.append(session.conf.get("spark.sql.shuffle.partitions")) or [])
+    seed_baseline.run_seed_pipeline(spark, tmp_path, tmp_path)
+    seed_baseline.run_seed_pipeline(spark, tmp_path, tmp_path, lake_conf=True)
+    assert seen == ["200", tuned]
