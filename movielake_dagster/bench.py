@@ -373,8 +373,7 @@ def run_bench(ratings: int = ML10M.ratings, work_dir: Path | None = None, baseli
                                                 [Step(name, "seed", seconds, start) for name, start, seconds in seed_steps],
                                                 note="lake SQL settings" if baseline_lake_conf else "Spark default SQL settings",
                                                 peak_processes=memory.peak_processes)
-                log(f"seed baseline ({'the lake' if baseline_lake_conf else 'Spark default'} SQL settings): "
-                    f"{phases['seed_baseline'].seconds:.1f} s")
+                log(f"seed baseline ({phases['seed_baseline'].note}): {phases['seed_baseline'].seconds:.1f} s")
             _flush_events(session)
         stages = read_stages(events)
         for phase in phases.values():

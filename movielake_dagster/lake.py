@@ -140,8 +140,7 @@ class ObjectStore:
         if not root.exists():
             return
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            stat = path.stat()
-            yield FileInfo(str(path), stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_mtime)
+            yield _local_info(path)
 
     def list_prefix(self, prefix_uri: str) -> Iterator[FileInfo]:
         """Every file whose path starts with ``prefix_uri`` (not only a folder: ``.../.name.__``)."""
@@ -154,8 +153,7 @@ class ObjectStore:
         for entry in sorted(Path(parent or "/").iterdir()):
             if not entry.name.startswith(start):
                 continue
-            yield from (self.list_files(str(entry)) if entry.is_dir() else
-                        [FileInfo(str(entry), entry.stat().st_size, "", entry.stat().st_mtime)])
+            yield from (self.list_files(str(entry)) if entry.is_dir() else [_local_info(entry)])
 
     def _list_s3(self, bucket: str, key_prefix: str) -> Iterator[FileInfo]:
         with s3_errors(self.endpoint_url, bucket):
@@ -261,6 +259,11 @@ class ObjectStore:
                     self.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start:start + 1000]})
             return
         shutil.rmtree(uri, ignore_errors=True)
+
+
+def _local_info(path: Path) -> FileInfo:
+    stat = path.stat()
+    return FileInfo(str(path), stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_mtime)
 
 
 def _error_code(error: Exception) -> str:

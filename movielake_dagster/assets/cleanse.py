@@ -63,6 +63,10 @@ class RawInput:
     lines_per_file: dict[str, int]
     file_format: str
 
+    @property
+    def total_lines(self) -> int:
+        return sum(self.lines_per_file.values())
+
 
 def read_raw(spark, uris: list[str], header_prefix: str | None = None) -> RawInput:
     """Read raw files once for their profile (counts, encoding) and lazily for their records."""
@@ -108,24 +112,41 @@ def reconciliation_metadata(report: dict) -> dict:
     }
 
 
-def sized_for_cache(classified: DataFrame, lines: int) -> DataFrame:
-    """The classified rows in about one partition per million input lines, ready to be cached.
+class CachedFrames:
+    """The DataFrames a cleansing step caches, released when the block ends: a step's outputs are
+    written as they are yielded, so around the yields this frees the memory for later steps once
+    both are stored (or the step failed)."""
 
-    A cached table keeps the partitions of the shuffle that made it (32 after a duplicate rule's
-    window), and every later job over it runs a task per partition: for the 10,681 movies and
-    69,878 users of MovieLens 10M that was most of the cleansing steps' time.
-    """
-    return classified.coalesce(max(1, -(-lines // ROWS_PER_CACHED_PARTITION)))
+    def __init__(self):
+        self._frames: list[DataFrame] = []
+
+    def cache(self, df: DataFrame, lines: int | None = None) -> DataFrame:
+        """``df`` persisted; with ``lines`` (input lines behind it), first coalesced to about one
+        partition per million lines. A cached table keeps the partitions of the shuffle that made
+        it (32 after a duplicate rule's window), and every later job over it runs a task per
+        partition: for the 10,681 movies and 69,878 users of MovieLens 10M that was most of the
+        cleansing steps' time."""
+        if lines is not None:
+            df = df.coalesce(max(1, -(-lines // ROWS_PER_CACHED_PARTITION)))
+        df = df.persist()
+        self._frames.append(df)
+        return df
+
+    def __enter__(self) -> "CachedFrames":
+        return self
+
+    def __exit__(self, *_) -> None:
+        for frame in self._frames:
+            frame.unpersist()
 
 
 def cleanse_outputs(classified: DataFrame, raw: RawInput, dataset: Dataset, quarantine: Dataset, name: str):
     """Cache the classified records once, then yield the cleansed table and its quarantine."""
-    cached = sized_for_cache(slim(classified, dataset), sum(raw.lines_per_file.values())).persist()
-    report = reconcile(cached, raw.lines_per_file)
-    metadata = reconciliation_metadata(report)
-    yield dg.Output(accepted(cached, dataset), output_name=dataset.name, metadata=metadata)
-    yield dg.Output(rejected(cached, name, raw.offsets), output_name=quarantine.name, metadata=metadata)
-    cached.unpersist()  # both outputs are written once yielded; later steps need the memory
+    with CachedFrames() as frames:
+        cached = frames.cache(slim(classified, dataset), raw.total_lines)
+        metadata = reconciliation_metadata(reconcile(cached, raw.lines_per_file))
+        yield dg.Output(accepted(cached, dataset), output_name=dataset.name, metadata=metadata)
+        yield dg.Output(rejected(cached, name, raw.offsets), output_name=quarantine.name, metadata=metadata)
 
 
 def _outs(dataset: Dataset, quarantine: Dataset) -> dict[str, dg.AssetOut]:
@@ -184,28 +205,24 @@ def cleanse_users(raw_users: StagedFiles, spark: SparkResource):
     group, occupation and zip.
     """
     session = spark.get_session()
-    report, accepted_by_source, quarantine, held = {}, {}, None, []
-    for file_name, (classify, columns) in USER_SOURCES.items():
-        uri = raw_users.named(file_name)
-        if uri is None:
-            continue
-        raw = read_raw(session, [uri])
-        classified = sized_for_cache(slim(classify(raw.lines), columns), sum(raw.lines_per_file.values())).persist()
-        held.append(classified)
-        report.update(reconcile(classified, raw.lines_per_file))
-        accepted_by_source[file_name] = accepted(classified, columns)
-        part = rejected(classified, "users", raw.offsets)
-        quarantine = part if quarantine is None else quarantine.unionByName(part)
-    users = user_rules.merge_user_sources(
-        accepted_by_source.get("user_masterdata.json"), accepted_by_source.get("users.dat")
-    ).select(*USERS.column_names)
-    metadata = reconciliation_metadata(report)
-    try:
+    report, accepted_by_source, quarantine = {}, {}, None
+    with CachedFrames() as frames:
+        for file_name, (classify, columns) in USER_SOURCES.items():
+            uri = raw_users.named(file_name)
+            if uri is None:
+                continue
+            raw = read_raw(session, [uri])
+            classified = frames.cache(slim(classify(raw.lines), columns), raw.total_lines)
+            report.update(reconcile(classified, raw.lines_per_file))
+            accepted_by_source[file_name] = accepted(classified, columns)
+            part = rejected(classified, "users", raw.offsets)
+            quarantine = part if quarantine is None else quarantine.unionByName(part)
+        users = user_rules.merge_user_sources(
+            accepted_by_source.get("user_masterdata.json"), accepted_by_source.get("users.dat")
+        ).select(*USERS.column_names)
+        metadata = reconciliation_metadata(report)
         yield dg.Output(users, output_name=USERS.name, metadata=metadata)
         yield dg.Output(quarantine, output_name=QUARANTINE_USERS.name, metadata=metadata)
-    finally:
-        for frame in held:  # both outputs are written; later steps need the memory
-            frame.unpersist()
 
 
 @dg.multi_asset(
@@ -251,25 +268,23 @@ def _cleanse_all_ratings(context: dg.AssetExecutionContext, raw: RawInput, users
     checked = rating_rules.classify_ratings(raw.lines, raw.file_format, _now_epoch())
     referenced = slim(rating_rules.resolve_references(checked, users, movies), RATINGS)
     scratch = lake.hidden_sibling(RATINGS, "classified", context.run_id)
-    superseded = None
     try:
-        referenced.write.mode("overwrite").parquet(spark_uri(scratch))
-        stored = session.read.schema(referenced.schema).parquet(spark_uri(scratch))
-        superseded = rating_rules.superseded_rows(stored).persist()
-        count = superseded.count()
-        context.log.info(f"{count} ratings are superseded by a later rating of the same (user, movie)")
-        small = count <= BROADCAST_ROW_IDS
-        classified = rating_rules.mark_superseded(stored, superseded, broadcast=small)
-        metadata = reconciliation_metadata(reconcile(classified, raw.lines_per_file))
-        yield dg.Output(accepted(classified, RATINGS), output_name=RATINGS.name, metadata=metadata)
-        quarantined = classified.where(F.col(REASON).isNotNull())
-        if count:  # superseded lines were accepted when classified, so their text was not kept
-            quarantined = rating_rules.with_superseded_text(quarantined, raw.lines, superseded, broadcast=small)
-        yield dg.Output(rejected(quarantined, "ratings", raw.offsets), output_name=QUARANTINE_RATINGS.name,
-                        metadata=metadata)
+        with CachedFrames() as frames:
+            referenced.write.mode("overwrite").parquet(spark_uri(scratch))
+            stored = session.read.schema(referenced.schema).parquet(spark_uri(scratch))
+            superseded = frames.cache(rating_rules.superseded_rows(stored))
+            count = superseded.count()
+            context.log.info(f"{count} ratings are superseded by a later rating of the same (user, movie)")
+            small = count <= BROADCAST_ROW_IDS
+            classified = rating_rules.mark_superseded(stored, superseded, broadcast=small)
+            metadata = reconciliation_metadata(reconcile(classified, raw.lines_per_file))
+            yield dg.Output(accepted(classified, RATINGS), output_name=RATINGS.name, metadata=metadata)
+            quarantined = classified.where(F.col(REASON).isNotNull())
+            if count:  # superseded lines were accepted when classified, so their text was not kept
+                quarantined = rating_rules.with_superseded_text(quarantined, raw.lines, superseded, broadcast=small)
+            yield dg.Output(rejected(quarantined, "ratings", raw.offsets), output_name=QUARANTINE_RATINGS.name,
+                            metadata=metadata)
     finally:
-        if superseded is not None:
-            superseded.unpersist()
         lake.store.delete_tree(scratch)
 
 
@@ -315,51 +330,43 @@ def _cleanse_rating_batch(day: str, raw_ratings: StagedFiles, users: DataFrame, 
     raw = read_raw(session, [uri], CSV_HEADERS["ratings"])
     checked = rating_rules.classify_ratings(raw.lines, raw.file_format, _now_epoch())
     existing = current_table(session, lake, RATINGS)
-    resolved = sized_for_cache(rating_rules.resolve_ratings(checked, users, movies),
-                               sum(raw.lines_per_file.values())).persist()
-    held = [resolved]  # cached frames, released once both outputs are written
-    # The few stored rows the batch re-rates, found in one scan of the stored table and used twice.
-    same_keys = incremental.stored_with_batch_keys(existing, resolved)
-    if same_keys is not None:
-        same_keys = same_keys.persist()
-        held.append(same_keys)
-    classified = incremental.reject_superseded_by_existing(resolved, same_keys)
-    cached = slim(classified, RATINGS).persist()
-    held.append(cached)
-    batch = accepted(cached, RATINGS)
-    batch_rejected = rejected(cached, "ratings", raw.offsets)
-    moved, moved_by_file = _superseded_lines(same_keys, batch, raw_ratings, uri, session, held)
-    if moved is not None:
-        batch_rejected = batch_rejected.unionByName(moved)
-    metadata = merge_reconciliation(previous_report, reconciliation_metadata(reconcile(cached, raw.lines_per_file)),
-                                    moved_by_file)
-    metadata["movielake/batch"] = day
-    metadata["movielake/superseded_records"] = sum(moved_by_file.values())
-    quarantine = incremental.replace_source(
-        current_table(session, lake, QUARANTINE_RATINGS), batch_rejected, list(raw.lines_per_file),
-    )
-    try:
+    with CachedFrames() as frames:
+        resolved = frames.cache(rating_rules.resolve_ratings(checked, users, movies), raw.total_lines)
+        # The few stored rows the batch re-rates, found in one scan of the stored table and used twice.
+        same_keys = incremental.stored_with_batch_keys(existing, resolved)
+        if same_keys is not None:
+            same_keys = frames.cache(same_keys)
+        classified = incremental.reject_superseded_by_existing(resolved, same_keys)
+        cached = frames.cache(slim(classified, RATINGS))
+        batch = accepted(cached, RATINGS)
+        batch_rejected = rejected(cached, "ratings", raw.offsets)
+        moved, moved_by_file = _superseded_lines(same_keys, batch, raw_ratings, uri, session, frames)
+        if moved is not None:
+            batch_rejected = batch_rejected.unionByName(moved)
+        metadata = merge_reconciliation(previous_report,
+                                        reconciliation_metadata(reconcile(cached, raw.lines_per_file)), moved_by_file)
+        metadata["movielake/batch"] = day
+        metadata["movielake/superseded_records"] = sum(moved_by_file.values())
+        quarantine = incremental.replace_source(
+            current_table(session, lake, QUARANTINE_RATINGS), batch_rejected, list(raw.lines_per_file),
+        )
         # The quarantine first: once the ratings are published, the old files `existing` reads are gone.
         yield dg.Output(quarantine, output_name=QUARANTINE_RATINGS.name, metadata=metadata)
         yield dg.Output(incremental.upsert(existing, batch), output_name=RATINGS.name, metadata=metadata)
-    finally:
-        for frame in held:
-            frame.unpersist()
 
 
 def _superseded_lines(stored: DataFrame | None, batch: DataFrame, raw_ratings: StagedFiles, batch_uri: str,
-                      session, held: list[DataFrame]):
+                      session, frames: CachedFrames):
     """Quarantine rows for the stored ratings the batch re-rates, and their count per earlier file.
 
     Only when there are such ratings are the earlier files read, to find each one's line (source
-    file, line number, raw text) as a full build would report it. The frames it caches are added
-    to ``held`` for the caller to release.
+    file, line number, raw text) as a full build would report it. What it keeps cached is held by
+    the caller's ``frames``.
     """
     replaced = incremental.superseded(stored, batch)
     if replaced is None:
         return None, {}
-    replaced = replaced.persist()
-    held.append(replaced)
+    replaced = frames.cache(replaced)
     if replaced.isEmpty():
         return None, {}
     earlier = [u for u in raw_ratings.uris if u != batch_uri]
@@ -371,8 +378,7 @@ def _superseded_lines(stored: DataFrame | None, batch: DataFrame, raw_ratings: S
     # and classifies every line of the history (17 s instead of 7 s at 10M ratings).
     candidates = candidates.persist()
     checked = rating_rules.classify_ratings(candidates, history.file_format, _now_epoch())
-    found = slim(incremental.source_lines(checked, replaced), RATINGS).persist()
-    held.append(found)
+    found = frames.cache(slim(incremental.source_lines(checked, replaced), RATINGS))
     moved_by_file = {PurePosixPath(r[SOURCE_FILE]).name: r["count"] for r in found.groupBy(SOURCE_FILE).count().collect()}
     candidates.unpersist()  # `found` holds what is needed of them
     if not moved_by_file:
