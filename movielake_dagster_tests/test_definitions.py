@@ -64,3 +64,10 @@ def test_settings_come_from_the_environment():
         "s3://", "spark://spark-master:7077", 200)
     assert (settings.s3_endpoint, settings.region, settings.landing) == ("http://minio:9000", "eu-west-1",
                                                                          "s3://landing/raw")
+
+
+def test_the_lakes_jvm_runs_the_parallel_collector(spark):
+    """The throughput collector the benchmark chose (docs/performance.md), in the JVM Spark really started."""
+    management = spark.sparkContext._jvm.java.lang.management.ManagementFactory
+    collectors = {bean.getName() for bean in management.getGarbageCollectorMXBeans()}
+    assert collectors == {"PS Scavenge", "PS MarkSweep"}, collectors

@@ -73,7 +73,10 @@ class SparkResource(dg.ConfigurableResource):
             "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
             "spark.ui.showConsoleProgress": "false",
             "spark.ui.enabled": "false",
-            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}",
+            # The parallel (throughput) collector instead of G1: the lake's jobs are batch work
+            # with short-lived rows, and at 10M ratings the classification, duplicate ranking and
+            # key check ran about 10% faster with it, with the same heap limit (docs/performance.md).
+            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()} -XX:+UseParallelGC",
         }
         if not self.remote:
             conf["spark.driver.memory"] = self.driver_memory
