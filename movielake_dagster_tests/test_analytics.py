@@ -29,6 +29,11 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "charts"
 ANALYTICS = ANALYTICS_DATASETS
 
 
+def _materialization(result, dataset):
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == dataset.asset_key]
+    return event.materialization
+
+
 def _rows(resources, dataset) -> list[dict]:
     return pq.read_table(resources["lake"].uri(dataset)).to_pylist()
 
@@ -96,7 +101,7 @@ def test_top_movies_by_average_with_a_minimum_of_votes(sample_lake, facts, store
     by_movie = defaultdict(list)
     for f in facts:
         by_movie[f["movie_id"]].append(f["rating"])
-    min_ratings = result.asset_materializations_for_node("analytics__top_movies")[0].metadata["min_ratings"].value
+    min_ratings = _materialization(result, TOP_MOVIES).metadata["min_ratings"].value
     eligible = [(m, len(s), _mean(s)) for m, s in by_movie.items() if len(s) >= min_ratings]
     expected = sorted(eligible, key=lambda e: (-e[2], -e[1], e[0]))[:20]
     titles = {m["movie_id"]: (m["title"], m["year"]) for m in stored(DIM_MOVIE)}
@@ -126,7 +131,7 @@ def test_genres_by_year(facts, stored):
 def test_each_materialization_shows_a_small_png_chart(sample_lake, dataset):
     """The chart is inline Markdown the UI renders; also saved under test-artifacts/charts/."""
     _, result, _ = sample_lake
-    (materialization,) = result.asset_materializations_for_node(f"analytics__{dataset.name}")
+    materialization = _materialization(result, dataset)
     chart = materialization.metadata["chart"].value
     prefix = "](data:image/png;base64,"
     assert chart.startswith("![") and prefix in chart and chart.endswith(")")
@@ -140,25 +145,50 @@ def test_each_materialization_shows_a_small_png_chart(sample_lake, dataset):
 
 
 def test_top_movies_needs_the_minimum_and_breaks_ties(spark):
-    from movielake_dagster.transforms.analytics import top_movies
+    from movielake_dagster.transforms.analytics import movie_year_totals, top_movies
 
     facts = spark.createDataFrame(
-        [(1, 5.0), (2, 4.0), (2, 4.0), (3, 4.0), (3, 4.0), (3, 4.0), (4, 2.0), (4, 3.0)],
-        "movie_id int, rating double")
+        [(1, 5.0, 2001), (2, 4.0, 2001), (2, 4.0, 2002), (3, 4.0, 2001), (3, 4.0, 2002), (3, 4.0, 2003),
+         (4, 2.0, 2001), (4, 3.0, 2002)],
+        "movie_id int, rating double, rating_year int")
+    totals = movie_year_totals(facts)
     movies = spark.createDataFrame([(m, f"M{m}", 2000) for m in (1, 2, 3, 4)], "movie_id int, title string, year int")
-    rows = top_movies(facts, movies, min_ratings=2, limit=10).collect()
+    rows = top_movies(totals, movies, min_ratings=2, limit=10).collect()
     assert [(r["rank"], r["movie_id"], r["ratings"], r["average_rating"]) for r in rows] == [
         (1, 3, 3, 4.0), (2, 2, 2, 4.0), (3, 4, 2, 2.5)]
-    assert [r["movie_id"] for r in top_movies(facts, movies, min_ratings=1, limit=1).collect()] == [1]
+    assert [r["movie_id"] for r in top_movies(totals, movies, min_ratings=1, limit=1).collect()] == [1]
 
 
 def test_no_facts_give_every_bucket_with_zero_ratings(spark):
-    from movielake_dagster.transforms.analytics import ratings_by_hour, ratings_by_stars
+    from movielake_dagster.transforms.analytics import rating_buckets, ratings_by_hour, ratings_by_stars
 
-    facts = spark.createDataFrame([], "hour_of_day int, rating double")
-    hours = ratings_by_hour(facts).collect()
+    buckets = rating_buckets(spark.createDataFrame([], "hour_of_day int, rated_at timestamp, rating double"))
+    hours = ratings_by_hour(buckets).collect()
     assert len(hours) == 24 and {(r["ratings"], r["share"]) for r in hours} == {(0, 0.0)}
-    assert {(r["ratings"], r["share"]) for r in ratings_by_stars(facts).collect()} == {(0, 0.0)}
+    assert {(r["ratings"], r["share"]) for r in ratings_by_stars(buckets).collect()} == {(0, 0.0)}
+
+
+def test_materializing_some_analytics_writes_only_those(sample_lake, tmp_path):
+    """The five tables are one multi-asset that can be subset: selecting two yields and writes two."""
+    import shutil
+
+    import dagster as dg
+
+    from movielake_dagster.definitions import ALL_ASSETS, build_definitions
+    from movielake_dagster.settings import SAMPLE_DATA_DIR, Settings
+
+    lake_dir, _, _ = sample_lake
+    shutil.copytree(lake_dir, tmp_path / "lake")
+    defs = build_definitions(Settings(lake=str(tmp_path / "lake"), landing=str(SAMPLE_DATA_DIR)))
+    stored = lambda dataset: Path(defs.resources["lake"].uri(dataset))  # noqa: E731
+    for dataset in ANALYTICS:
+        shutil.rmtree(stored(dataset))
+    selected = {TOP_MOVIES.asset_key, RATINGS_BY_STARS.asset_key}
+    result = dg.materialize(ALL_ASSETS, resources=defs.resources, selection=list(selected))
+    assert result.success
+    assert {e.asset_key for e in result.get_asset_materialization_events()} == selected
+    written = {d.asset_key for d in ANALYTICS if stored(d).exists()}
+    assert written == selected
 
 
 def test_analytics_assets_form_their_own_group_over_the_access_layer(tmp_path):

@@ -3,6 +3,7 @@
 Stored as Parquet in the access layer under ``access/analytics/<name>/`` (SQL users can query
 them like the star schema); in the UI they form the group ``analytics``. Each materialization
 carries its chart as a PNG inside Markdown metadata (``chart``), so the asset page shows it.
+One multi-asset makes all five from two scans of the facts (``transforms/analytics.py``).
 """
 
 import base64
@@ -12,8 +13,8 @@ import dagster as dg
 from pyspark.sql import DataFrame
 
 from movielake_dagster.datasets import (
+    ANALYTICS_DATASETS,
     BRIDGE_MOVIE_GENRE,
-    DIM_DATE,
     DIM_MOVIE,
     FCT_RATING,
     GENRES_BY_YEAR,
@@ -21,23 +22,12 @@ from movielake_dagster.datasets import (
     RATINGS_BY_STARS,
     RATINGS_BY_WEEKDAY,
     TOP_MOVIES,
-    Dataset,
 )
 from movielake_dagster.transforms import analytics
 
 CHART_SIZE = (6.4, 3.2)  # inches at 100 dpi: 640 x 320 pixels
 CHART_COLOR = "#4f43dd"
 GENRE_LINES = 6  # genres_by_year charts the most rated genres only
-
-
-def _analytics_asset(dataset: Dataset, *upstream: Dataset):
-    return dg.asset(
-        key=dataset.asset_key,
-        group_name=dataset.group_name,
-        io_manager_key="parquet_io_manager",
-        ins={d.name: dg.AssetIn(d.asset_key) for d in upstream},
-        kinds={"spark", "parquet"},
-    )
 
 
 # -- charts ------------------------------------------------------------------------------------------
@@ -102,77 +92,119 @@ def genre_chart(rows: list) -> bytes:
     return _png(fig)
 
 
-def _report(context: dg.AssetExecutionContext, df: DataFrame, chart: bytes, alt: str, **extra) -> DataFrame:
-    """Attach the chart (and ``extra`` metadata) to the materialization; the table goes to the IO manager."""
-    data = base64.b64encode(chart).decode("ascii")
-    context.add_output_metadata({"chart": dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})"), **extra})
-    return df.coalesce(1)
-
-
 def _small(df: DataFrame) -> tuple[DataFrame, list]:
     """The rows on the driver, and the same table rebuilt from them (no second aggregation)."""
     rows = df.collect()
     return df.sparkSession.createDataFrame(rows, df.schema), rows
 
 
-# -- assets ---------------------------------------------------------------------------------------------
-@_analytics_asset(RATINGS_BY_HOUR, FCT_RATING)
-def ratings_by_hour(context: dg.AssetExecutionContext, fct_rating: DataFrame) -> DataFrame:
-    """At what time of day people rate: the number of ratings submitted in each hour (UTC, 0-23),
-    their share of all ratings and their average stars. Chart (metadata `chart`): ratings per hour,
-    the busiest hour in orange."""
-    df, rows = _small(analytics.ratings_by_hour(fct_rating))
+def _chart_metadata(chart: bytes, alt: str) -> dict:
+    data = base64.b64encode(chart).decode("ascii")
+    return {"chart": dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")}
+
+
+# -- the tables -----------------------------------------------------------------------------------------
+def _ratings_by_hour(buckets: DataFrame):
+    df, rows = _small(analytics.ratings_by_hour(buckets))
     counts = [r["ratings"] for r in rows]
     peak = max(range(len(counts)), key=counts.__getitem__) if any(counts) else None
     chart = bar_chart([str(r["hour_of_day"]) for r in rows], counts, "Ratings by hour of day (UTC)", "ratings",
                       highlight=peak)
-    return _report(context, df, chart, "Ratings by hour of day", **({"busiest_hour": peak} if peak is not None else {}))
+    return df, {**_chart_metadata(chart, "Ratings by hour of day"), **({"busiest_hour": peak} if peak is not None else {})}
 
 
-@_analytics_asset(RATINGS_BY_WEEKDAY, FCT_RATING, DIM_DATE)
-def ratings_by_weekday(context: dg.AssetExecutionContext, fct_rating: DataFrame, dim_date: DataFrame) -> DataFrame:
-    """On which day of the week people rate: the number of ratings per day, Monday to Sunday (UTC),
-    with their share of all ratings and average stars. Chart (metadata `chart`): ratings per day."""
-    df, rows = _small(analytics.ratings_by_weekday(fct_rating, dim_date))
+def _ratings_by_weekday(buckets: DataFrame):
+    df, rows = _small(analytics.ratings_by_weekday(buckets))
     chart = bar_chart([r["day_name"][:3] for r in rows], [r["ratings"] for r in rows],
                       "Ratings by day of week (UTC)", "ratings")
-    return _report(context, df, chart, "Ratings by day of week")
+    return df, _chart_metadata(chart, "Ratings by day of week")
 
 
-@_analytics_asset(RATINGS_BY_STARS, FCT_RATING)
-def ratings_by_stars(context: dg.AssetExecutionContext, fct_rating: DataFrame) -> DataFrame:
-    """How people rate: how many ratings gave each star value from 0.5 to 5.0, and their share.
-    Chart (metadata `chart`): ratings per star value."""
-    df, rows = _small(analytics.ratings_by_stars(fct_rating))
-    chart = bar_chart([f"{r['rating']:g}" for r in rows], [r["ratings"] for r in rows],
-                      "Ratings by stars", "ratings")
-    return _report(context, df, chart, "Ratings by stars")
+def _ratings_by_stars(buckets: DataFrame):
+    df, rows = _small(analytics.ratings_by_stars(buckets))
+    chart = bar_chart([f"{r['rating']:g}" for r in rows], [r["ratings"] for r in rows], "Ratings by stars", "ratings")
+    return df, _chart_metadata(chart, "Ratings by stars")
 
 
-class TopMoviesConfig(dg.Config):
+def _top_movies(totals: DataFrame, dim_movie: DataFrame, config: "AnalyticsConfig"):
+    df, rows = _small(analytics.top_movies(totals, dim_movie, config.min_ratings, config.limit))
+    return df, {**_chart_metadata(top_movies_chart(rows, config.min_ratings), "Top movies"),
+                "min_ratings": config.min_ratings}
+
+
+def _genres_by_year(totals: DataFrame, bridge_movie_genre: DataFrame):
+    df, rows = _small(analytics.genres_by_year(totals, bridge_movie_genre))
+    return df, _chart_metadata(genre_chart(rows), "Genres by year")
+
+
+# -- the asset ------------------------------------------------------------------------------------------
+DESCRIPTIONS = {
+    RATINGS_BY_HOUR.name: "At what time of day people rate: the number of ratings submitted in each hour (UTC, "
+    "0-23), their share of all ratings and their average stars. Chart (metadata `chart`): ratings per hour, the "
+    "busiest hour in orange.",
+    RATINGS_BY_WEEKDAY.name: "On which day of the week people rate: the number of ratings per day, Monday to "
+    "Sunday (UTC), with their share of all ratings and average stars. Chart (metadata `chart`): ratings per day.",
+    RATINGS_BY_STARS.name: "How people rate: how many ratings gave each star value from 0.5 to 5.0, and their "
+    "share. Chart (metadata `chart`): ratings per star value.",
+    TOP_MOVIES.name: "What people like best: the movies with the highest average stars among those with at "
+    "least `min_ratings` ratings (config, default 50), best first. Chart (metadata `chart`): the first ten.",
+    GENRES_BY_YEAR.name: "Which genres people rate, year by year: ratings per genre and rating year, and the "
+    "genre's share of that year's ratings. Chart (metadata `chart`): the six most rated genres' shares by year.",
+}
+BUCKET_TABLES = (RATINGS_BY_HOUR, RATINGS_BY_WEEKDAY, RATINGS_BY_STARS)  # sums over rating_buckets
+MOVIE_TABLES = (TOP_MOVIES, GENRES_BY_YEAR)  # sums over movie_year_totals
+UPSTREAM = {
+    RATINGS_BY_HOUR.name: (FCT_RATING,),
+    RATINGS_BY_WEEKDAY.name: (FCT_RATING,),
+    RATINGS_BY_STARS.name: (FCT_RATING,),
+    TOP_MOVIES.name: (FCT_RATING, DIM_MOVIE),
+    GENRES_BY_YEAR.name: (FCT_RATING, BRIDGE_MOVIE_GENRE),
+}
+
+
+class AnalyticsConfig(dg.Config):
     min_ratings: int = 50
-    """Only movies with at least this many ratings compete (a mean of three 5-star votes is not a top movie)."""
+    """top_movies: only movies with at least this many ratings compete (a mean of three 5-star votes is not a top movie)."""
     limit: int = 20
-    """How many movies to keep."""
+    """top_movies: how many movies to keep."""
 
 
-@_analytics_asset(TOP_MOVIES, FCT_RATING, DIM_MOVIE)
-def top_movies(context: dg.AssetExecutionContext, config: TopMoviesConfig, fct_rating: DataFrame,
-               dim_movie: DataFrame) -> DataFrame:
-    """What people like best: the movies with the highest average stars among those with at least
-    `min_ratings` ratings (config, default 50), best first. Chart (metadata `chart`): the first ten."""
-    df, rows = _small(analytics.top_movies(fct_rating, dim_movie, config.min_ratings, config.limit))
-    chart = top_movies_chart(rows, config.min_ratings)
-    return _report(context, df, chart, "Top movies", min_ratings=config.min_ratings)
+@dg.multi_asset(
+    outs={
+        d.name: dg.AssetOut(key=d.asset_key, group_name=d.group_name, io_manager_key="parquet_io_manager",
+                            description=DESCRIPTIONS[d.name], kinds={"spark", "parquet"},
+                            is_required=False)  # a subset yields only the selected tables
+        for d in ANALYTICS_DATASETS
+    },
+    ins={d.name: dg.AssetIn(d.asset_key) for d in (FCT_RATING, DIM_MOVIE, BRIDGE_MOVIE_GENRE)},
+    internal_asset_deps={name: {d.asset_key for d in upstream} for name, upstream in UPSTREAM.items()},
+    can_subset=True,
+)
+def analytics_tables(context: dg.AssetExecutionContext, config: AnalyticsConfig, fct_rating: DataFrame,
+                     dim_movie: DataFrame, bridge_movie_genre: DataFrame):
+    """The five analytics tables, made together from two scans of `fct_rating`: one sums the ratings
+    per (hour, weekday, stars), the other per (year, movie); each table is a small sum over one of
+    them. Materializing only some of the tables runs only the scans they need."""
+    selected = set(context.selected_output_names)
+    if selected & {d.name for d in BUCKET_TABLES}:
+        buckets, _ = _small(analytics.rating_buckets(fct_rating))  # at most 24 x 7 x 10 rows
+        makers = {RATINGS_BY_HOUR.name: _ratings_by_hour, RATINGS_BY_WEEKDAY.name: _ratings_by_weekday,
+                  RATINGS_BY_STARS.name: _ratings_by_stars}
+        for dataset in BUCKET_TABLES:
+            if dataset.name in selected:
+                df, metadata = makers[dataset.name](buckets)
+                yield dg.Output(df.coalesce(1), output_name=dataset.name, metadata=metadata)
+    if selected & {d.name for d in MOVIE_TABLES}:
+        totals = analytics.movie_year_totals(fct_rating).persist()  # read by both tables
+        try:
+            if TOP_MOVIES.name in selected:
+                df, metadata = _top_movies(totals, dim_movie, config)
+                yield dg.Output(df.coalesce(1), output_name=TOP_MOVIES.name, metadata=metadata)
+            if GENRES_BY_YEAR.name in selected:
+                df, metadata = _genres_by_year(totals, bridge_movie_genre)
+                yield dg.Output(df.coalesce(1), output_name=GENRES_BY_YEAR.name, metadata=metadata)
+        finally:
+            totals.unpersist()
 
 
-@_analytics_asset(GENRES_BY_YEAR, FCT_RATING, BRIDGE_MOVIE_GENRE)
-def genres_by_year(context: dg.AssetExecutionContext, fct_rating: DataFrame,
-                   bridge_movie_genre: DataFrame) -> DataFrame:
-    """Which genres people rate, year by year: ratings per genre and rating year, and the genre's
-    share of that year's ratings. Chart (metadata `chart`): the six most rated genres' shares by year."""
-    df, rows = _small(analytics.genres_by_year(fct_rating, bridge_movie_genre))
-    return _report(context, df, genre_chart(rows), "Genres by year")
-
-
-analytics_assets = [ratings_by_hour, ratings_by_weekday, ratings_by_stars, top_movies, genres_by_year]
+analytics_assets = [analytics_tables]

@@ -1,9 +1,10 @@
 """Analytics over the star schema: small summary tables, one pure function each (no Dagster).
 
-Every function takes access-layer DataFrames and returns a table with the columns declared in
-``datasets.py`` (``RATINGS_BY_HOUR`` ...), in that order and with those types. Counts include
-empty buckets (an hour, a weekday or a star value nobody used shows 0 ratings), so charts have a
-fixed axis whatever the data. Shares are rounded to 4 decimals and mean stars to 3.
+Two scans of the facts make everything: :func:`rating_buckets` (hour x weekday x stars) and
+:func:`movie_year_totals` (year x movie); each table is then a sum over one of those small
+tables, with the columns declared in ``datasets.py`` (``RATINGS_BY_HOUR`` ...), in that order and
+with those types. Counts include empty buckets (an hour, a weekday or a star value nobody used
+shows 0 ratings), so charts have a fixed axis whatever the data. Shares are rounded to 4 decimals and mean stars to 3.
 """
 
 from __future__ import annotations
@@ -11,15 +12,36 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from movielake_dagster.transforms.star_schema import iso_day_of_week
+
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 STAR_VALUES = tuple(v / 2 for v in range(1, 11))  # 0.5 .. 5.0
 SHARE_DECIMALS = 4  # shares and means are rounded for reading; ranks use the exact means
 AVERAGE_DECIMALS = 3
 
 
-def _counts_over(facts: DataFrame, column: str, values: DataFrame) -> DataFrame:
+def rating_buckets(fct_rating: DataFrame) -> DataFrame:
+    """Ratings and their summed stars per (UTC hour of day, ISO day of week, star value).
+
+    At most 24 x 7 x 10 rows, made in one scan of the facts; the hour, weekday and star tables are
+    all sums over them. Day of week comes from ``rated_at`` exactly as ``dim_date`` derives it.
+    """
+    return fct_rating.groupBy(
+        "hour_of_day", iso_day_of_week(F.col("rated_at")).alias("day_of_week"), "rating"
+    ).agg(F.count(F.lit(1)).alias("ratings"), F.sum("rating").alias("stars"))
+
+
+def movie_year_totals(fct_rating: DataFrame) -> DataFrame:
+    """Ratings and their summed stars per (rating year, movie): about 100,000 rows at 10M ratings,
+    made in one scan of the facts; the top movies and the genre shares are both sums over them."""
+    return fct_rating.groupBy("rating_year", "movie_id").agg(
+        F.count(F.lit(1)).alias("ratings"), F.sum("rating").alias("stars"))
+
+
+def _counts_over(buckets: DataFrame, column: str, values: DataFrame) -> DataFrame:
     """Ratings, share of all ratings and mean stars for each value of ``column`` (all of ``values``)."""
-    per_value = facts.groupBy(column).agg(F.count(F.lit(1)).alias("ratings"), F.avg("rating").alias("average_rating"))
+    per_value = buckets.groupBy(column).agg(
+        F.sum("ratings").alias("ratings"), (F.sum("stars") / F.sum("ratings")).alias("average_rating"))
     total = F.sum("ratings").over(Window.partitionBy())  # from the few grouped rows, not another scan of the facts
     return (
         values.join(per_value, column, "left")
@@ -30,36 +52,37 @@ def _counts_over(facts: DataFrame, column: str, values: DataFrame) -> DataFrame:
     )
 
 
-def ratings_by_hour(fct_rating: DataFrame) -> DataFrame:
-    """Ratings per UTC hour of the day, hours 0-23."""
-    hours = fct_rating.sparkSession.range(24).select(F.col("id").cast("int").alias("hour_of_day"))
-    return _counts_over(fct_rating, "hour_of_day", hours).select(
+def ratings_by_hour(buckets: DataFrame) -> DataFrame:
+    """Ratings per UTC hour of the day, hours 0-23, from :func:`rating_buckets`."""
+    hours = buckets.sparkSession.range(24).select(F.col("id").cast("int").alias("hour_of_day"))
+    return _counts_over(buckets, "hour_of_day", hours).select(
         "hour_of_day", "ratings", F.col("share").cast("double"), "average_rating")
 
 
-def ratings_by_weekday(fct_rating: DataFrame, dim_date: DataFrame) -> DataFrame:
-    """Ratings per ISO day of week (1 = Monday), through ``dim_date``."""
-    facts = fct_rating.join(dim_date.select("date_key", "day_of_week"), "date_key")
-    days = fct_rating.sparkSession.createDataFrame(
+def ratings_by_weekday(buckets: DataFrame) -> DataFrame:
+    """Ratings per ISO day of week (1 = Monday), from :func:`rating_buckets`."""
+    days = buckets.sparkSession.createDataFrame(
         [(i + 1, name) for i, name in enumerate(DAY_NAMES)], "day_of_week int, day_name string")
-    return _counts_over(facts, "day_of_week", days).select(
+    return _counts_over(buckets, "day_of_week", days).select(
         "day_of_week", "day_name", "ratings", F.col("share").cast("double"), "average_rating")
 
 
-def ratings_by_stars(fct_rating: DataFrame) -> DataFrame:
-    """How many ratings gave each star value, 0.5 to 5.0."""
-    stars = fct_rating.sparkSession.createDataFrame([(v,) for v in STAR_VALUES], "rating double")
-    return _counts_over(fct_rating, "rating", stars).select("rating", "ratings", F.col("share").cast("double"))
+def ratings_by_stars(buckets: DataFrame) -> DataFrame:
+    """How many ratings gave each star value, 0.5 to 5.0, from :func:`rating_buckets`."""
+    stars = buckets.sparkSession.createDataFrame([(v,) for v in STAR_VALUES], "rating double")
+    return _counts_over(buckets, "rating", stars).select("rating", "ratings", F.col("share").cast("double"))
 
 
-def top_movies(fct_rating: DataFrame, dim_movie: DataFrame, min_ratings: int, limit: int) -> DataFrame:
-    """The ``limit`` movies with the highest mean stars among those with at least ``min_ratings``.
+def top_movies(totals: DataFrame, dim_movie: DataFrame, min_ratings: int, limit: int) -> DataFrame:
+    """The ``limit`` movies with the highest mean stars among those with at least ``min_ratings``,
+    from :func:`movie_year_totals`.
 
-    Ties in the mean go to the movie with more ratings, then to the lower ``movie_id``.
+    Ties in the mean go to the movie with more ratings, then to the lower ``movie_id``. Star values
+    are halves, so the sums are exact and the mean is the same as over the single ratings.
     """
     per_movie = (
-        fct_rating.groupBy("movie_id")
-        .agg(F.count(F.lit(1)).alias("ratings"), F.avg("rating").alias("average_rating"))
+        totals.groupBy("movie_id")
+        .agg(F.sum("ratings").alias("ratings"), (F.sum("stars") / F.sum("ratings")).alias("average_rating"))
         .where(F.col("ratings") >= min_ratings)
     )
     order = Window.orderBy(F.desc("average_rating"), F.desc("ratings"), F.asc("movie_id"))
@@ -72,19 +95,18 @@ def top_movies(fct_rating: DataFrame, dim_movie: DataFrame, min_ratings: int, li
     )
 
 
-def genres_by_year(fct_rating: DataFrame, bridge_movie_genre: DataFrame) -> DataFrame:
-    """Ratings per (rating year, genre) and the genre's share of that year's ratings.
+def genres_by_year(totals: DataFrame, bridge_movie_genre: DataFrame) -> DataFrame:
+    """Ratings per (rating year, genre) and the genre's share of that year's ratings, from
+    :func:`movie_year_totals`.
 
-    The facts are first summed per (year, movie), about 100,000 rows at 10M ratings, and only those
-    sums meet the bridge: joining every fact to its genres would multiply 10M rows by two or three.
+    Only the per-(year, movie) sums meet the bridge: joining every fact to its genres would
+    multiply 10M rows by two or three.
     """
-    per_movie = fct_rating.groupBy("rating_year", "movie_id").agg(
-        F.count(F.lit(1)).alias("movie_ratings"), F.sum("rating").alias("movie_stars"))
-    per_year = per_movie.groupBy("rating_year").agg(F.sum("movie_ratings").alias("year_ratings"))
+    per_year = totals.groupBy("rating_year").agg(F.sum("ratings").alias("year_ratings"))
     per_genre = (
-        per_movie.join(bridge_movie_genre, "movie_id")
+        totals.join(bridge_movie_genre, "movie_id")
         .groupBy("rating_year", "genre")
-        .agg(F.sum("movie_ratings").alias("ratings"), (F.sum("movie_stars") / F.sum("movie_ratings")).alias("average_rating"))
+        .agg(F.sum("ratings").alias("ratings"), (F.sum("stars") / F.sum("ratings")).alias("average_rating"))
     )
     return (
         per_genre.join(per_year, "rating_year")

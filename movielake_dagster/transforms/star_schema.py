@@ -17,6 +17,11 @@ def date_key(date_col) -> F.Column:
     return (F.year(date_col) * 10000 + F.month(date_col) * 100 + F.dayofmonth(date_col)).cast("int")
 
 
+def iso_day_of_week(day_or_time) -> F.Column:
+    """ISO day of week of a date or timestamp: 1 = Monday ... 7 = Sunday (Spark's dayofweek has 1 = Sunday)."""
+    return ((F.dayofweek(day_or_time) + 5) % 7 + 1).cast("int")
+
+
 def build_dim_user(users: DataFrame) -> DataFrame:
     return _project(users, DIM_USER)
 
@@ -37,7 +42,7 @@ def build_dim_date(first_day, last_day, spark) -> DataFrame:
         "SELECT explode(sequence(to_date(:first), to_date(:last), interval 1 day)) AS date",
         args={"first": first_day.isoformat(), "last": last_day.isoformat()},
     )
-    iso_dow = ((F.dayofweek("date") + 5) % 7 + 1).cast("int")  # Spark: 1 = Sunday; ISO: 1 = Monday
+    iso_dow = iso_day_of_week(F.col("date"))
     return _project(
         days.select(
             date_key(F.col("date")).alias("date_key"),
