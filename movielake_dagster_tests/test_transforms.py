@@ -20,6 +20,7 @@ from movielake_dagster.transforms.raw_lines import (
     line_offsets,
     profile_partitions,
     read_lines,
+    split_fields,
 )
 from movielake_dagster.transforms.records import accepted, rejected, slim
 
@@ -214,3 +215,19 @@ def test_bridge_has_one_row_per_movie_and_genre(spark):
     )
     assert sorted(tuple(r) for r in star_schema.build_bridge_movie_genre(movies).collect()) == [
         (1, "Comedy"), (1, "Drama")]
+
+
+SPLIT_LINES = ["1::2::3.5::100", "1:::2::3::4", "1::2::3::4::", ":1::2::3::4", "1::2:3::4", "", "1::2::3",
+               "a::b::c::d", "1: :2::3::4", "1::2::3::4:", "::::::", ":::::::", "1::2::3::4::5", "é::ü::ß::ø", None]
+
+
+@pytest.mark.parametrize("separator", ["::", "||", "--"])
+def test_split_fields_gives_exactly_the_fields_of_a_plain_split(spark, separator):
+    """The single-character fast path never changes a field or the malformed flag."""
+    lines = [None if line is None else line.replace(":", separator[0]) for line in SPLIT_LINES]
+    df = spark.createDataFrame([(line,) for line in lines], "text string")
+    fields, malformed = split_fields(F.col("text"), separator, 4)
+    plain = F.split(F.col("text"), separator)
+    rows = df.select(fields.alias("fast"), malformed.alias("bad"), plain.alias("plain"),
+                     (F.size(plain) != 4).alias("plain_bad")).collect()
+    assert [(r["fast"], r["bad"]) for r in rows] == [(r["plain"], r["plain_bad"]) for r in rows]
