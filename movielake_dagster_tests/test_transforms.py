@@ -17,10 +17,12 @@ from movielake_dagster.transforms.raw_lines import (
     choose_encoding,
     decode_lines,
     file_profiles,
+    kept_lines,
     line_offsets,
     profile_partitions,
     read_lines,
     split_fields,
+    with_line_numbers,
 )
 from movielake_dagster.transforms.records import accepted, rejected, slim
 
@@ -231,3 +233,21 @@ def test_split_fields_gives_exactly_the_fields_of_a_plain_split(spark, separator
     rows = df.select(fields.alias("fast"), malformed.alias("bad"), plain.alias("plain"),
                      (F.size(plain) != 4).alias("plain_bad")).collect()
     assert [(r["fast"], r["bad"]) for r in rows] == [(r["plain"], r["plain_bad"]) for r in rows]
+
+
+def test_one_pass_profiles_the_history_and_keeps_the_lines_with_wanted_keys(spark, tmp_path):
+    """The daily path's single read of earlier files: the Latin-1 encoding is still detected from every
+    line, and the kept lines come back byte for byte, decoded, with their line numbers."""
+    from movielake_dagster.transforms.incremental import HAS_KEY, mark_lines_with_keys
+
+    text = "1::10::4::100\n2::20::3::200\nCaf\xe9 line\n3::30::5::300 \xe9\n\xc9t\xe9::x\n2::20::1::400\n"
+    uri = _raw_file(tmp_path, "ratings.dat", text.encode("latin-1"))
+    wanted = spark.createDataFrame([(2, 20), (3, 30), (9, 90)], "user_id int, movie_id int")
+    marked = mark_lines_with_keys(read_lines(spark, [uri]), wanted, "::")
+    rows = profile_partitions(marked, keep=F.col(HAS_KEY)).collect()
+    (profile,) = file_profiles(rows)
+    assert (profile.lines, profile.encoding) == (6, "ISO-8859-1")
+    kept = decode_lines(kept_lines(spark, rows), [profile])
+    numbered = with_line_numbers(kept, line_offsets(spark, rows)).orderBy("line_number").collect()
+    assert [(r["line_number"], r["text"]) for r in numbered] == [
+        (2, "2::20::3::200"), (4, "3::30::5::300 \u00e9"), (6, "2::20::1::400")]

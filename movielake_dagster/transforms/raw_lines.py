@@ -23,6 +23,7 @@ REASON = "_reason"
 DETAIL = "_detail"
 SOURCE_FILE = "source_file"
 LINE_NUMBER = "line_number"
+KEPT = "_kept"
 REGEX_SPECIAL = set(".$|()[]{}^?*+\\")  # characters a regular expression gives a meaning
 
 
@@ -50,18 +51,30 @@ def _is_multibyte_utf8(raw: Column) -> Column:
     return F.is_valid_utf8(raw) & (F.octet_length(raw) > F.char_length(raw))
 
 
-def profile_partitions(lines: DataFrame) -> DataFrame:
+def profile_partitions(lines: DataFrame, keep: Column | None = None) -> DataFrame:
     """One small row per (file, Spark partition): line count, first row id, encoding evidence.
 
     One cheap aggregation gives everything that needs a whole pass: input counts for the
-    reconciliation, line-number offsets and the encoding of each file.
+    reconciliation, line-number offsets and the encoding of each file. With ``keep``, each row also
+    holds the (row id, raw bytes) of its lines for which ``keep`` is true (``_kept``): the few lines
+    a caller is looking for come out of the same pass (see :func:`kept_lines`).
     """
-    return lines.groupBy(SOURCE_FILE, (F.col(RID).bitwiseAND(F.lit(-1 << 33))).alias(PART)).agg(
+    measures = [
         F.count(F.lit(1)).alias("lines"),
         F.min(RID).alias("first_rid"),
         F.sum((~F.is_valid_utf8(RAW)).cast("long")).alias("invalid_utf8"),
         F.sum(_is_multibyte_utf8(F.col(RAW)).cast("long")).alias("multibyte_utf8"),
-    )
+    ]
+    if keep is not None:  # bytes, not text: an undecodable line must reach decode_lines unchanged
+        measures.append(F.collect_list(F.when(keep, F.struct(RID, F.col(RAW).cast("binary").alias(RAW)))).alias(KEPT))
+    return lines.groupBy(SOURCE_FILE, (F.col(RID).bitwiseAND(F.lit(-1 << 33))).alias(PART)).agg(*measures)
+
+
+def kept_lines(spark: SparkSession, partition_rows: list) -> DataFrame:
+    """The lines that :func:`profile_partitions` kept, as rows like those of :func:`read_lines`."""
+    rows = [(bytes(line[RAW]), row[SOURCE_FILE], line[RID]) for row in partition_rows for line in row[KEPT]]
+    return spark.createDataFrame(rows, f"{RAW} binary, {SOURCE_FILE} string, {RID} bigint").withColumn(
+        RAW, F.col(RAW).cast("string"))
 
 
 def file_profiles(partition_rows: list) -> list[FileProfile]:
