@@ -38,6 +38,7 @@ from movielake_dagster.transforms import movies as movie_rules
 from movielake_dagster.transforms import ratings as rating_rules
 from movielake_dagster.transforms import users as user_rules
 from movielake_dagster.transforms.raw_lines import (
+    KEPT,
     REASON,
     SOURCE_FILE,
     TEXT,
@@ -386,7 +387,8 @@ def _superseded_lines(stored: DataFrame | None, batch: DataFrame, raw_ratings: S
     partition_rows = profile_partitions(marked, keep=F.col(incremental.HAS_KEY)).collect()
     candidates = decode_lines(kept_lines(session, partition_rows), file_profiles(partition_rows))
     checked = rating_rules.classify_ratings(candidates, file_format, _now_epoch())
-    found = frames.cache(slim(incremental.source_lines(checked, replaced), RATINGS))
+    found = frames.cache(slim(incremental.source_lines(checked, replaced), RATINGS),
+                         lines=sum(len(row[KEPT]) for row in partition_rows))  # a handful: one partition
     moved_by_file = {PurePosixPath(r[SOURCE_FILE]).name: r["count"] for r in found.groupBy(SOURCE_FILE).count().collect()}
     if not moved_by_file:
         return None, {}
