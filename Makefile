@@ -4,18 +4,25 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 HADOOP_VERSION := 3.5.0
+UV_VERSION := 0.13.9
 MOVIELAKE_JARS_DIR ?= $(HOME)/.cache/movielake/jars/hadoop-aws-$(HADOOP_VERSION)
 export MOVIELAKE_JARS_DIR
 
-.PHONY: setup run test test-fast dev clean
+.PHONY: setup run test test-fast dev clean lock
 
 setup: $(BIN)/.installed $(MOVIELAKE_JARS_DIR)/.complete
 
-$(BIN)/.installed: pyproject.toml
+# Exactly the versions in requirements.lock (the ones CI last passed with), then this project.
+$(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
+
+# Re-resolve requirements.lock from pyproject.toml (newest allowed versions); then run make test.
+lock: $(BIN)/.installed
+	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --universal -o requirements.lock
 
 # S3A connector jars from Maven Central, cached outside the clone (a rerun downloads nothing).
 $(MOVIELAKE_JARS_DIR)/.complete: connectors/pom.xml
