@@ -8,12 +8,14 @@ One multi-asset makes all five from two scans of the facts (``transforms/analyti
 
 import base64
 import io
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import dagster as dg
 from pyspark.sql import DataFrame
 
+from movielake_dagster.assets.caching import CachedFrames
 from movielake_dagster.datasets import (
-    ANALYTICS_DATASETS,
     BRIDGE_MOVIE_GENRE,
     DIM_MOVIE,
     FCT_RATING,
@@ -22,6 +24,7 @@ from movielake_dagster.datasets import (
     RATINGS_BY_STARS,
     RATINGS_BY_WEEKDAY,
     TOP_MOVIES,
+    Dataset,
 )
 from movielake_dagster.transforms import analytics
 
@@ -104,7 +107,7 @@ def _chart_metadata(chart: bytes, alt: str) -> dict:
 
 
 # -- the tables -----------------------------------------------------------------------------------------
-def _ratings_by_hour(buckets: DataFrame):
+def _ratings_by_hour(buckets: DataFrame, **_):
     df, rows = _small(analytics.ratings_by_hour(buckets))
     counts = [r["ratings"] for r in rows]
     peak = max(range(len(counts)), key=counts.__getitem__) if any(counts) else None
@@ -113,53 +116,69 @@ def _ratings_by_hour(buckets: DataFrame):
     return df, {**_chart_metadata(chart, "Ratings by hour of day"), **({"busiest_hour": peak} if peak is not None else {})}
 
 
-def _ratings_by_weekday(buckets: DataFrame):
+def _ratings_by_weekday(buckets: DataFrame, **_):
     df, rows = _small(analytics.ratings_by_weekday(buckets))
     chart = bar_chart([r["day_name"][:3] for r in rows], [r["ratings"] for r in rows],
                       "Ratings by day of week (UTC)", "ratings")
     return df, _chart_metadata(chart, "Ratings by day of week")
 
 
-def _ratings_by_stars(buckets: DataFrame):
+def _ratings_by_stars(buckets: DataFrame, **_):
     df, rows = _small(analytics.ratings_by_stars(buckets))
     chart = bar_chart([f"{r['rating']:g}" for r in rows], [r["ratings"] for r in rows], "Ratings by stars", "ratings")
     return df, _chart_metadata(chart, "Ratings by stars")
 
 
-def _top_movies(totals: DataFrame, dim_movie: DataFrame, config: "AnalyticsConfig"):
+def _top_movies(totals: DataFrame, dim_movie: DataFrame, config: "AnalyticsConfig", **_):
     df, rows = _small(analytics.top_movies(totals, dim_movie, config.min_ratings, config.limit))
     return df, {**_chart_metadata(top_movies_chart(rows, config.min_ratings), "Top movies"),
                 "min_ratings": config.min_ratings}
 
 
-def _genres_by_year(totals: DataFrame, bridge_movie_genre: DataFrame):
+def _genres_by_year(totals: DataFrame, bridge_movie_genre: DataFrame, **_):
     df, rows = _small(analytics.genres_by_year(totals, bridge_movie_genre))
     return df, _chart_metadata(genre_chart(rows), "Genres by year")
 
 
-# -- the asset ------------------------------------------------------------------------------------------
-DESCRIPTIONS = {
-    RATINGS_BY_HOUR.name: "At what time of day people rate: the number of ratings submitted in each hour (UTC, "
-    "0-23), their share of all ratings and their average stars. Chart (metadata `chart`): ratings per hour, the "
-    "busiest hour in orange.",
-    RATINGS_BY_WEEKDAY.name: "On which day of the week people rate: the number of ratings per day, Monday to "
-    "Sunday (UTC), with their share of all ratings and average stars. Chart (metadata `chart`): ratings per day.",
-    RATINGS_BY_STARS.name: "How people rate: how many ratings gave each star value from 0.5 to 5.0, and their "
-    "share. Chart (metadata `chart`): ratings per star value.",
-    TOP_MOVIES.name: "What people like best: the movies with the highest average stars among those with at "
-    "least `min_ratings` ratings (config, default 50), best first. Chart (metadata `chart`): the first ten.",
-    GENRES_BY_YEAR.name: "Which genres people rate, year by year: ratings per genre and rating year, and the "
-    "genre's share of that year's ratings. Chart (metadata `chart`): the six most rated genres' shares by year.",
-}
-BUCKET_TABLES = (RATINGS_BY_HOUR, RATINGS_BY_WEEKDAY, RATINGS_BY_STARS)  # sums over rating_buckets
-MOVIE_TABLES = (TOP_MOVIES, GENRES_BY_YEAR)  # sums over movie_year_totals
-UPSTREAM = {
-    RATINGS_BY_HOUR.name: (FCT_RATING,),
-    RATINGS_BY_WEEKDAY.name: (FCT_RATING,),
-    RATINGS_BY_STARS.name: (FCT_RATING,),
-    TOP_MOVIES.name: (FCT_RATING, DIM_MOVIE),
-    GENRES_BY_YEAR.name: (FCT_RATING, BRIDGE_MOVIE_GENRE),
-}
+def _buckets(fct_rating: DataFrame, frames: CachedFrames) -> DataFrame:
+    return _small(analytics.rating_buckets(fct_rating))[0]  # at most 24 x 7 x 10 rows, now on the driver
+
+
+def _totals(fct_rating: DataFrame, frames: CachedFrames) -> DataFrame:
+    return frames.cache(analytics.movie_year_totals(fct_rating), partitions=1)  # ~100,000 rows at 10M ratings
+
+
+@dataclass(frozen=True)
+class AnalyticsTable:
+    """One analytics table: the scan of the facts it sums over, what else it reads, how it is made."""
+
+    dataset: Dataset
+    scan: Callable[[DataFrame, CachedFrames], DataFrame]  # _buckets or _totals: run once per step
+    make: Callable[..., tuple[DataFrame, dict]]  # (scan, dim_movie=, bridge_movie_genre=, config=) -> table, metadata
+    upstream: tuple[Dataset, ...]
+    description: str
+
+
+TABLES = (
+    AnalyticsTable(RATINGS_BY_HOUR, _buckets, _ratings_by_hour, (FCT_RATING,),
+                   "At what time of day people rate: the number of ratings submitted in each hour (UTC, 0-23), "
+                   "their share of all ratings and their average stars. Chart (metadata `chart`): ratings per "
+                   "hour, the busiest hour in orange."),
+    AnalyticsTable(RATINGS_BY_WEEKDAY, _buckets, _ratings_by_weekday, (FCT_RATING,),
+                   "On which day of the week people rate: the number of ratings per day, Monday to Sunday (UTC), "
+                   "with their share of all ratings and average stars. Chart (metadata `chart`): ratings per day."),
+    AnalyticsTable(RATINGS_BY_STARS, _buckets, _ratings_by_stars, (FCT_RATING,),
+                   "How people rate: how many ratings gave each star value from 0.5 to 5.0, and their share. "
+                   "Chart (metadata `chart`): ratings per star value."),
+    AnalyticsTable(TOP_MOVIES, _totals, _top_movies, (FCT_RATING, DIM_MOVIE),
+                   "What people like best: the movies with the highest average stars among those with at least "
+                   "`min_ratings` ratings (config, default 50), best first. Chart (metadata `chart`): the first "
+                   "ten."),
+    AnalyticsTable(GENRES_BY_YEAR, _totals, _genres_by_year, (FCT_RATING, BRIDGE_MOVIE_GENRE),
+                   "Which genres people rate, year by year: ratings per genre and rating year, and the genre's "
+                   "share of that year's ratings. Chart (metadata `chart`): the six most rated genres' shares by "
+                   "year."),
+)
 
 
 class AnalyticsConfig(dg.Config):
@@ -171,13 +190,14 @@ class AnalyticsConfig(dg.Config):
 
 @dg.multi_asset(
     outs={
-        d.name: dg.AssetOut(key=d.asset_key, group_name=d.group_name, io_manager_key="parquet_io_manager",
-                            description=DESCRIPTIONS[d.name], kinds={"spark", "parquet"},
-                            is_required=False)  # a subset yields only the selected tables
-        for d in ANALYTICS_DATASETS
+        t.dataset.name: dg.AssetOut(key=t.dataset.asset_key, group_name=t.dataset.group_name,
+                                    io_manager_key="parquet_io_manager", description=t.description,
+                                    kinds={"spark", "parquet"},
+                                    is_required=False)  # a subset yields only the selected tables
+        for t in TABLES
     },
     ins={d.name: dg.AssetIn(d.asset_key) for d in (FCT_RATING, DIM_MOVIE, BRIDGE_MOVIE_GENRE)},
-    internal_asset_deps={name: {d.asset_key for d in upstream} for name, upstream in UPSTREAM.items()},
+    internal_asset_deps={t.dataset.name: {d.asset_key for d in t.upstream} for t in TABLES},
     can_subset=True,
 )
 def analytics_tables(context: dg.AssetExecutionContext, config: AnalyticsConfig, fct_rating: DataFrame,
@@ -185,26 +205,16 @@ def analytics_tables(context: dg.AssetExecutionContext, config: AnalyticsConfig,
     """The five analytics tables, made together from two scans of `fct_rating`: one sums the ratings
     per (hour, weekday, stars), the other per (year, movie); each table is a small sum over one of
     them. Materializing only some of the tables runs only the scans they need."""
-    selected = set(context.selected_output_names)
-    if selected & {d.name for d in BUCKET_TABLES}:
-        buckets, _ = _small(analytics.rating_buckets(fct_rating))  # at most 24 x 7 x 10 rows
-        makers = {RATINGS_BY_HOUR.name: _ratings_by_hour, RATINGS_BY_WEEKDAY.name: _ratings_by_weekday,
-                  RATINGS_BY_STARS.name: _ratings_by_stars}
-        for dataset in BUCKET_TABLES:
-            if dataset.name in selected:
-                df, metadata = makers[dataset.name](buckets)
-                yield dg.Output(df.coalesce(1), output_name=dataset.name, metadata=metadata)
-    if selected & {d.name for d in MOVIE_TABLES}:
-        totals = analytics.movie_year_totals(fct_rating).persist()  # read by both tables
-        try:
-            if TOP_MOVIES.name in selected:
-                df, metadata = _top_movies(totals, dim_movie, config)
-                yield dg.Output(df.coalesce(1), output_name=TOP_MOVIES.name, metadata=metadata)
-            if GENRES_BY_YEAR.name in selected:
-                df, metadata = _genres_by_year(totals, bridge_movie_genre)
-                yield dg.Output(df.coalesce(1), output_name=GENRES_BY_YEAR.name, metadata=metadata)
-        finally:
-            totals.unpersist()
+    scans: dict[Callable, DataFrame] = {}
+    with CachedFrames() as frames:
+        for table in TABLES:
+            if table.dataset.name not in context.selected_output_names:
+                continue
+            if table.scan not in scans:
+                scans[table.scan] = table.scan(fct_rating, frames)
+            df, metadata = table.make(scans[table.scan], dim_movie=dim_movie, bridge_movie_genre=bridge_movie_genre,
+                                      config=config)
+            yield dg.Output(df.coalesce(1), output_name=table.dataset.name, metadata=metadata)
 
 
 analytics_assets = [analytics_tables]

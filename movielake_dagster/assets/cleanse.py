@@ -7,12 +7,13 @@ source file, line number, raw text and a reason code). Each cleansing step recor
 
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
 import dagster as dg
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from movielake_dagster.datasets import (
@@ -27,6 +28,7 @@ from movielake_dagster.datasets import (
     USERS,
     Dataset,
 )
+from movielake_dagster.assets.caching import CachedFrames, partitions_for
 from movielake_dagster.assets.staging import batch_day, staging_rating_batch
 from movielake_dagster.errors import InputMissingError
 from movielake_dagster.io_managers import StagedFiles
@@ -38,7 +40,6 @@ from movielake_dagster.transforms import movies as movie_rules
 from movielake_dagster.transforms import ratings as rating_rules
 from movielake_dagster.transforms import users as user_rules
 from movielake_dagster.transforms.raw_lines import (
-    KEPT,
     REASON,
     SOURCE_FILE,
     TEXT,
@@ -53,7 +54,6 @@ from movielake_dagster.transforms.records import accepted, rejected, slim
 
 CSV_HEADERS = {"movies": "movieId,", "ratings": "userId,"}
 BROADCAST_ROW_IDS = 2_000_000  # superseded ratings up to this many are broadcast (8 bytes each)
-ROWS_PER_CACHED_PARTITION = 1_000_000
 
 
 @dataclass
@@ -75,12 +75,21 @@ def file_format_of(uris: list[str]) -> str:
     return "csv" if uris and uris[0].endswith(".csv") else "dat"
 
 
-def read_raw(spark, uris: list[str], header_prefix: str | None = None) -> RawInput:
-    """Read raw files once for their profile (counts, encoding) and lazily for their records."""
+def read_raw(spark, uris: list[str], header_prefix: str | None = None,
+             keep: Callable[[DataFrame], tuple[DataFrame, Column]] | None = None) -> RawInput:
+    """Read raw files once for their profile (counts, encoding) and lazily for their records.
+
+    With ``keep`` (the lines as read -> the lines and a column marking those wanted), the same pass
+    also collects the marked lines, and ``lines`` holds only them: a few lines looked up in big
+    files without a second pass.
+    """
     lines = read_lines(spark, uris)
-    partition_rows = profile_partitions(lines).collect()
+    wanted = None
+    if keep is not None:
+        lines, wanted = keep(lines)
+    partition_rows = profile_partitions(lines, wanted).collect()
     profiles = file_profiles(partition_rows)
-    decoded = decode_lines(lines, profiles)
+    decoded = decode_lines(lines if keep is None else kept_lines(spark, partition_rows), profiles)
     file_format = file_format_of(uris)
     lines_per_file = {p.source_file: p.lines for p in profiles}
     if file_format == "csv" and header_prefix:
@@ -119,38 +128,10 @@ def reconciliation_metadata(report: dict) -> dict:
     }
 
 
-class CachedFrames:
-    """The DataFrames a cleansing step caches, released when the block ends: a step's outputs are
-    written as they are yielded, so around the yields this frees the memory for later steps once
-    both are stored (or the step failed)."""
-
-    def __init__(self):
-        self._frames: list[DataFrame] = []
-
-    def cache(self, df: DataFrame, lines: int | None = None) -> DataFrame:
-        """``df`` persisted; with ``lines`` (input lines behind it), first coalesced to about one
-        partition per million lines. A cached table keeps the partitions of the shuffle that made
-        it (32 after a duplicate rule's window), and every later job over it runs a task per
-        partition: for the 10,681 movies and 69,878 users of MovieLens 10M that was most of the
-        cleansing steps' time."""
-        if lines is not None:
-            df = df.coalesce(max(1, -(-lines // ROWS_PER_CACHED_PARTITION)))
-        df = df.persist()
-        self._frames.append(df)
-        return df
-
-    def __enter__(self) -> "CachedFrames":
-        return self
-
-    def __exit__(self, *_) -> None:
-        for frame in self._frames:
-            frame.unpersist()
-
-
 def cleanse_outputs(classified: DataFrame, raw: RawInput, dataset: Dataset, quarantine: Dataset, name: str):
     """Cache the classified records once, then yield the cleansed table and its quarantine."""
     with CachedFrames() as frames:
-        cached = frames.cache(slim(classified, dataset), raw.total_lines)
+        cached = frames.cache(slim(classified, dataset), partitions_for(raw.total_lines))
         metadata = reconciliation_metadata(reconcile(cached, raw.lines_per_file))
         yield dg.Output(accepted(cached, dataset), output_name=dataset.name, metadata=metadata)
         yield dg.Output(rejected(cached, name, raw.offsets), output_name=quarantine.name, metadata=metadata)
@@ -219,7 +200,7 @@ def cleanse_users(raw_users: StagedFiles, spark: SparkResource):
             if uri is None:
                 continue
             raw = read_raw(session, [uri])
-            classified = frames.cache(slim(classify(raw.lines), columns), raw.total_lines)
+            classified = frames.cache(slim(classify(raw.lines), columns), partitions_for(raw.total_lines))
             report.update(reconcile(classified, raw.lines_per_file))
             accepted_by_source[file_name] = accepted(classified, columns)
             part = rejected(classified, "users", raw.offsets)
@@ -338,7 +319,8 @@ def _cleanse_rating_batch(day: str, raw_ratings: StagedFiles, users: DataFrame, 
     checked = rating_rules.classify_ratings(raw.lines, raw.file_format, _now_epoch())
     existing = current_table(session, lake, RATINGS)
     with CachedFrames() as frames:
-        resolved = frames.cache(rating_rules.resolve_ratings(checked, users, movies), raw.total_lines)
+        resolved = frames.cache(rating_rules.resolve_ratings(checked, users, movies),
+                                partitions_for(raw.total_lines))
         # The few stored rows the batch re-rates, found in one scan of the stored table and used twice.
         same_keys = incremental.stored_with_batch_keys(existing, resolved)
         if same_keys is not None:
@@ -381,18 +363,15 @@ def _superseded_lines(stored: DataFrame | None, batch: DataFrame, raw_ratings: S
         return None, {}
     # One pass over the earlier files profiles them (encoding, line-number offsets) and keeps the few
     # lines with a replaced row's key; only those are decoded and classified in full.
-    file_format = file_format_of(earlier)
-    marked = incremental.mark_lines_with_keys(read_lines(session, earlier), replaced,
-                                              "," if file_format == "csv" else "::")
-    partition_rows = profile_partitions(marked, keep=F.col(incremental.HAS_KEY)).collect()
-    candidates = decode_lines(kept_lines(session, partition_rows), file_profiles(partition_rows))
-    checked = rating_rules.classify_ratings(candidates, file_format, _now_epoch())
-    found = frames.cache(slim(incremental.source_lines(checked, replaced), RATINGS),
-                         lines=sum(len(row[KEPT]) for row in partition_rows))  # a handful: one partition
+    separator = "," if file_format_of(earlier) == "csv" else "::"
+    history = read_raw(session, earlier, CSV_HEADERS["ratings"], keep=lambda lines: (
+        incremental.mark_lines_with_keys(lines, replaced, separator), F.col(incremental.HAS_KEY)))
+    checked = rating_rules.classify_ratings(history.lines, history.file_format, _now_epoch())
+    found = frames.cache(slim(incremental.source_lines(checked, replaced), RATINGS), partitions=1)  # a handful
     moved_by_file = {PurePosixPath(r[SOURCE_FILE]).name: r["count"] for r in found.groupBy(SOURCE_FILE).count().collect()}
     if not moved_by_file:
         return None, {}
-    return rejected(found, "ratings", line_offsets(session, partition_rows)), moved_by_file
+    return rejected(found, "ratings", history.offsets), moved_by_file
 
 
 cleanse_assets = [cleanse_movies, cleanse_users, cleanse_ratings]
