@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
 
+import duckdb
+
 from movielake_dagster.catalog import Catalog, CatalogTable, LakeFiles
 from movielake_dagster.errors import MovielakeError
 from movielake_dagster.lake import LAYERS
@@ -57,6 +59,7 @@ class SqlEngine:
         self.files = files
         self.layers = layers
         self.skipped: list[str] = []  # tables that could not be mapped, with the reason
+        self.broken: dict[str, str] = {}  # qualified name -> why it cannot be read (queries on it fail, others work)
 
     @cached_property
     def tables(self) -> list[CatalogTable]:
@@ -64,7 +67,6 @@ class SqlEngine:
 
     @cached_property
     def connection(self):
-        import duckdb
 
         connection = duckdb.connect(":memory:")
         connection.execute("SET TimeZone = 'UTC'")
@@ -74,10 +76,14 @@ class SqlEngine:
         for database in sorted({t.database for t in self.tables}):
             connection.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(database)}")
         for table in self.tables:
-            source = self._source(connection, table)
-            if source is None:
-                continue
-            connection.execute(f"CREATE VIEW {_ident(table.database)}.{_ident(table.name)} AS SELECT * FROM {source}")
+            try:  # one table that cannot be read must not take the others down
+                source = self._source(connection, table)
+                if source is None:
+                    continue
+                connection.execute(
+                    f"CREATE VIEW {_ident(table.database)}.{_ident(table.name)} AS SELECT * FROM {source}")
+            except (duckdb.Error, OSError, ValueError) as error:
+                self.broken[table.qualified_name] = _first_line(error)
         connection.execute(f"USE {_ident(DEFAULT_SCHEMA)}")
         return connection
 
@@ -109,12 +115,12 @@ class SqlEngine:
         if table.classification == "dat":
             return (f"read_csv({file_list}, delim = '::', header = false, quote = '', escape = '', "
                     f"columns = {columns}, null_padding = true, ignore_errors = true, encoding = '{encoding}')")
-        if table.classification == "csv":
-            return (f"read_csv({file_list}, delim = ',', header = true, quote = '\"', columns = {columns}, "
-                    f"ignore_errors = true, encoding = '{encoding}')")
-        if table.classification == "json":
-            return (f"read_json({file_list}, format = 'newline_delimited', columns = {columns}, "
-                    f"ignore_errors = true)")
+        if table.classification == "csv":  # RFC 4180: doubled quotes, separators and line breaks in quotes
+            header = "true" if table.parameters.get("header") == "true" else "false"
+            return (f"read_csv({file_list}, delim = ',', header = {header}, quote = '\"', escape = '\"', "
+                    f"columns = {columns}, ignore_errors = true, encoding = '{encoding}')")
+        if table.classification == "json":  # JSON lines, or one array (on one line or pretty-printed)
+            return f"read_json({file_list}, format = 'auto', columns = {columns}, ignore_errors = true)"
         self.skipped.append(f"{table.qualified_name}: {table.classification} files are not mapped")
         return None
 
@@ -148,15 +154,18 @@ class SqlEngine:
         return _ident(name)
 
     def query(self, sql: str) -> QueryResult:
-        import duckdb
-
         connection = self.connection
         start = time.perf_counter()
         try:
             cursor = connection.execute(sql)
             rows = cursor.fetchall() if cursor.description else []
         except duckdb.Error as error:
-            first_line = str(error).strip().splitlines()[0]
+            first_line = _first_line(error)
+            for name, reason in self.broken.items():
+                if re.search(rf"\b{re.escape(name.split('.')[-1])}\b", sql):
+                    raise QueryError(f"the table {name} cannot be read ({reason})",
+                                     f"rebuild it (`movielake run`) and re-crawl (`movielake crawl`); "
+                                     f"the other tables can be queried") from None
             raise QueryError(f"the query failed: {first_line}",
                              f"check the SQL; tables: {', '.join(self.table_names())}") from None
         columns = [d[0] for d in cursor.description] if cursor.description else []
@@ -169,6 +178,11 @@ class SqlEngine:
         if "connection" in self.__dict__:
             self.connection.close()
             del self.__dict__["connection"]
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _plain(value):

@@ -24,8 +24,9 @@ def generated(tmp_path_factory):
 
 
 def test_generated_files_parse_with_the_lakes_readers_with_the_expected_counts(spark, generated):
-    from movielake_dagster.assets.cleanse import CSV_HEADERS, read_raw
     from movielake_dagster.transforms import movies, ratings, users
+    from movielake_dagster.transforms.layouts import HEADERS
+    from movielake_dagster.transforms.raw_input import read_raw
     from movielake_dagster.transforms.raw_lines import REASON
 
     def split(classified):
@@ -33,17 +34,17 @@ def test_generated_files_parse_with_the_lakes_readers_with_the_expected_counts(s
         counts = {r["ok"]: r["count"] for r in rows}
         return counts.get(True, 0), counts.get(False, 0)
 
-    raw = {name: read_raw(spark, [str(generated.files[name].resolve())], CSV_HEADERS.get(name))
+    raw = {name: read_raw(spark, [str(generated.files[name].resolve())], HEADERS.get(name))
            for name in ("movies", "ratings", "users")}
     for name, read in raw.items():
-        assert sum(read.lines_per_file.values()) == generated.lines[name], name
+        assert read.total_records == generated.lines[name], name
     classified = {
-        "movies": movies.classify_movies(raw["movies"].lines, "dat", 2100),
+        "movies": movies.classify_movies(raw["movies"].lines, 2100),
         "users": users.classify_masterdata(raw["users"].lines),
     }
     known_users = classified["users"].where(classified["users"][REASON].isNull())
     known_movies = classified["movies"].where(classified["movies"][REASON].isNull())
-    checked = ratings.classify_ratings(raw["ratings"].lines, "dat", 2_000_000_000)
+    checked = ratings.classify_ratings(raw["ratings"].lines, 2_000_000_000)
     classified["ratings"] = ratings.resolve_ratings(checked, known_users, known_movies)
     for name, df in classified.items():
         assert split(df) == (generated.expected_clean[name], generated.expected_quarantined[name]), name

@@ -24,6 +24,8 @@ from movielake_dagster.transforms.raw_lines import (
     split_fields,
     with_line_numbers,
 )
+from movielake_dagster.transforms.layouts import HEADERS
+from movielake_dagster.transforms.raw_input import read_raw
 from movielake_dagster.transforms.records import accepted, rejected, slim
 
 from .conftest import REAL_DATA
@@ -37,16 +39,14 @@ def _raw_file(tmp_path, name: str, lines: list[str] | bytes) -> str:
     return str(path)
 
 
-def _decoded(spark, uri: str):
-    lines = read_lines(spark, [uri])
-    rows = profile_partitions(lines).collect()
-    profiles = file_profiles(rows)
-    return decode_lines(lines, profiles), profiles, line_offsets(spark, rows)
+def _decoded(spark, uri: str, header=None):
+    raw = read_raw(spark, [uri], header)
+    return raw.lines, raw.files, raw.offsets
 
 
 def _movies(spark, tmp_path, lines, name="movies.dat"):
-    decoded, _, offsets = _decoded(spark, _raw_file(tmp_path, name, lines))
-    classified = slim(movie_rules.classify_movies(decoded, "csv" if name.endswith(".csv") else "dat", 2031), MOVIES)
+    decoded, _, offsets = _decoded(spark, _raw_file(tmp_path, name, lines), HEADERS["movies"])
+    classified = slim(movie_rules.classify_movies(decoded, 2031), MOVIES)
     good = {r["movie_id"]: r.asDict() for r in accepted(classified, MOVIES).collect()}
     bad = [r.asDict() for r in rejected(classified, "movies", offsets).collect()]
     return good, bad
@@ -118,9 +118,8 @@ def test_movies_csv_layout_with_quoted_titles(spark, tmp_path):
         '11,"American President, The (1995)",Comedy|Drama|Romance',
         "12,Dracula: Dead and Loving It (1995),Comedy|Horror",
     ])
-    decoded, _, _ = _decoded(spark, uri)
-    decoded = decoded.where(~F.col("text").startswith("movieId,"))
-    rows = {r["movie_id"]: r for r in accepted(slim(movie_rules.classify_movies(decoded, "csv", 2031), MOVIES),
+    decoded, _, _ = _decoded(spark, uri, HEADERS["movies"])
+    rows = {r["movie_id"]: r for r in accepted(slim(movie_rules.classify_movies(decoded, 2031), MOVIES),
                                                MOVIES).collect()}
     assert rows[11]["title"] == "American President, The" and rows[11]["year"] == 1995
     assert rows[12]["genres"] == ["Comedy", "Horror"]
@@ -128,7 +127,7 @@ def test_movies_csv_layout_with_quoted_titles(spark, tmp_path):
 
 def _ratings(spark, tmp_path, lines, users=(1, 2), movies=(10, 20)):
     decoded, _, offsets = _decoded(spark, _raw_file(tmp_path, "ratings.dat", lines))
-    checked = rating_rules.classify_ratings(decoded, "dat", NOW)
+    checked = rating_rules.classify_ratings(decoded, NOW)
     user_df = spark.createDataFrame([(u,) for u in users], "user_id int")
     movie_df = spark.createDataFrame([(m,) for m in movies], "movie_id int")
     classified = slim(rating_rules.resolve_ratings(checked, user_df, movie_df), RATINGS)
@@ -178,7 +177,7 @@ def test_masterdata_rules(spark, tmp_path):
     decoded, _, offsets = _decoded(spark, uri)
     from movielake_dagster.assets.cleanse import USER_SOURCES
 
-    _, columns = USER_SOURCES["user_masterdata.json"]
+    _, columns, _ = USER_SOURCES["user_masterdata.json"]
     classified = slim(user_rules.classify_masterdata(decoded), columns)
     good = {r["user_id"]: (r["first_name"], r["last_name"]) for r in accepted(classified, columns).collect()}
     bad = sorted((r["line_number"], r["reason"]) for r in rejected(classified, "users", offsets).collect())
@@ -192,7 +191,7 @@ def test_real_ml1m_users_are_enriched(spark):
     decoded, _, _ = _decoded(spark, str(REAL_DATA / "ml-1m" / "users.dat"))
     from movielake_dagster.assets.cleanse import USER_SOURCES
 
-    _, columns = USER_SOURCES["users.dat"]
+    _, columns, _ = USER_SOURCES["users.dat"]
     rows = {r["user_id"]: r for r in accepted(slim(user_rules.classify_ml1m_users(decoded), columns), columns).collect()}
     assert len(rows) == 6040
     assert (rows[1]["gender"], rows[1]["age_group"], rows[1]["occupation"], rows[1]["zip"]) == (
@@ -243,7 +242,7 @@ def test_one_pass_profiles_the_history_and_keeps_the_lines_with_wanted_keys(spar
     text = "1::10::4::100\n2::20::3::200\nCaf\xe9 line\n3::30::5::300 \xe9\n\xc9t\xe9::x\n2::20::1::400\n"
     uri = _raw_file(tmp_path, "ratings.dat", text.encode("latin-1"))
     wanted = spark.createDataFrame([(2, 20), (3, 30), (9, 90)], "user_id int, movie_id int")
-    marked = mark_lines_with_keys(read_lines(spark, [uri]), wanted, "::")
+    marked = mark_lines_with_keys(read_lines(spark, [uri]), wanted)
     rows = profile_partitions(marked, keep=F.col(HAS_KEY)).collect()
     (profile,) = file_profiles(rows)
     assert (profile.lines, profile.encoding) == (6, "ISO-8859-1")

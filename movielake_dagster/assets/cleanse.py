@@ -39,70 +39,22 @@ from movielake_dagster.transforms import incremental
 from movielake_dagster.transforms import movies as movie_rules
 from movielake_dagster.transforms import ratings as rating_rules
 from movielake_dagster.transforms import users as user_rules
-from movielake_dagster.transforms.raw_lines import (
-    REASON,
-    SOURCE_FILE,
-    TEXT,
-    decode_lines,
-    file_profiles,
-    kept_lines,
-    line_offsets,
-    profile_partitions,
-    read_lines,
-)
+from movielake_dagster.transforms.layouts import HEADERS
+from movielake_dagster.transforms.raw_input import RawInput, read_raw
+from movielake_dagster.transforms.raw_lines import REASON, SOURCE_FILE
 from movielake_dagster.transforms.records import accepted, rejected, slim
 
-CSV_HEADERS = {"movies": "movieId,", "ratings": "userId,"}
 BROADCAST_ROW_IDS = 2_000_000  # superseded ratings up to this many are broadcast (8 bytes each)
 
 
-@dataclass
-class RawInput:
-    """A staged file set read by Spark: decoded lines, per-file line counts, line-number offsets."""
-
-    lines: DataFrame
-    offsets: DataFrame
-    lines_per_file: dict[str, int]
-    file_format: str
-
-    @property
-    def total_lines(self) -> int:
-        return sum(self.lines_per_file.values())
-
-
-def file_format_of(uris: list[str]) -> str:
-    """``csv`` for MovieLens 'latest' files (quoted, with a header line), else ``dat`` ('::' separated)."""
-    return "csv" if uris and uris[0].endswith(".csv") else "dat"
-
-
-def read_raw(spark, uris: list[str], header_prefix: str | None = None,
-             keep: Callable[[DataFrame], tuple[DataFrame, Column]] | None = None) -> RawInput:
-    """Read raw files once for their profile (counts, encoding) and lazily for their records.
-
-    With ``keep`` (the lines as read -> the lines and a column marking those wanted), the same pass
-    also collects the marked lines, and ``lines`` holds only them: a few lines looked up in big
-    files without a second pass.
-    """
-    lines = read_lines(spark, uris)
-    wanted = None
-    if keep is not None:
-        lines, wanted = keep(lines)
-    partition_rows = profile_partitions(lines, wanted).collect()
-    profiles = file_profiles(partition_rows)
-    decoded = decode_lines(lines if keep is None else kept_lines(spark, partition_rows), profiles)
-    file_format = file_format_of(uris)
-    lines_per_file = {p.source_file: p.lines for p in profiles}
-    if file_format == "csv" and header_prefix:
-        decoded = decoded.where(~F.coalesce(F.col(TEXT).startswith(header_prefix), F.lit(False)))
-        lines_per_file = {f: n - 1 for f, n in lines_per_file.items()}  # each CSV file has one header line
-    return RawInput(decoded, line_offsets(spark, partition_rows), lines_per_file, file_format)
-
-
-def reconcile(classified: DataFrame, lines_per_file: dict[str, int]) -> dict:
-    """Per source file: input records, accepted, quarantined by reason (one pass over the cache)."""
-    report = {f: {"input": n, "accepted": 0, "quarantined": 0, "reasons": {}} for f, n in lines_per_file.items()}
+def reconcile(classified: DataFrame, raw: RawInput) -> dict:
+    """Per source file: input records, accepted, quarantined by reason (one pass over the cache), and
+    the lines that were not records (``skipped``: blank lines, a header line)."""
+    report = {f.source_file: {"input": f.records, "accepted": 0, "quarantined": 0, "reasons": {}, "skipped": f.skipped}
+              for f in raw.files.values()}
     for row in classified.groupBy(SOURCE_FILE, REASON).count().collect():
-        entry = report.setdefault(row[SOURCE_FILE], {"input": 0, "accepted": 0, "quarantined": 0, "reasons": {}})
+        entry = report.setdefault(row[SOURCE_FILE], {"input": 0, "accepted": 0, "quarantined": 0, "reasons": {},
+                                                     "skipped": {}})
         if row[REASON] is None:
             entry["accepted"] += row["count"]
         else:
@@ -114,11 +66,15 @@ def reconcile(classified: DataFrame, lines_per_file: dict[str, int]) -> dict:
 def reconciliation_metadata(report: dict) -> dict:
     totals = {k: sum(e[k] for e in report.values()) for k in ("input", "accepted", "quarantined")}
     reasons: dict[str, int] = {}
+    skipped: dict[str, int] = {}
     for entry in report.values():
         for reason, count in entry["reasons"].items():
             reasons[reason] = reasons.get(reason, 0) + count
+        for kind, count in entry.get("skipped", {}).items():
+            skipped[kind] = skipped.get(kind, 0) + count
     return {
         "movielake/input_records": totals["input"],
+        "movielake/skipped_lines": dg.MetadataValue.json(dict(sorted(skipped.items()))),
         "movielake/accepted_records": totals["accepted"],
         "movielake/quarantined_records": totals["quarantined"],
         "movielake/quarantine_reasons": dg.MetadataValue.json(dict(sorted(reasons.items()))),
@@ -131,8 +87,8 @@ def reconciliation_metadata(report: dict) -> dict:
 def cleanse_outputs(classified: DataFrame, raw: RawInput, dataset: Dataset, quarantine: Dataset, name: str):
     """Cache the classified records once, then yield the cleansed table and its quarantine."""
     with CachedFrames() as frames:
-        cached = frames.cache(slim(classified, dataset), partitions_for(raw.total_lines))
-        metadata = reconciliation_metadata(reconcile(cached, raw.lines_per_file))
+        cached = frames.cache(slim(classified, dataset), partitions_for(raw.total_records))
+        metadata = reconciliation_metadata(reconcile(cached, raw))
         yield dg.Output(accepted(cached, dataset), output_name=dataset.name, metadata=metadata)
         yield dg.Output(rejected(cached, name, raw.offsets), output_name=quarantine.name, metadata=metadata)
 
@@ -164,9 +120,9 @@ def cleanse_movies(raw_movies: StagedFiles, spark: SparkResource):
     correctly. Rejected: malformed lines, empty or non-numeric ids, implausible years, repeated ids.
     """
     session = spark.get_session()
-    raw = read_raw(session, list(raw_movies.uris), CSV_HEADERS["movies"])
+    raw = read_raw(session, list(raw_movies.uris), HEADERS["movies"])
     max_year = datetime.now(timezone.utc).year + 5
-    classified = movie_rules.classify_movies(raw.lines, raw.file_format, max_year)
+    classified = movie_rules.classify_movies(raw.lines, max_year)
     yield from cleanse_outputs(classified, raw, MOVIES, QUARANTINE_MOVIES, "movies")
 
 
@@ -175,11 +131,12 @@ def _user_columns(name: str, columns: tuple[str, ...]) -> Dataset:
     return Dataset(name, "cleanse", USERS.key, USERS.description, tuple(c for c in USERS.columns if c.name in columns))
 
 
-USER_SOURCES = {
+USER_SOURCES = {  # staged file -> (classifier, the columns it provides, the column names of a header line)
     "user_masterdata.json": (user_rules.classify_masterdata,
-                             _user_columns("users_masterdata", ("user_id", "first_name", "last_name"))),
+                             _user_columns("users_masterdata", ("user_id", "first_name", "last_name")), None),
     "users.dat": (user_rules.classify_ml1m_users,
-                  _user_columns("users_ml1m", ("user_id", "gender", "age_group", "occupation", "zip"))),
+                  _user_columns("users_ml1m", ("user_id", "gender", "age_group", "occupation", "zip")),
+                  HEADERS["users_dat"]),
 }
 
 
@@ -195,13 +152,13 @@ def cleanse_users(raw_users: StagedFiles, spark: SparkResource):
     session = spark.get_session()
     report, accepted_by_source, quarantine = {}, {}, None
     with CachedFrames() as frames:
-        for file_name, (classify, columns) in USER_SOURCES.items():
+        for file_name, (classify, columns, header) in USER_SOURCES.items():
             uri = raw_users.named(file_name)
             if uri is None:
                 continue
-            raw = read_raw(session, [uri])
-            classified = frames.cache(slim(classify(raw.lines), columns), partitions_for(raw.total_lines))
-            report.update(reconcile(classified, raw.lines_per_file))
+            raw = read_raw(session, [uri], header)
+            classified = frames.cache(slim(classify(raw.lines), columns), partitions_for(raw.total_records))
+            report.update(reconcile(classified, raw))
             accepted_by_source[file_name] = accepted(classified, columns)
             part = rejected(classified, "users", raw.offsets)
             quarantine = part if quarantine is None else quarantine.unionByName(part)
@@ -240,7 +197,7 @@ def cleanse_ratings(context: dg.AssetExecutionContext, raw_ratings: StagedFiles,
         previous = _latest_report(context, RATINGS)
         yield from _cleanse_rating_batch(context.partition_key, raw_ratings, users, movies, session, lake, previous)
         return
-    raw = read_raw(session, list(raw_ratings.uris), CSV_HEADERS["ratings"])
+    raw = read_raw(session, list(raw_ratings.uris), HEADERS["ratings"])
     yield from _cleanse_all_ratings(context, raw, users, movies, session, lake)
 
 
@@ -253,7 +210,7 @@ def _cleanse_all_ratings(context: dg.AssetExecutionContext, raw: RawInput, users
     two cores), so it runs once; Spark's in-memory cache of the same rows cost more than the
     Parquet write (docs/performance.md). The scratch folder is removed when the step ends.
     """
-    checked = rating_rules.classify_ratings(raw.lines, raw.file_format, _now_epoch())
+    checked = rating_rules.classify_ratings(raw.lines, _now_epoch())
     referenced = slim(rating_rules.resolve_references(checked, users, movies), RATINGS)
     scratch = lake.hidden_sibling(RATINGS, "classified", context.run_id)
     try:
@@ -265,7 +222,7 @@ def _cleanse_all_ratings(context: dg.AssetExecutionContext, raw: RawInput, users
             context.log.info(f"{count} ratings are superseded by a later rating of the same (user, movie)")
             small = count <= BROADCAST_ROW_IDS
             classified = rating_rules.mark_superseded(stored, superseded, broadcast=small)
-            metadata = reconciliation_metadata(reconcile(classified, raw.lines_per_file))
+            metadata = reconciliation_metadata(reconcile(classified, raw))
             yield dg.Output(accepted(classified, RATINGS), output_name=RATINGS.name, metadata=metadata)
             quarantined = classified.where(F.col(REASON).isNotNull())
             if count:  # superseded lines were accepted when classified, so their text was not kept
@@ -315,12 +272,12 @@ def _cleanse_rating_batch(day: str, raw_ratings: StagedFiles, users: DataFrame, 
     if uri is None:
         raise InputMissingError(f"the ratings batch for {day} is not in staging/ratings/",
                                 "materialize staging/rating_batch for that day first")
-    raw = read_raw(session, [uri], CSV_HEADERS["ratings"])
-    checked = rating_rules.classify_ratings(raw.lines, raw.file_format, _now_epoch())
+    raw = read_raw(session, [uri], HEADERS["ratings"])
+    checked = rating_rules.classify_ratings(raw.lines, _now_epoch())
     existing = current_table(session, lake, RATINGS)
     with CachedFrames() as frames:
         resolved = frames.cache(rating_rules.resolve_ratings(checked, users, movies),
-                                partitions_for(raw.total_lines))
+                                partitions_for(raw.total_records))
         # The few stored rows the batch re-rates, found in one scan of the stored table and used twice.
         same_keys = incremental.stored_with_batch_keys(existing, resolved)
         if same_keys is not None:
@@ -333,11 +290,11 @@ def _cleanse_rating_batch(day: str, raw_ratings: StagedFiles, users: DataFrame, 
         if moved is not None:
             batch_rejected = batch_rejected.unionByName(moved)
         metadata = merge_reconciliation(previous_report,
-                                        reconciliation_metadata(reconcile(cached, raw.lines_per_file)), moved_by_file)
+                                        reconciliation_metadata(reconcile(cached, raw)), moved_by_file)
         metadata["movielake/batch"] = day
         metadata["movielake/superseded_records"] = sum(moved_by_file.values())
         quarantine = incremental.replace_source(
-            current_table(session, lake, QUARANTINE_RATINGS), batch_rejected, list(raw.lines_per_file),
+            current_table(session, lake, QUARANTINE_RATINGS), batch_rejected, list(raw.files),
         )
         # The quarantine first: once the ratings are published, the old files `existing` reads are gone.
         yield dg.Output(quarantine, output_name=QUARANTINE_RATINGS.name, metadata=metadata)
@@ -363,10 +320,9 @@ def _superseded_lines(stored: DataFrame | None, batch: DataFrame, raw_ratings: S
         return None, {}
     # One pass over the earlier files profiles them (encoding, line-number offsets) and keeps the few
     # lines with a replaced row's key; only those are decoded and classified in full.
-    separator = "," if file_format_of(earlier) == "csv" else "::"
-    history = read_raw(session, earlier, CSV_HEADERS["ratings"], keep=lambda lines: (
-        incremental.mark_lines_with_keys(lines, replaced, separator), F.col(incremental.HAS_KEY)))
-    checked = rating_rules.classify_ratings(history.lines, history.file_format, _now_epoch())
+    history = read_raw(session, earlier, HEADERS["ratings"], keep=lambda lines: (
+        incremental.mark_lines_with_keys(lines, replaced), F.col(incremental.HAS_KEY)))
+    checked = rating_rules.classify_ratings(history.lines, _now_epoch())
     found = frames.cache(slim(incremental.source_lines(checked, replaced), RATINGS), partitions=1)  # a handful
     moved_by_file = {PurePosixPath(r[SOURCE_FILE]).name: r["count"] for r in found.groupBy(SOURCE_FILE).count().collect()}
     if not moved_by_file:

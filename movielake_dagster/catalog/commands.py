@@ -45,10 +45,10 @@ def answer_questions(settings: Settings, movie_id: int | None, user_id: int | No
     crawl(settings)
     engine = sql_engine(settings)
     try:
-        if movie_id is None:
-            movie_id = engine.query(EXAMPLE_MOVIE_SQL).rows[0][0]
+        if movie_id is None:  # an empty lake has no example: the questions then answer no rows
+            movie_id = next(iter(engine.query(EXAMPLE_MOVIE_SQL).rows), (None,))[0]
         if user_id is None:
-            user_id = engine.query(EXAMPLE_USER_SQL).rows[0][0]
+            user_id = next(iter(engine.query(EXAMPLE_USER_SQL).rows), (None,))[0]
         answers = []
         for question in QUESTIONS:
             text, sql = render(question, movie_id, user_id)

@@ -37,6 +37,7 @@ from movielake_dagster.catalog.model import (
 from movielake_dagster.datasets import ALL_DATASETS, Dataset
 from movielake_dagster.errors import ConfigurationError
 from movielake_dagster.lake import LAYERS, FileInfo, LakeLocation
+from movielake_dagster.transforms import layouts
 
 LAYER_DESCRIPTIONS = {
     "staging": "The raw files exactly as they landed (movielake staging layer).",
@@ -274,8 +275,13 @@ class Crawler:
                 others.append(relative)
                 continue
             names.append(relative)
-            lines, file_utf8 = self.files.scan_text(info.uri)
-            records += lines - (1 if sniff.header else 0)
+            lines, file_utf8, blank = self.files.scan_text(info.uri)
+            if sniff.document:  # records span lines: count them as the cleansing step reads them
+                text = self.files.read_text(info.uri, "utf-8" if file_utf8 else "latin-1")
+                parsed = layouts.records_in(text, sniff.kind)
+                records += len(parsed.records) - (1 if sniff.header and sniff.kind == "csv" else 0)
+            else:
+                records += lines - blank - (1 if sniff.header else 0)
             utf8 = utf8 and file_utf8
         if others:
             warnings.append(f"staging.{group.name}: {', '.join(others)} has another layout than {names[0]}; "
@@ -289,9 +295,17 @@ class Crawler:
         if others:
             parameters["other_files"] = ",".join(others)
         description = base.pop("description")
-        layouts = {layout_for(n.rpartition("/")[2]) for n in names} - {None}
-        if layouts:
-            description += " Layout: " + " ".join(sorted(layout.description for layout in layouts))
+        known = {layout_for(n.rpartition("/")[2]) for n in names} - {None}
+        if known:
+            description += " Layout: " + " ".join(sorted(layout.description for layout in known))
+        if primary.header:
+            parameters["header"] = "true"
+        if any(s.document for _, _, s in sniffs):
+            parameters["records_span_lines"] = "true"
+            if primary.kind == "json":
+                warnings.append(f"staging.{group.name}: {', '.join(names)} holds JSON records over several lines "
+                                "(an array or pretty-printed objects); Athena's JSON SerDe reads one object per line, "
+                                "so query the cleansed table instead")
         return CatalogTable(**base, description=description, storage=storage, columns=primary.columns,
                             record_count=records, parameters=parameters)
 

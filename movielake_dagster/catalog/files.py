@@ -7,11 +7,15 @@ credentials from the AWS default chain). No JVM and no DuckDB extension is neede
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlparse
 
 from movielake_dagster.lake import FileInfo, ObjectStore, s3_errors
+
+
+BLANK_LINE = re.compile(rb"(?m)^[ \t\r\f\v]*\n")
 
 
 def is_hidden(relative_key: str) -> bool:
@@ -67,8 +71,8 @@ class LakeFiles:
         with open(uri, "rb") as handle:
             return handle.read(size)
 
-    def scan_text(self, uri: str) -> tuple[int, bool]:
-        """(lines, whether the whole file is valid UTF-8), streamed in 1 MiB chunks.
+    def scan_text(self, uri: str) -> tuple[int, bool, int]:
+        """(lines, whether the whole file is valid UTF-8, whitespace-only lines), streamed in 1 MiB chunks.
 
         A last line without a newline counts. A file that is not UTF-8 is taken as ISO-8859-1, as
         MovieLens 1M files are (the first bytes alone may not tell: they can be plain ASCII).
@@ -77,22 +81,32 @@ class LakeFiles:
 
         decoder = codecs.getincrementaldecoder("utf-8")()
         utf8 = True
-        lines = 0
-        last = b"\n"
+        lines = blank = 0
+        pending = b""  # the end of the previous chunk after its last newline: a line still open
         for chunk in self._chunks(uri):
-            lines += chunk.count(b"\n")
-            last = chunk[-1:]
             if utf8:
                 try:
                     decoder.decode(chunk)
                 except UnicodeDecodeError:
                     utf8 = False
+            block = pending + chunk
+            cut = block.rfind(b"\n") + 1
+            lines += block.count(b"\n", 0, cut)
+            blank += len(BLANK_LINE.findall(block, 0, cut))
+            pending = block[cut:]
         if utf8:
             try:
                 decoder.decode(b"", final=True)
             except UnicodeDecodeError:
                 utf8 = False
-        return lines + (0 if last == b"\n" else 1), utf8
+        if pending:
+            lines += 1
+            blank += int(not pending.strip())
+        return lines, utf8, blank
+
+    def read_text(self, uri: str, encoding: str) -> str:
+        """The whole file decoded (for files whose records span lines: small master data and movie lists)."""
+        return b"".join(self._chunks(uri)).decode(encoding, errors="replace")
 
     def _chunks(self, uri: str):
         if uri.startswith("s3://"):

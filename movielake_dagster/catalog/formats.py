@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from movielake_dagster.catalog.model import CatalogColumn, StorageFormat
+from movielake_dagster.transforms import layouts
 
 TEXT_INPUT = "org.apache.hadoop.mapred.TextInputFormat"
 TEXT_OUTPUT = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
@@ -70,6 +71,12 @@ class RawLayout:
     description: str
 
     @property
+    def dataset(self) -> str:
+        """``movies``, ``ratings`` or ``users`` (the key of ``layouts.HEADERS`` for ``users.dat``)."""
+        stem = self.file_name.split(".")[0]
+        return {"users": "users_dat", "user_masterdata": "users"}.get(stem, stem)
+
+    @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
@@ -88,7 +95,7 @@ RAW_LAYOUTS: tuple[RawLayout, ...] = (
         _raw("movie_id", "MovieLens movie id, as text (header movieId)."),
         _raw("title", "Title with the release year in parentheses, quoted when it holds commas."),
         _raw("genres", "Genres separated by '|', or '(no genres listed)'."),
-    ), "MovieLens 'latest' movie list with a header line."),
+    ), "MovieLens 'latest' movie list (RFC 4180 CSV, with or without a header line)."),
     RawLayout("ratings.dat", "dat", (
         _raw("user_id", "MovieLens user id, as text."),
         _raw("movie_id", "MovieLens movie id, as text."),
@@ -100,12 +107,12 @@ RAW_LAYOUTS: tuple[RawLayout, ...] = (
         _raw("movie_id", "MovieLens movie id, as text (header movieId)."),
         _raw("rating", "Stars as text, 0.5 .. 5.0."),
         _raw("timestamp", "Unix seconds (UTC) when the rating was submitted, as text."),
-    ), "MovieLens 'latest' ratings with a header line."),
+    ), "MovieLens 'latest' ratings (RFC 4180 CSV, with or without a header line)."),
     RawLayout("user_masterdata.json", "json", (
         _raw("user_id", "User id as a string, as the master-data system sends it."),
         _raw("firts_name", "First name (the master-data key is really spelled 'firts_name')."),
         _raw("last_name", "Last name."),
-    ), "User master data, JSON lines."),
+    ), "User master data: JSON lines, or one JSON array (on one line or pretty-printed)."),
     RawLayout("users.dat", "dat", (
         _raw("user_id", "MovieLens user id, as text."),
         _raw("gender", "M or F."),
@@ -133,6 +140,7 @@ class RawSniff:
     storage: StorageFormat
     encoding: str
     header: bool
+    document: bool = False  # records may span lines (a JSON array or pretty-printed objects, quoted CSV)
 
 
 def sniff_raw(file_name: str, head: bytes) -> RawSniff:
@@ -145,13 +153,16 @@ def sniff_raw(file_name: str, head: bytes) -> RawSniff:
             text, encoding = head[: error.start].decode("utf-8"), "UTF-8"
         else:
             text, encoding = head.decode("latin-1"), "ISO-8859-1"
+    text = text.lstrip("\ufeff")
     lines = [line for line in text.splitlines()[:50] if line.strip()]
     if len(lines) > 1 and not head.endswith(b"\n"):
         lines = lines[:-1]  # the sample cut the last line
     layout = layout_for(file_name)
     first = lines[0] if lines else ""
-    if file_name.endswith(".json") or first.lstrip().startswith("{"):
-        return RawSniff("json", _json_columns(lines, layout), JSON, encoding, header=False)
+    if file_name.endswith(".json") or first.lstrip().startswith(("{", "[")):
+        document = bool(first) and layouts.json_starts_document(first)
+        records = [r.text for r in layouts.parse_json_document(text).records] if document else lines
+        return RawSniff("json", _json_columns(records, layout), JSON, encoding, header=False, document=document)
     if "::" in first:
         fields = max(len(line.split("::")) for line in lines)
         if layout and layout.kind == "dat" and len(layout.columns) == fields:
@@ -160,13 +171,34 @@ def sniff_raw(file_name: str, head: bytes) -> RawSniff:
             columns = tuple(_raw(f"col{i}", f"Field {i} of the '::'-separated line.") for i in range(1, fields + 1))
         return RawSniff("dat", columns, dat_format(fields), encoding, header=False)
     if file_name.endswith(".csv") or "," in first:
-        names = [column_name(n.strip().strip('"')) for n in first.split(",")]
+        rows = [r.fields for r in layouts.parse_csv(text).records if r.fields]
+        first_fields = list(rows[0]) if rows else []
+        if layout is not None:  # a known layout: a header only when the first record is its column names
+            header = layouts.is_header(first_fields, layouts.HEADERS.get(layout.dataset))
+        else:  # an unknown file: a first record without a single number is a header
+            header = bool(first_fields) and not any(_is_number(f) for f in first_fields)
         declared = {c.name: c for c in layout.columns} if layout else {}
-        columns = tuple(declared.get(n) or _raw(n, "") for n in names)
-        return RawSniff("csv", columns, CSV, encoding, header=True)
+        if header:
+            names = [column_name(n.strip()) for n in first_fields]
+            columns = tuple(declared.get(n) or _raw(n, "") for n in names)
+        elif layout is not None:
+            columns = layout.columns
+        else:
+            columns = tuple(_raw(f"col{i}", f"Field {i} of the CSV record.") for i in range(1, len(first_fields) + 1))
+        storage = CSV if header else replace(CSV, table_parameters={})
+        quoted = any('"' in line for line in lines)
+        return RawSniff("csv", columns, storage, encoding, header=header, document=quoted)
     line_format = StorageFormat("text", TEXT_INPUT, TEXT_OUTPUT,
                                 "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe")
     return RawSniff("text", (_raw("line", "The whole line."),), line_format, encoding, header=False)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def column_name(header: str) -> str:
@@ -175,7 +207,8 @@ def column_name(header: str) -> str:
 
 
 def _json_columns(lines: list[str], layout: RawLayout | None) -> tuple[CatalogColumn, ...]:
-    """The keys of the sampled objects in first-seen order, typed as Glue's JSON classifier would."""
+    """The keys of the sampled objects (JSON texts) in first-seen order, typed as Glue's JSON
+    classifier would."""
     declared = {c.name: c for c in layout.columns} if layout else {}
     seen: dict[str, str] = {}
     for line in lines:

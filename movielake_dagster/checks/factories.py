@@ -19,7 +19,6 @@ from datetime import timedelta
 
 import dagster as dg
 
-from movielake_dagster.assets.cleanse import CSV_HEADERS
 from movielake_dagster.checks import reconciliation as rec
 from movielake_dagster.checks.rules import (
     ERROR,
@@ -137,8 +136,7 @@ def evaluate_dataset(context, dataset: Dataset, inputs: dict) -> list[tuple[Outc
     started = time.perf_counter()
     if "staged" in inputs:
         staged = inputs["staged"]
-        counts = rec.staged_records(table.sparkSession, [spark_uri(u) for u in staged.uris],
-                                    CSV_HEADERS.get(dataset.name))
+        counts = rec.staged_records(table.sparkSession, [spark_uri(u) for u in staged.uris], dataset.name)
         reported = _reported(context, dataset) if context is not None else None
         outcome = rec.reconcile_cleanse(dataset, counts, rows_stored, rec.quarantined_by_file(inputs["quarantine"]),
                                         reported)

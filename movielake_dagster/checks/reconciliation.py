@@ -9,6 +9,9 @@ has exactly its rows.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from pathlib import PurePosixPath
 
 from pyspark.sql import DataFrame
@@ -16,6 +19,7 @@ from pyspark.sql import functions as F
 
 from movielake_dagster.checks.rules import ERROR, Outcome
 from movielake_dagster.datasets import MOVIES, RATINGS, USERS, Dataset
+from movielake_dagster.transforms import layouts
 
 DESCRIPTION = "input records = cleansed + quarantined, exactly, per source file (staged lines counted independently)"
 
@@ -24,17 +28,62 @@ def _name(uri: str) -> str:
     return PurePosixPath(uri).name
 
 
-def staged_records(spark, uris: list[str], header_prefix: str | None) -> dict[str, int]:
-    """Records per staged file: its lines, less the header line of a CSV file. One scan of the files."""
+def staged_records(spark, uris: list[str], dataset: str) -> dict[str, int]:
+    """Records per staged file, counted apart from the cleansing step's reader.
+
+    One Spark scan counts each file's lines, its whitespace-only lines, its lines with a quote, and
+    finds its first non-blank line. A file of one record per line holds its non-blank lines less a
+    header line; a CSV file with quotes is counted record by record with Python's ``csv``, a JSON
+    document by loading it whole with ``json`` (element by element only when it does not load).
+    """
     counts = {_name(u): 0 for u in uris}
     if not uris:
         return counts
-    lines = spark.read.text(list(uris)).select(F.col("_metadata.file_path").alias("file"), "value")
-    header = F.col("value").startswith(header_prefix) if header_prefix else F.lit(False)
-    for row in lines.groupBy("file").agg(F.count(F.lit(1)).alias("lines"), F.count_if(header).alias("headers")).collect():
-        is_csv = row["file"].endswith(".csv")
-        counts[_name(row["file"])] = row["lines"] - (row["headers"] if is_csv else 0)
+    documents = []
+    for row in _line_stats(spark, uris):
+        name = _name(row["file"])
+        layout = layouts.layout_of(name)
+        first = (row["first"] or "").lstrip("\ufeff")
+        if (layout == layouts.CSV and row["quoted"]) or (layout == layouts.JSON and layouts.json_starts_document(first)):
+            documents.append((row["file"], layout))
+            continue
+        header = layouts.header_for(dataset, name)
+        counts[name] = row["lines"] - row["blank"] - int(layouts.is_header(layouts.split_line(first, layout), header))
+    if documents:
+        contents = spark.read.format("binaryFile").load([f for f, _ in documents]).select("path", "content").collect()
+        for row in contents:
+            name = _name(row["path"])
+            counts[name] = _count_document(bytes(row["content"]), layouts.layout_of(name),
+                                           layouts.header_for(dataset, name))
     return counts
+
+
+def _line_stats(spark, uris: list[str]) -> list:
+    """Per file: lines, whitespace-only lines, lines with a quote, the first non-blank line."""
+    lines = spark.read.text(list(uris)).select(F.col("_metadata.file_path").alias("file"), "value",
+                                               F.monotonically_increasing_id().alias("_rid"))
+    blank = F.col("value").rlike(r"^\s*$")
+    return lines.groupBy("file").agg(
+        F.count(F.lit(1)).alias("lines"), F.count_if(blank).alias("blank"),
+        F.count_if(F.col("value").contains('"')).alias("quoted"),
+        F.min_by("value", F.when(~blank, F.col("_rid"))).alias("first"),
+    ).collect()
+
+
+def _count_document(content: bytes, layout: str, header: tuple[str, ...] | None) -> int:
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        text = content.decode("latin-1")
+    text = text.lstrip("\ufeff")
+    if layout == layouts.CSV:
+        rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r and not (len(r) == 1 and not r[0].strip())]
+        return len(rows) - int(bool(rows) and layouts.is_header(rows[0], header))
+    try:
+        value = json.loads(text)
+        return len(value) if isinstance(value, list) else 1
+    except ValueError:
+        return len(layouts.parse_json_document(text).records)
 
 
 def quarantined_by_file(quarantine: DataFrame) -> dict[str, dict[str, int]]:

@@ -7,7 +7,7 @@ one replaces it. Only the fact partitions whose content changed are rewritten. P
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from movielake_dagster.transforms.raw_lines import DETAIL, RAW, REASON, RID, SOURCE_FILE
@@ -68,7 +68,7 @@ def superseded(existing: DataFrame | None, batch: DataFrame) -> DataFrame | None
     return existing.join(F.broadcast(incoming), KEYS).where(~same).select(*existing.columns)
 
 
-def mark_lines_with_keys(lines: DataFrame, rows: DataFrame, separator: str) -> DataFrame:
+def mark_lines_with_keys(lines: DataFrame, rows: DataFrame) -> DataFrame:
     """``lines`` (raw, as read) with ``_has_key``: whether the line's first two fields are the
     (user, movie) of one of ``rows``.
 
@@ -76,13 +76,19 @@ def mark_lines_with_keys(lines: DataFrame, rows: DataFrame, separator: str) -> D
     dropped, so that the same pass can profile the files (line counts, encoding) and keep only the
     few matching lines (``raw_lines.profile_partitions(keep=...)``). ``substring_index`` rather than
     a (regular expression) ``split``: 5.4 s instead of 17 s over 10M lines (docs/performance.md).
-    The key digits are ASCII, so the undecoded bytes give the same keys as the decoded text.
+    The fields end at ``::`` in ``.dat`` files and at ``,`` in CSV files. The key digits are ASCII,
+    so the undecoded bytes give the same keys as the decoded text.
     """
     raw = F.col(RAW)
-    first, second = F.substring_index(raw, separator, 1), F.substring_index(raw, separator, 2)
+    is_csv = F.lower(F.col(SOURCE_FILE)).endswith(".csv")
+
+    def field(separator: str, index: int) -> Column:
+        upto = F.substring_index(raw, separator, index)
+        return upto if index == 1 else F.substring_index(upto, separator, -1)
+
     keyed = lines.withColumns({
-        "_user": F.trim(first).try_cast("int"),
-        "_movie": F.trim(F.substring_index(second, separator, -1)).try_cast("int"),
+        "_user": F.trim(F.when(is_csv, field(",", 1)).otherwise(field("::", 1))).try_cast("int"),
+        "_movie": F.trim(F.when(is_csv, field(",", 2)).otherwise(field("::", 2))).try_cast("int"),
     })
     wanted = rows.select(F.col("user_id").alias("_user"), F.col("movie_id").alias("_movie")).distinct()
     return (

@@ -9,16 +9,14 @@ from movielake_dagster.transforms.records import reject_repeated_keys
 from movielake_dagster.transforms.raw_lines import (
     DETAIL,
     REASON,
-    TEXT,
-    csv_fields,
+    record_fields,
     reject_when,
-    split_fields,
     try_int,
 )
 
 NO_GENRES = "(no genres listed)"
 # The last "(YYYY)" of the title, optionally followed only by markers such as "(V)".
-TITLE_YEAR = r"^(.*)\((\d{4})\)((?:\s*\([^()]*\))*)\s*$"
+TITLE_YEAR = r"(?s)^(.*)\((\d{4})\)((?:\s*\([^()]*\))*)\s*$"
 MIN_YEAR = 1870
 
 
@@ -44,20 +42,18 @@ def parse_genres(genres: Column) -> Column:
     )
 
 
-def classify_movies(lines: DataFrame, file_format: str, max_year: int) -> DataFrame:
-    """Typed movie columns plus ``_reason``/``_detail`` for rejected lines.
+def classify_movies(records: DataFrame, max_year: int) -> DataFrame:
+    """Typed movie columns plus ``_reason``/``_detail`` for rejected records.
 
-    ``lines`` has ``text`` (decoded), ``_reason``, ``_detail``, ``_rid`` and ``source_file``.
+    ``records`` (``transforms/raw_input.py``) has ``text`` (decoded), ``_fields`` (CSV records: their
+    RFC 4180 fields; NULL for ``::`` lines), ``_reason``, ``_detail``, ``_rid`` and ``source_file``.
     Rules, first failure wins: malformed, null_key, bad_type, out_of_range (year), duplicate id
-    (the first line keeps the id).
+    (the first record keeps the id).
     """
-    if file_format == "csv":
-        fields, malformed = csv_fields(F.col(TEXT), 3)
-    else:
-        fields, malformed = split_fields(F.col(TEXT), "::", 3)
+    fields, malformed = record_fields("::", 3)
     raw_id, raw_title, raw_genres = F.get(fields, 0), F.get(fields, 1), F.get(fields, 2)
     title, year = split_title(F.trim(raw_title))
-    typed = lines.select(
+    typed = records.select(
         "*",
         try_int(raw_id).alias("movie_id"),
         title.alias("title"),

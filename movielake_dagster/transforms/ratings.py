@@ -10,11 +10,9 @@ from movielake_dagster.transforms.raw_lines import (
     DETAIL,
     REASON,
     RID,
-    TEXT,
-    csv_fields,
     raw_text_for_quarantine,
+    record_fields,
     reject_when,
-    split_fields,
     try_double,
     try_int,
 )
@@ -25,17 +23,15 @@ def _empty(column: str):
     return F.col(column).isNull() | (F.col(column) == "")
 
 
-def classify_ratings(lines: DataFrame, file_format: str, now_epoch: int) -> DataFrame:
+def classify_ratings(lines: DataFrame, now_epoch: int) -> DataFrame:
     """Typed rating columns plus ``_reason``/``_detail``; the syntactic and range rules.
 
+    ``lines``: records as ``transforms/raw_input.py`` reads them (``::`` lines or CSV fields).
     First failure wins: malformed, null_key, bad_type, out_of_range (rating not in 0.5..5.0 in
     half steps, timestamp negative or after ``now_epoch``). References and duplicates are
     checked by :func:`resolve_ratings`.
     """
-    if file_format == "csv":
-        fields, malformed = csv_fields(F.col(TEXT), 4)
-    else:
-        fields, malformed = split_fields(F.col(TEXT), "::", 4)
+    fields, malformed = record_fields("::", 4)
     typed = lines.select(
         "*",
         malformed.alias("_malformed"),

@@ -24,17 +24,28 @@ DETAIL = "_detail"
 SOURCE_FILE = "source_file"
 LINE_NUMBER = "line_number"
 KEPT = "_kept"
+FIELDS = "_fields"  # a record's fields when its reader split them (CSV); NULL for '::' lines
+BOM = "\ufeff"  # a UTF-8 byte-order mark opens the first line of some exported files
 REGEX_SPECIAL = set(".$|()[]{}^?*+\\")  # characters a regular expression gives a meaning
 
 
 @dataclass(frozen=True)
 class FileProfile:
-    """What one pass over a raw file tells: line count and encoding."""
+    """What one pass over a raw file tells: line counts, encoding, and its first non-blank line."""
 
     source_file: str
     lines: int
     encoding: str  # "UTF-8" or "ISO-8859-1"
     invalid_utf8_lines: int
+    blank_lines: int = 0  # whitespace-only lines: not records
+    quoted_lines: int = 0  # lines holding a '"': a CSV file with any is parsed as RFC 4180 records
+    first_line: bytes | None = None  # the first non-blank line, undecoded (header and layout decisions)
+    first_line_rid: int | None = None  # its row id
+
+    def decode(self, raw: bytes) -> str:
+        """Bytes of this file as text, in its encoding; undecodable bytes become lone surrogates
+        (``surrogateescape``), so that nothing is lost and such text can be recognised."""
+        return raw.decode("latin-1" if self.encoding == "ISO-8859-1" else "utf-8", errors="surrogateescape")
 
 
 def read_lines(spark: SparkSession, uris: list[str]) -> DataFrame:
@@ -51,19 +62,30 @@ def _is_multibyte_utf8(raw: Column) -> Column:
     return F.is_valid_utf8(raw) & (F.octet_length(raw) > F.char_length(raw))
 
 
+def is_blank_line(raw: Column) -> Column:
+    """Whitespace only (spaces, tabs, a stray CR, form feeds) or empty: not a record."""
+    return F.length(F.btrim(raw, F.lit(" \t\r\f\u000b"))) == 0
+
+
 def profile_partitions(lines: DataFrame, keep: Column | None = None) -> DataFrame:
     """One small row per (file, Spark partition): line count, first row id, encoding evidence.
 
     One cheap aggregation gives everything that needs a whole pass: input counts for the
-    reconciliation, line-number offsets and the encoding of each file. With ``keep``, each row also
+    reconciliation (lines, blank lines), line-number offsets, the encoding of each file, and the
+    first non-blank line with whether any line holds a quote (the layout decisions). With ``keep``, each row also
     holds the (row id, raw bytes) of its lines for which ``keep`` is true (``_kept``): the few lines
     a caller is looking for come out of the same pass (see :func:`kept_lines`).
     """
+    blank = is_blank_line(F.col(RAW))
     measures = [
         F.count(F.lit(1)).alias("lines"),
         F.min(RID).alias("first_rid"),
         F.sum((~F.is_valid_utf8(RAW)).cast("long")).alias("invalid_utf8"),
         F.sum(_is_multibyte_utf8(F.col(RAW)).cast("long")).alias("multibyte_utf8"),
+        F.count_if(blank).alias("blank"),
+        F.count_if(F.col(RAW).contains('"')).alias("quoted"),
+        F.min(F.when(~blank, F.col(RID))).alias("first_text_rid"),
+        F.min_by(F.col(RAW).cast("binary"), F.when(~blank, F.col(RID))).alias("first_text"),
     ]
     if keep is not None:  # bytes, not text: an undecodable line must reach decode_lines unchanged
         measures.append(F.collect_list(F.when(keep, F.struct(RID, F.col(RAW).cast("binary").alias(RAW)))).alias(KEPT))
@@ -78,16 +100,23 @@ def kept_lines(spark: SparkSession, partition_rows: list) -> DataFrame:
 
 
 def file_profiles(partition_rows: list) -> list[FileProfile]:
-    """Per-file totals and encoding from the collected rows of :func:`profile_partitions`."""
+    """Per-file totals, encoding and first non-blank line from the rows of :func:`profile_partitions`."""
     totals: dict[str, list[int]] = {}
+    first: dict[str, tuple[int, bytes]] = {}
     for row in partition_rows:
-        t = totals.setdefault(row[SOURCE_FILE], [0, 0, 0])
+        t = totals.setdefault(row[SOURCE_FILE], [0, 0, 0, 0, 0])
         t[0] += row["lines"]
         t[1] += row["invalid_utf8"]
         t[2] += row["multibyte_utf8"]
+        t[3] += row["blank"]
+        t[4] += row["quoted"]
+        rid = row["first_text_rid"]
+        if rid is not None and (row[SOURCE_FILE] not in first or rid < first[row[SOURCE_FILE]][0]):
+            first[row[SOURCE_FILE]] = (rid, bytes(row["first_text"]))
     return [
-        FileProfile(source_file, lines, choose_encoding(invalid, multibyte), invalid)
-        for source_file, (lines, invalid, multibyte) in sorted(totals.items())
+        FileProfile(source_file, lines, choose_encoding(invalid, multibyte), invalid, blank, quoted,
+                    first.get(source_file, (None, None))[1], first.get(source_file, (None, None))[0])
+        for source_file, (lines, invalid, multibyte, blank, quoted) in sorted(totals.items())
     ]
 
 
@@ -131,6 +160,7 @@ def decode_lines(lines: DataFrame, profiles: list[FileProfile]) -> DataFrame:
     is_latin1 = F.col(SOURCE_FILE).isin(latin1_files) if latin1_files else F.lit(False)
     valid_utf8 = F.is_valid_utf8(RAW)
     text = F.when(is_latin1, F.decode(F.col(RAW).cast("binary"), "ISO-8859-1")).when(valid_utf8, F.col(RAW))
+    text = F.when(text.startswith(BOM), F.substring(text, 2, 1 << 30)).otherwise(text)  # a byte-order mark is not text
     return lines.withColumn(TEXT, text).withColumns({  # all three from the row's TEXT
         REASON: F.when(F.col(TEXT).isNull(), F.lit("encoding")),
         DETAIL: F.when(F.col(TEXT).isNull(), F.lit("bytes are not valid UTF-8 in a UTF-8 file")),
@@ -177,13 +207,12 @@ def split_fields(text: Column, separator: str, expected: int) -> tuple[Column, C
     return fields, F.size(fields) != expected
 
 
-def csv_fields(text: Column, expected: int) -> tuple[Column, Column]:
-    """(fields array, is_malformed) for a CSV line with quoted fields (MovieLens 'latest' layout)."""
-    schema = ", ".join(f"c{i} string" for i in range(expected + 1))
-    parsed = F.from_csv(text, schema, {"mode": "PERMISSIVE"})
-    fields = F.array(*[parsed[f"c{i}"] for i in range(expected)])
-    malformed = parsed[f"c{expected - 1}"].isNull() | parsed[f"c{expected}"].isNotNull()
-    return fields, malformed
+def record_fields(separator: str, expected: int) -> tuple[Column, Column]:
+    """(fields array, is_malformed) of every record: the fields its reader already split (CSV,
+    ``_fields``), else the ``separator``-split text (``::`` lines, see :func:`split_fields`)."""
+    split, _ = split_fields(F.col(TEXT), separator, expected)
+    fields = F.coalesce(F.col(FIELDS), split)
+    return fields, F.size(fields) != expected
 
 
 def try_int(value: Column) -> Column:

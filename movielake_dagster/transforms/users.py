@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from movielake_dagster.transforms.raw_lines import DETAIL, REASON, TEXT, reject_when, split_fields, try_int
+from movielake_dagster.transforms.raw_lines import DETAIL, REASON, TEXT, record_fields, reject_when, try_int
 from movielake_dagster.transforms.records import reject_repeated_keys
 
 MASTERDATA_SCHEMA = "user_id string, firts_name string, first_name string, last_name string, _corrupt string"
@@ -26,7 +26,10 @@ def _blank(column: str):
 
 
 def classify_masterdata(lines: DataFrame) -> DataFrame:
-    """JSON lines -> user_id, first_name, last_name plus ``_reason``/``_detail``.
+    """JSON records -> user_id, first_name, last_name plus ``_reason``/``_detail``.
+
+    A record is one JSON value, from JSON lines or from a JSON document (an array, pretty-printed
+    or not; ``transforms/layouts.py``): its text may span lines, which ``from_json`` reads alike.
 
     Accepts ``firts_name`` (as the master-data system spells it) or ``first_name``. Rules, first
     failure wins: malformed (not a JSON object), null_key, bad_type; then per user_id the first
@@ -54,7 +57,7 @@ def classify_masterdata(lines: DataFrame) -> DataFrame:
 
 def classify_ml1m_users(lines: DataFrame) -> DataFrame:
     """MovieLens 1M ``users.dat`` (``user_id::gender::age::occupation::zip``) with reasons."""
-    fields, malformed = split_fields(F.col(TEXT), "::", 5)
+    fields, malformed = record_fields("::", 5)
     age_map = F.create_map(*[x for code, label in AGE_GROUPS.items() for x in (F.lit(code), F.lit(label))])
     occupation_list = F.array(*[F.lit(o) for o in OCCUPATIONS])
     typed = lines.select(
