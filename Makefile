@@ -3,9 +3,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-HADOOP_VERSION := 3.5.0
+CONNECTORS := spark4.1-iceberg1.12.0
 UV_VERSION := 0.13.9
-MOVIELAKE_JARS_DIR ?= $(HOME)/.cache/movielake/jars/hadoop-aws-$(HADOOP_VERSION)
+MOVIELAKE_JARS_DIR ?= $(HOME)/.cache/movielake/jars/$(CONNECTORS)
 export MOVIELAKE_JARS_DIR
 
 .PHONY: setup run test test-fast dev clean lock
@@ -24,12 +24,13 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 lock: $(BIN)/.installed
 	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --universal -o requirements.lock
 
-# S3A connector jars from Maven Central, cached outside the clone (a rerun downloads nothing).
+# Spark's connector jars (Iceberg, S3, the SQLite catalog) from Maven Central, cached outside the
+# clone (a rerun downloads nothing).
 $(MOVIELAKE_JARS_DIR)/.complete: connectors/pom.xml
 	mkdir -p $(MOVIELAKE_JARS_DIR)
 	mvn --batch-mode --quiet -f connectors/pom.xml dependency:copy-dependencies \
 	    -DincludeScope=runtime -DoutputDirectory=$(MOVIELAKE_JARS_DIR) \
-	    -DexcludeGroupIds=io.netty,org.slf4j,commons-logging,commons-codec,org.apache.httpcomponents
+	    -DexcludeGroupIds=io.netty,org.slf4j,commons-logging,commons-codec,org.apache.httpcomponents,org.scala-lang,org.scala-lang.modules
 	touch $@
 
 run: setup

@@ -31,6 +31,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from movielake_dagster.generate import GeneratorSpec, GenerationReport, generate_dataset
+from movielake_dagster.io_managers.iceberg import table_name
 
 ML10M = GeneratorSpec()
 BENCH_BAD_RECORD_RATE = 0.0001
@@ -358,7 +359,7 @@ def run_bench(ratings: int = ML10M.ratings, work_dir: Path | None = None, baseli
             phases["full_build"] = build
             failed = failed_error_checks(result)
             log(f"full build: {build.seconds:.1f} s, success={result.success}, failed ERROR checks: {failed or 'none'}")
-            counts = {d.name: session.read.parquet(str(lake / d.layer / d.key)).count() for d in (MOVIES, RATINGS, USERS)}
+            counts = {d.name: session.table(table_name(d)).count() for d in (MOVIES, RATINGS, USERS)}
             counts_match = counts == report.expected_clean
 
             if incremental:

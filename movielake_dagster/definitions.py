@@ -15,7 +15,7 @@ from movielake_dagster.assets.staging import staging_assets
 from movielake_dagster.catalog.resource import CatalogResource
 from movielake_dagster.catalog.sensor import crawl_catalog_job, crawl_sensor
 from movielake_dagster.checks import build_checks
-from movielake_dagster.io_managers import RawFilesIOManager, SparkParquetIOManager
+from movielake_dagster.io_managers import IcebergIOManager, RawFilesIOManager
 from movielake_dagster.resources import LakeResource, SparkResource
 from movielake_dagster.schedules import (
     WHOLE_LAKE,
@@ -53,8 +53,11 @@ def build_resources(settings: Settings) -> dict:
     lake = LakeResource(
         url=settings.lake, landing=settings.landing, s3_endpoint=settings.s3_endpoint, s3_region=settings.region
     )
+    catalog = CatalogResource(lake=lake, backend=settings.catalog, path=settings.catalog_path,
+                              glue_endpoint=settings.glue_endpoint, region=settings.region)
     spark = SparkResource(
         lake=lake,
+        catalog=catalog,
         master=settings.spark_master,
         remote=settings.spark_remote,
         driver_memory=settings.spark_driver_memory,
@@ -65,10 +68,9 @@ def build_resources(settings: Settings) -> dict:
     return {
         "lake": lake,
         "spark": spark,
-        "parquet_io_manager": SparkParquetIOManager(spark=spark, lake=lake),
+        "iceberg_io_manager": IcebergIOManager(spark=spark),
         "raw_files_io_manager": RawFilesIOManager(lake=lake),
-        "catalog": CatalogResource(lake=lake, backend=settings.catalog, path=settings.catalog_path,
-                                   glue_endpoint=settings.glue_endpoint, region=settings.region),
+        "catalog": catalog,
     }
 
 

@@ -142,19 +142,6 @@ class ObjectStore:
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             yield _local_info(path)
 
-    def list_prefix(self, prefix_uri: str) -> Iterator[FileInfo]:
-        """Every file whose path starts with ``prefix_uri`` (not only a folder: ``.../.name.__``)."""
-        if prefix_uri.startswith("s3://"):
-            yield from self._list_s3(*_split_s3(prefix_uri))
-            return
-        parent, _, start = prefix_uri.rpartition("/")
-        if not Path(parent or "/").is_dir():
-            return
-        for entry in sorted(Path(parent or "/").iterdir()):
-            if not entry.name.startswith(start):
-                continue
-            yield from (self.list_files(str(entry)) if entry.is_dir() else [_local_info(entry)])
-
     def _list_s3(self, bucket: str, key_prefix: str) -> Iterator[FileInfo]:
         with s3_errors(self.endpoint_url, bucket):
             for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix):
@@ -210,37 +197,6 @@ class ObjectStore:
                 for chunk in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(chunk)
         return digest.hexdigest()
-
-    def replace_tree(self, new_uri: str, final_uri: str) -> None:
-        """Publish the folder ``new_uri`` as ``final_uri``, replacing what was there.
-
-        Locally this is two directory renames, so readers see the old or the new version, never a
-        mix. S3 has no rename: objects are copied under the final prefix, then the old ones that
-        were not overwritten are deleted; readers may briefly see both (see the README).
-        """
-        if not final_uri.startswith("s3://"):
-            final, new = Path(final_uri), Path(new_uri)
-            old = final.with_name(f".{final.name}.__old")
-            shutil.rmtree(old, ignore_errors=True)
-            if final.exists():
-                final.rename(old)
-            new.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-            return
-        bucket, final_prefix = _split_s3(final_uri)
-        _, new_prefix = _split_s3(new_uri)
-        old_keys = {_split_s3(f.uri)[1] for f in self.list_files(final_uri)}
-        new_keys = [_split_s3(f.uri)[1] for f in self.list_files(new_uri)]
-        with s3_errors(self.endpoint_url, bucket):
-            written = set()
-            for key in new_keys:
-                target = final_prefix.rstrip("/") + "/" + key[len(new_prefix.rstrip("/")) + 1:]
-                self.s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": key})
-                written.add(target)
-            stale = [{"Key": k} for k in sorted(old_keys - written)]
-            for start in range(0, len(stale), 1000):
-                self.s3.delete_objects(Bucket=bucket, Delete={"Objects": stale[start:start + 1000]})
-        self.delete_tree(new_uri)
 
     def delete_file(self, uri: str) -> None:
         if uri.startswith("s3://"):

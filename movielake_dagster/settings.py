@@ -17,8 +17,8 @@ from typing import Mapping
 from movielake_dagster.errors import ConfigurationError
 
 SAMPLE_DATA_DIR = Path(__file__).parent / "sample_data"
-HADOOP_VERSION = "3.5.0"  # the Hadoop inside pyspark 4.3.0; connectors/pom.xml matches it
-DEFAULT_JARS_DIR = Path.home() / ".cache" / "movielake" / "jars" / f"hadoop-aws-{HADOOP_VERSION}"
+CONNECTORS = "spark4.1-iceberg1.12.0"  # the jar set of connectors/pom.xml (the Makefile's CONNECTORS)
+DEFAULT_JARS_DIR = Path.home() / ".cache" / "movielake" / "jars" / CONNECTORS
 
 
 def _env_name(field_name: str) -> str:

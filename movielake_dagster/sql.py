@@ -1,15 +1,15 @@
-"""SQL over the lake through the catalog's table names, on an embedded DuckDB.
+"""SQL over the lake through the catalogs' table names, on an embedded DuckDB.
 
-Every table the catalog holds becomes a view named as in the catalog (``access.fct_rating``,
-``cleanse.quarantine_ratings``, ``staging.ratings``), reading the files at the table's location;
-the ``access`` schema is the default, so ``SELECT * FROM fct_rating`` works too. The same SQL runs on
-Athena against the Glue catalog (see the README).
+Every table becomes a view named as in the catalog (``access.fct_rating``, ``cleanse.quarantine_ratings``,
+``staging.ratings``); the ``access`` schema is the default, so ``SELECT * FROM fct_rating`` works too.
+The same SQL runs on Athena against the Glue catalog (see the README).
 
-Where the lake is on S3, Parquet is read through pyarrow's S3 file system (registered with DuckDB
-as Arrow datasets, with projection and filter push-down) rather than DuckDB's ``httpfs``
-extension: DuckDB downloads extensions at run time, and the only pip-installable ``httpfs`` is
-built for an older DuckDB than the one the project uses. Raw staging files on S3 are therefore not
-mapped (query them with Athena); locally they are read with DuckDB's CSV and JSON readers.
+The cleanse and access tables are Iceberg tables, read through pyiceberg: a table's snapshot becomes
+an Arrow dataset of its data files (registered with DuckDB, which pushes projections and filters into
+the scan, so unused columns and other partitions' files are skipped), with pyiceberg applying any
+delete files. DuckDB's own ``iceberg`` and ``httpfs`` extensions are downloaded at run time, which
+this setup avoids. Raw staging files on S3 are not mapped (query them with Athena); locally they are
+read with DuckDB's CSV and JSON readers.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from functools import cached_property
 import duckdb
 
 from movielake_dagster.catalog import Catalog, CatalogTable, LakeFiles
+from movielake_dagster.catalog.iceberg import ICEBERG_LAYERS, IcebergCatalog, arrow_dataset, snapshot_as_of
 from movielake_dagster.errors import MovielakeError
 from movielake_dagster.lake import LAYERS
 
@@ -51,58 +52,144 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-class SqlEngine:
-    """A DuckDB connection with one view per catalog table; build once, query many times."""
+@dataclass(frozen=True)
+class TimeTravel:
+    """Which snapshot of each Iceberg table a query reads (default: each table's current one).
 
-    def __init__(self, catalog: Catalog, files: LakeFiles, layers: tuple[str, ...] = LAYERS):
+    ``as_of``: the snapshots that were current then; ``snapshot``: one table's snapshot, the others as
+    of its commit time; ``branch``: each table's snapshot on that branch (a run's write-audit-publish
+    branch), or its current one where the branch does not exist."""
+
+    as_of: datetime | None = None
+    snapshot: int | None = None
+    branch: str = ""
+
+    @classmethod
+    def parse(cls, as_of: str | None = None, branch: str | None = None) -> "TimeTravel":
+        """``--as-of`` is a snapshot id (digits) or an ISO timestamp (UTC unless it says otherwise)."""
+        if as_of and as_of.strip().isdigit():
+            return cls(snapshot=int(as_of.strip()), branch=branch or "")
+        if as_of:
+            try:
+                moment = datetime.fromisoformat(as_of.strip().replace("Z", "+00:00"))
+            except ValueError:
+                raise QueryError(f"--as-of {as_of!r} is neither a snapshot id nor a timestamp",
+                                 "give a snapshot id from `movielake history` or a time like 2026-11-30T08:00:00") \
+                    from None
+            return cls(as_of=moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc), branch=branch or "")
+        return cls(branch=branch or "")
+
+
+class SqlEngine:
+    """A DuckDB connection over the lake's tables, named as in the catalogs; build once, query many times.
+
+    The cleanse and access tables are Iceberg tables: each is read through pyiceberg as an Arrow
+    dataset of one snapshot (the current one, or the one ``travel`` picks), registered only when a
+    query names it. The staging tables are the crawler's registrations of the raw files. A table that
+    cannot be read fails only the queries that name it, in one line.
+    """
+
+    def __init__(self, catalog: Catalog, files: LakeFiles, iceberg: IcebergCatalog, layers: tuple[str, ...] = LAYERS,
+                 travel: TimeTravel | None = None):
         self.catalog = catalog
         self.files = files
+        self.iceberg = iceberg
         self.layers = layers
+        self.travel = travel or TimeTravel()
         self.skipped: list[str] = []  # tables that could not be mapped, with the reason
         self.broken: dict[str, str] = {}  # qualified name -> why it cannot be read (queries on it fail, others work)
+        self.read_snapshots: dict[str, int | None] = {}  # qualified name -> the snapshot a query read
+        self._registered: set[str] = set()
 
     @cached_property
-    def tables(self) -> list[CatalogTable]:
-        return [t for layer in self.layers for t in self.catalog.list_tables(layer)]
+    def raw_tables(self) -> list[CatalogTable]:
+        return [t for layer in self.layers if layer not in ICEBERG_LAYERS for t in self.catalog.list_tables(layer)]
+
+    @cached_property
+    def iceberg_tables(self) -> list[tuple[str, str]]:
+        return self.iceberg.tables(tuple(layer for layer in self.layers if layer in ICEBERG_LAYERS))
 
     @cached_property
     def connection(self):
-
         connection = duckdb.connect(":memory:")
         connection.execute("SET TimeZone = 'UTC'")
-        if not any(t.database == DEFAULT_SCHEMA for t in self.tables):
-            raise QueryError(f"the {self.catalog.describe()} has no {DEFAULT_SCHEMA} tables",
-                             "build the lake and crawl it: `movielake run`, or `movielake crawl` after a build")
-        for database in sorted({t.database for t in self.tables}):
-            connection.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(database)}")
-        for table in self.tables:
-            try:  # one table that cannot be read must not take the others down
-                source = self._source(connection, table)
-                if source is None:
-                    continue
-                connection.execute(
-                    f"CREATE VIEW {_ident(table.database)}.{_ident(table.name)} AS SELECT * FROM {source}")
-            except (duckdb.Error, OSError, ValueError) as error:
-                self.broken[table.qualified_name] = _first_line(error)
+        if not any(layer == DEFAULT_SCHEMA for layer, _ in self.iceberg_tables):
+            raise QueryError(f"the {self.iceberg.describe()} has no {DEFAULT_SCHEMA} tables",
+                             "build the lake first: `movielake run`")
+        for layer in self.layers:
+            connection.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(layer)}")
         connection.execute(f"USE {_ident(DEFAULT_SCHEMA)}")
         return connection
+
+    def _register(self, names: set[str]) -> None:
+        """Create the views of the tables named ``names`` (bare names), once each."""
+        connection = self.connection
+        for layer, name in self.iceberg_tables:
+            qualified = f"{layer}.{name}"
+            if name in names and qualified not in self._registered:
+                self._registered.add(qualified)
+                try:
+                    source = self._iceberg_source(connection, layer, name)
+                    connection.execute(f"CREATE VIEW {_ident(layer)}.{_ident(name)} AS SELECT * FROM {source}")
+                except (duckdb.Error, OSError, ValueError, MovielakeError) as error:
+                    self.broken[qualified] = _first_line(error)
+        for table in self.raw_tables:
+            if table.name in names and table.qualified_name not in self._registered:
+                self._registered.add(table.qualified_name)
+                try:  # one table that cannot be read must not take the others down
+                    source = self._source(connection, table)
+                    if source is not None:
+                        connection.execute(
+                            f"CREATE VIEW {_ident(table.database)}.{_ident(table.name)} AS SELECT * FROM {source}")
+                except (duckdb.Error, OSError, ValueError) as error:
+                    self.broken[table.qualified_name] = _first_line(error)
+
+    def _iceberg_source(self, connection, layer: str, name: str) -> str:
+        table = self.iceberg.table(layer, name)
+        if table is None:
+            raise QueryError(f"{layer}.{name} is no longer in the catalog", "re-run the query")
+        snapshot_id = self._snapshot_for(layer, name, table)
+        self.read_snapshots[f"{layer}.{name}"] = snapshot_id
+        if snapshot_id is None and self.travel != TimeTravel():
+            dataset = arrow_dataset(table, None, self.files.arrow_s3 if self.iceberg.on_s3 else None, empty=True)
+        else:
+            dataset = arrow_dataset(table, snapshot_id, self.files.arrow_s3 if self.iceberg.on_s3 else None)
+        handle = f"__iceberg_{layer}_{name}"
+        connection.register(handle, dataset)
+        return _ident(handle)
+
+    @cached_property
+    def _travel_moment(self) -> datetime | None:
+        """The moment every table is read as of (``as_of``, or the commit time of ``snapshot``)."""
+        if self.travel.as_of is not None:
+            return self.travel.as_of
+        if self.travel.snapshot is None:
+            return None
+        for layer, name in self.iceberg_tables:
+            table = self.iceberg.table(layer, name)
+            snapshot = table.snapshot_by_id(self.travel.snapshot) if table is not None else None
+            if snapshot is not None:
+                return datetime.fromtimestamp(snapshot.timestamp_ms / 1000, tz=timezone.utc)
+        raise QueryError(f"no table of the lake has a snapshot {self.travel.snapshot}",
+                         "pick one from `movielake history TABLE`")
+
+    def _snapshot_for(self, layer: str, name: str, table) -> int | None:
+        """The snapshot of ``table`` the query reads: None means its current one."""
+        if self.travel.branch:
+            ref = table.metadata.refs.get(self.travel.branch)
+            if ref is not None:
+                return ref.snapshot_id
+        if self.travel.snapshot is not None and table.snapshot_by_id(self.travel.snapshot) is not None:
+            return self.travel.snapshot
+        moment = self._travel_moment
+        if moment is None:
+            return table.metadata.current_snapshot_id if self.travel.branch else None
+        snapshot = snapshot_as_of(table, moment)
+        return snapshot.snapshot_id if snapshot is not None else None
 
     def _source(self, connection, table: CatalogTable) -> str | None:
         location = table.location.rstrip("/")
         on_s3 = location.startswith("s3://")
-        if table.classification == "parquet" and table.files == 0:
-            return self._empty(table)
-        if table.classification == "parquet":
-            if on_s3:
-                return self._register_arrow(connection, table, location)
-            depth = "/".join("*" for _ in table.partition_keys)
-            pattern = f"{location}/{depth + '/' if depth else ''}*.parquet"
-            options = ""
-            if table.partition_keys:
-                types = ", ".join(f"{_literal(k.name)}: {DUCKDB_TYPES.get(k.type, 'VARCHAR')}"
-                                  for k in table.partition_keys)
-                options = f", hive_partitioning = true, hive_types = {{{types}}}"
-            return f"read_parquet({_literal(pattern)}, union_by_name = true{options})"
         if on_s3:
             self.skipped.append(f"{table.qualified_name}: raw files on S3 (query them with Athena)")
             return None
@@ -124,37 +211,10 @@ class SqlEngine:
         self.skipped.append(f"{table.qualified_name}: {table.classification} files are not mapped")
         return None
 
-    @staticmethod
-    def _empty(table: CatalogTable) -> str:
-        """An empty dataset (Spark wrote only ``_SUCCESS``): no rows, the catalog's columns and types."""
-        def duckdb_type(hive: str) -> str:
-            if hive.startswith("array<") and hive.endswith(">"):
-                return duckdb_type(hive[6:-1]) + "[]"
-            return "TIMESTAMPTZ" if hive == "timestamp" else DUCKDB_TYPES.get(hive, "VARCHAR")
-
-        columns = ", ".join(f"CAST(NULL AS {duckdb_type(c.type)}) AS {_ident(c.name)}"
-                            for c in (*table.columns, *table.partition_keys))
-        return f"(SELECT {columns} WHERE false)"
-
-    def _register_arrow(self, connection, table: CatalogTable, location: str) -> str:
-        import pyarrow as pa
-        import pyarrow.dataset as ds
-
-        arrow_types = {"int": pa.int32(), "bigint": pa.int64(), "string": pa.string(), "smallint": pa.int16(),
-                       "tinyint": pa.int8(), "date": pa.date32(), "boolean": pa.bool_(), "double": pa.float64()}
-        filesystem, path = self.files.arrow_path(location)
-        partitioning = None
-        if table.partition_keys:
-            partitioning = ds.partitioning(
-                pa.schema([(k.name, arrow_types.get(k.type, pa.string())) for k in table.partition_keys]),
-                flavor="hive")
-        dataset = ds.dataset(path, filesystem=filesystem, format="parquet", partitioning=partitioning)
-        name = f"__arrow_{table.database}_{table.name}"
-        connection.register(name, dataset)
-        return _ident(name)
-
     def query(self, sql: str) -> QueryResult:
         connection = self.connection
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
+        self._register(words)
         start = time.perf_counter()
         try:
             cursor = connection.execute(sql)
@@ -166,13 +226,14 @@ class SqlEngine:
                     raise QueryError(f"the table {name} cannot be read ({reason})",
                                      f"rebuild it (`movielake run`) and re-crawl (`movielake crawl`); "
                                      f"the other tables can be queried") from None
+            crawl_hint = "" if self.raw_tables else " (staging's raw files appear after `movielake crawl`)"
             raise QueryError(f"the query failed: {first_line}",
-                             f"check the SQL; tables: {', '.join(self.table_names())}") from None
+                             f"check the SQL; tables: {', '.join(self.table_names())}{crawl_hint}") from None
         columns = [d[0] for d in cursor.description] if cursor.description else []
         return QueryResult(columns, [tuple(_plain(v) for v in row) for row in rows], time.perf_counter() - start)
 
     def table_names(self) -> list[str]:
-        return [t.qualified_name for t in self.tables]
+        return [f"{layer}.{name}" for layer, name in self.iceberg_tables] + [t.qualified_name for t in self.raw_tables]
 
     def close(self) -> None:
         if "connection" in self.__dict__:

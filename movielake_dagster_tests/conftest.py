@@ -62,3 +62,25 @@ def s3_server():
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+def table_rows(resources, dataset, snapshot_id: int | None = None) -> list[dict]:
+    """A lake table's rows as Python dicts, read with pyiceberg from the lake's own catalog (no Spark,
+    so independent of which lake the test run's shared Spark session was last pointed at)."""
+    table = resources["catalog"].iceberg().table(dataset.layer, dataset.name)
+    assert table is not None, f"{dataset.layer}.{dataset.name} does not exist"
+    return table.scan(snapshot_id=snapshot_id).to_arrow().to_pylist()
+
+
+def spark_table(resources, dataset):
+    """A lake table as a Spark DataFrame (its current snapshot), the session pointed at this lake first."""
+    from movielake_dagster.io_managers.iceberg import table_name
+
+    return resources["spark"].get_session().table(table_name(dataset))
+
+
+def lake_resources(lake_dir, **overrides) -> dict:
+    """The resources of a local lake (for reading its tables in tests)."""
+    from movielake_dagster.definitions import build_resources
+
+    return build_resources(Settings.from_env(lake=str(lake_dir), **overrides))

@@ -1,51 +1,54 @@
 """SQL through the catalog on the sample: the SPEC's questions against answers computed without it.
 
-The expected answers are plain Python over the Parquet files of the access layer as pyarrow reads
-them, not through the catalog, DuckDB or the questions' SQL.
+The expected answers are plain Python over the access layer's Iceberg tables as pyiceberg reads them,
+not through the crawler, DuckDB or the questions' SQL.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from datetime import timezone
 
-import pyarrow.parquet as pq
 import pytest
 
-from movielake_dagster.catalog import LakeFiles, build_crawler
-from movielake_dagster.catalog.local import LocalCatalog
+from movielake_dagster.catalog import LakeFiles
+from movielake_dagster.catalog.commands import crawl
 from movielake_dagster.cli import main
 from movielake_dagster.datasets import BRIDGE_MOVIE_GENRE, DIM_MOVIE, FCT_RATING
-from movielake_dagster.lake import LAYERS, LakeLocation, ObjectStore
+from movielake_dagster.lake import ObjectStore
 from movielake_dagster.questions import EXAMPLE_MOVIE_SQL, EXAMPLE_USER_SQL, QUESTIONS, render
+from movielake_dagster.settings import Settings
 from movielake_dagster.sql import QueryError, SqlEngine, is_read_only
+
+from .conftest import table_rows
 
 
 @pytest.fixture(scope="module")
-def lake_and_catalog(sample_lake, tmp_path_factory):
-    lake_dir = sample_lake[0]
-    catalog_path = tmp_path_factory.mktemp("sql-catalog") / "catalog.db"
-    crawler = build_crawler(LakeLocation.parse(str(lake_dir)), ObjectStore(), LocalCatalog(catalog_path))
-    for layer in LAYERS:
-        crawler.crawl(layer)
-    return lake_dir, catalog_path
+def lake_and_catalog(sample_lake):
+    """The sample lake, crawled (the staging files registered) in its own catalog."""
+    lake_dir, _, resources = sample_lake
+    crawl(Settings.from_env(lake=str(lake_dir)))
+    return lake_dir, resources
 
 
 @pytest.fixture(scope="module")
 def engine(lake_and_catalog):
-    engine = SqlEngine(LocalCatalog(lake_and_catalog[1]), LakeFiles(ObjectStore()))
+    resources = lake_and_catalog[1]
+    catalog = resources["catalog"]
+    engine = SqlEngine(catalog.catalog(), LakeFiles(ObjectStore()), catalog.iceberg())
     yield engine
     engine.close()
 
 
 @pytest.fixture(scope="module")
 def star(lake_and_catalog):
-    """The star schema as Python rows, read straight from the Parquet files."""
-    lake_dir = lake_and_catalog[0]
+    """The star schema as Python rows, read with pyiceberg."""
+    resources = lake_and_catalog[1]
 
     def rows(dataset):
-        return pq.read_table(lake_dir / "access" / dataset.key).to_pylist()
+        return table_rows(resources, dataset)
 
     facts = rows(FCT_RATING)
     for fact in facts:
@@ -121,9 +124,8 @@ def test_only_read_statements_are_accepted_by_the_command():
     assert not is_read_only("SELECT 1; COPY fct_rating TO 'x.csv'")
 
 
-def test_movielake_query_prints_a_readable_table(lake_and_catalog, monkeypatch, capsys):
-    lake_dir, catalog_path = lake_and_catalog
-    monkeypatch.setenv("MOVIELAKE_CATALOG_PATH", str(catalog_path))
+def test_movielake_query_prints_a_readable_table(lake_and_catalog, capsys):
+    lake_dir, _ = lake_and_catalog
     code = main(["query", "--lake", str(lake_dir),
                  "SELECT hour_of_day, COUNT(*) AS ratings FROM access.fct_rating GROUP BY 1 ORDER BY 2 DESC LIMIT 3"])
     out = capsys.readouterr().out
@@ -135,13 +137,36 @@ def test_movielake_query_prints_a_readable_table(lake_and_catalog, monkeypatch, 
     assert "read-only" in capsys.readouterr().err
 
 
-def test_movielake_crawl_then_query_on_a_fresh_catalog(sample_lake, tmp_path, monkeypatch, capsys):
-    lake_dir = sample_lake[0]
-    monkeypatch.setenv("MOVIELAKE_CATALOG_PATH", str(tmp_path / "catalog.db"))
-    assert main(["query", "--lake", str(lake_dir), "SELECT 1"]) == 2  # nothing crawled yet
+def test_an_empty_catalog_is_one_line_naming_the_fix(tmp_path, capsys):
+    assert main(["query", "--lake", str(tmp_path / "nothing"), "SELECT 1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "movielake run" in err
+
+
+def test_iceberg_tables_are_queryable_without_a_crawl_and_report_the_crawl_changes(sample_lake, tmp_path, capsys):
+    """The Iceberg catalog registers the cleanse and access tables as they are written; a crawl adds
+    the staging files and reports the Iceberg tables it sees for the first time."""
+    import shutil
+
+    from movielake_dagster.settings import SAMPLE_DATA_DIR
+
+    from .conftest import build_lake
+
+    lake_dir = tmp_path / "lake"
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "movies.dat").write_text("1::Heat (1995)::Action\n2::Up (2009)::Animation\n")
+    (raw / "ratings.dat").write_text("1::1::4::978300760\n1::2::5::978300761\n")
+    shutil.copyfile(SAMPLE_DATA_DIR / "users_masterdata.json", raw / "users_masterdata.json")
+    build_lake(raw, lake_dir)
+    assert main(["query", "--lake", str(lake_dir), "SELECT COUNT(*) AS n FROM dim_movie"]) == 0
+    assert re.search(r"\| 2 +\|", capsys.readouterr().out)
+    assert main(["query", "--lake", str(lake_dir), "SELECT COUNT(*) FROM staging.movies"]) == 2
     assert "movielake crawl" in capsys.readouterr().err
     assert main(["crawl", "--lake", str(lake_dir), "--layer", "access"]) == 0
     out = capsys.readouterr().out
-    assert "access.fct_rating" in out and "table added" in out
-    assert main(["query", "--lake", str(lake_dir), "SELECT COUNT(*) AS n FROM dim_movie"]) == 0
+    assert "access.fct_rating" in out and "table added" in out and "iceberg" in out
+    assert main(["crawl", "--lake", str(lake_dir), "--layer", "staging"]) == 0
+    capsys.readouterr()
+    assert main(["query", "--lake", str(lake_dir), "SELECT COUNT(*) AS n FROM staging.movies"]) == 0
     assert "(1 row;" in capsys.readouterr().out

@@ -16,8 +16,8 @@ from movielake_dagster.datasets import (
     USERS,
     Dataset,
 )
-from movielake_dagster.io_managers.parquet import PartitionsUpdate, current_table
-from movielake_dagster.resources import LakeResource, SparkResource
+from movielake_dagster.io_managers.iceberg import PartitionsUpdate, current_table
+from movielake_dagster.resources import SparkResource
 from movielake_dagster.transforms import incremental, star_schema
 
 
@@ -25,9 +25,9 @@ def _access_asset(dataset: Dataset, upstream: Dataset, **kwargs):
     return dg.asset(
         key=dataset.asset_key,
         group_name="access",
-        io_manager_key="parquet_io_manager",
+        io_manager_key="iceberg_io_manager",
         ins={upstream.name: dg.AssetIn(upstream.asset_key)},
-        kinds={"spark", "parquet"},
+        kinds={"spark", "iceberg"},
         **kwargs,
     )
 
@@ -65,14 +65,13 @@ def dim_date(ratings: DataFrame, spark: SparkResource) -> DataFrame:
 
 
 @_access_asset(FCT_RATING, RATINGS)
-def fct_rating(context: dg.AssetExecutionContext, ratings: DataFrame, spark: SparkResource,
-               lake: LakeResource):
+def fct_rating(context: dg.AssetExecutionContext, ratings: DataFrame, spark: SparkResource):
     """Rating facts: one row per (user, movie) with the latest rating, the UTC submission time and
     hour of day, keyed to `dim_user`, `dim_movie` and `dim_date`. Stored partitioned by
     `rating_year`, so queries on a year read only that year's files. In a run for one day's
     batch only the years whose facts changed are rewritten."""
     facts = star_schema.build_fct_rating(ratings)
-    existing = current_table(spark.get_session(), lake, FCT_RATING) if context.has_partition_key else None
+    existing = current_table(spark.get_session(), FCT_RATING) if context.has_partition_key else None
     if existing is None:
         return facts.repartition("rating_year")
     (column,) = FCT_RATING.partition_by

@@ -191,8 +191,8 @@ class AnalyticsConfig(dg.Config):
 @dg.multi_asset(
     outs={
         t.dataset.name: dg.AssetOut(key=t.dataset.asset_key, group_name=t.dataset.group_name,
-                                    io_manager_key="parquet_io_manager", description=t.description,
-                                    kinds={"spark", "parquet"},
+                                    io_manager_key="iceberg_io_manager", description=t.description,
+                                    kinds={"spark", "iceberg"},
                                     is_required=False)  # a subset yields only the selected tables
         for t in TABLES
     },

@@ -32,7 +32,7 @@ from movielake_dagster.assets.caching import CachedFrames, partitions_for
 from movielake_dagster.assets.staging import batch_day, staging_rating_batch
 from movielake_dagster.errors import InputMissingError
 from movielake_dagster.io_managers import StagedFiles
-from movielake_dagster.io_managers.parquet import current_table
+from movielake_dagster.io_managers.iceberg import current_table
 from movielake_dagster.lake import spark_uri
 from movielake_dagster.resources import LakeResource, SparkResource
 from movielake_dagster.transforms import incremental
@@ -96,12 +96,12 @@ def cleanse_outputs(classified: DataFrame, raw: RawInput, dataset: Dataset, quar
 def _outs(dataset: Dataset, quarantine: Dataset) -> dict[str, dg.AssetOut]:
     return {
         dataset.name: dg.AssetOut(
-            key=dataset.asset_key, group_name="cleanse", io_manager_key="parquet_io_manager",
-            description=dataset.description, kinds={"spark", "parquet"},
+            key=dataset.asset_key, group_name="cleanse", io_manager_key="iceberg_io_manager",
+            description=dataset.description, kinds={"spark", "iceberg"},
         ),
         quarantine.name: dg.AssetOut(
-            key=quarantine.asset_key, group_name="cleanse", io_manager_key="parquet_io_manager",
-            description=quarantine.description, kinds={"spark", "parquet"},
+            key=quarantine.asset_key, group_name="cleanse", io_manager_key="iceberg_io_manager",
+            description=quarantine.description, kinds={"spark", "iceberg"},
         ),
     }
 
@@ -203,8 +203,9 @@ def cleanse_ratings(context: dg.AssetExecutionContext, raw_ratings: StagedFiles,
 
 def _cleanse_all_ratings(context: dg.AssetExecutionContext, raw: RawInput, users: DataFrame, movies: DataFrame,
                          session, lake: LakeResource):
-    """Every staged rating line classified in one pass and written once to a hidden scratch folder;
-    the duplicate rule, both outputs and the per-file counts then read that Parquet.
+    """Every staged rating line classified in one pass and written once to a scratch folder
+    (``_scratch/`` of the cleanse layer, never a table); the duplicate rule, both outputs and the
+    per-file counts then read that Parquet.
 
     At 10M ratings, parsing and classifying the text is the expensive part (about 10 s a pass on
     two cores), so it runs once; Spark's in-memory cache of the same rows cost more than the
@@ -212,7 +213,9 @@ def _cleanse_all_ratings(context: dg.AssetExecutionContext, raw: RawInput, users
     """
     checked = rating_rules.classify_ratings(raw.lines, _now_epoch())
     referenced = slim(rating_rules.resolve_references(checked, users, movies), RATINGS)
-    scratch = lake.hidden_sibling(RATINGS, "classified", context.run_id)
+    for folder in lake.sweep_scratch():
+        context.log.info(f"removed {folder}, left by a run that did not finish")
+    scratch = lake.scratch("classified-ratings", context.run_id)
     try:
         with CachedFrames() as frames:
             referenced.write.mode("overwrite").parquet(spark_uri(scratch))
@@ -274,7 +277,7 @@ def _cleanse_rating_batch(day: str, raw_ratings: StagedFiles, users: DataFrame, 
                                 "materialize staging/rating_batch for that day first")
     raw = read_raw(session, [uri], HEADERS["ratings"])
     checked = rating_rules.classify_ratings(raw.lines, _now_epoch())
-    existing = current_table(session, lake, RATINGS)
+    existing = current_table(session, RATINGS)
     with CachedFrames() as frames:
         resolved = frames.cache(rating_rules.resolve_ratings(checked, users, movies),
                                 partitions_for(raw.total_records))
@@ -294,7 +297,7 @@ def _cleanse_rating_batch(day: str, raw_ratings: StagedFiles, users: DataFrame, 
         metadata["movielake/batch"] = day
         metadata["movielake/superseded_records"] = sum(moved_by_file.values())
         quarantine = incremental.replace_source(
-            current_table(session, lake, QUARANTINE_RATINGS), batch_rejected, list(raw.files),
+            current_table(session, QUARANTINE_RATINGS), batch_rejected, list(raw.files),
         )
         # The quarantine first: once the ratings are published, the old files `existing` reads are gone.
         yield dg.Output(quarantine, output_name=QUARANTINE_RATINGS.name, metadata=metadata)

@@ -12,6 +12,7 @@ from pathlib import Path
 from movielake_dagster.catalog.backend import Catalog
 from movielake_dagster.catalog.crawler import Crawler
 from movielake_dagster.catalog.files import LakeFiles
+from movielake_dagster.catalog.iceberg import IcebergCatalog
 from movielake_dagster.catalog.model import CatalogColumn, CatalogPartition, CatalogTable, CrawlReport, TableChange
 from movielake_dagster.errors import ConfigurationError
 from movielake_dagster.lake import LakeLocation, ObjectStore
@@ -40,11 +41,25 @@ def open_catalog(backend: str, location: LakeLocation, path: str = "", glue_endp
                              f"use one of {', '.join(BACKENDS)}")
 
 
-def build_crawler(location: LakeLocation, store: ObjectStore, catalog: Catalog) -> Crawler:
-    return Crawler(location, LakeFiles(store), catalog)
+def iceberg_catalog(backend: str, location: LakeLocation, path: str = "", glue_endpoint: str = "",
+                    region: str = "us-east-1", s3_endpoint: str = "") -> IcebergCatalog:
+    """The Iceberg catalog of the cleanse and access tables: the same backend as the crawler's (one
+    setting chooses both); locally the same SQLite file."""
+    sqlite_path = str(Path(path or default_catalog_path(location)).expanduser().resolve())
+    if location.is_s3:
+        warehouse = location.roots["cleanse"]
+    else:
+        warehouse = Path(location.roots["staging"]).parent.as_uri()
+    return IcebergCatalog(backend, sqlite_path, warehouse, region, s3_endpoint, glue_endpoint, location.is_s3)
+
+
+def build_crawler(location: LakeLocation, store: ObjectStore, catalog: Catalog,
+                  iceberg: IcebergCatalog | None = None) -> Crawler:
+    return Crawler(location, LakeFiles(store), catalog, iceberg)
 
 
 __all__ = [
     "BACKENDS", "Catalog", "CatalogColumn", "CatalogPartition", "CatalogTable", "Crawler", "CrawlReport",
-    "LakeFiles", "TableChange", "build_crawler", "default_catalog_path", "open_catalog",
+    "IcebergCatalog", "LakeFiles", "TableChange", "build_crawler", "default_catalog_path", "iceberg_catalog",
+    "open_catalog",
 ]

@@ -37,6 +37,14 @@ class Catalog(ABC):
     @abstractmethod
     def delete_table(self, database: str, name: str) -> None: ...
 
+    @abstractmethod
+    def get_bookmarks(self, database: str) -> dict[str, dict]:
+        """Per Iceberg table of the database: what the last crawl saw (snapshot, schema, partitions)."""
+
+    @abstractmethod
+    def put_bookmarks(self, database: str, bookmarks: dict[str, dict]) -> None:
+        """Replace the database's bookmarks with these (tables not named lose theirs)."""
+
     def record_crawl(self, report: CrawlReport) -> None:
         """Keep a crawl's report where the backend can (the local catalog keeps a history)."""
 

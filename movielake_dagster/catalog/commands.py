@@ -1,4 +1,4 @@
-"""The catalog's command-line commands: ``movielake crawl``, ``movielake query``, ``movielake dictionary``.
+"""The catalog's command-line commands: ``movielake crawl``, ``query``, ``history``, ``rollback``, ``dictionary``.
 
 ``cli.py`` adds them with :func:`add_commands`; ``movielake run`` answers the SPEC's questions with
 :func:`answer_questions` (crawl, then SQL through the catalog).
@@ -12,7 +12,16 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from movielake_dagster.catalog import Catalog, CrawlReport, LakeFiles, build_crawler, open_catalog
+from movielake_dagster.catalog import (
+    Catalog,
+    CrawlReport,
+    IcebergCatalog,
+    LakeFiles,
+    build_crawler,
+    iceberg_catalog,
+    open_catalog,
+)
+from movielake_dagster.catalog.iceberg import ICEBERG_LAYERS, rollback, snapshot_history
 from movielake_dagster.errors import ConfigurationError
 from movielake_dagster.lake import LAYERS, LakeLocation, ObjectStore
 from movielake_dagster.settings import Settings
@@ -25,17 +34,38 @@ def catalog_for(settings: Settings) -> tuple[Catalog, LakeLocation, ObjectStore]
                         settings.region), location, store
 
 
+def iceberg_for(settings: Settings) -> IcebergCatalog:
+    return iceberg_catalog(settings.catalog, LakeLocation.parse(settings.lake), settings.catalog_path,
+                           settings.glue_endpoint, settings.region, settings.s3_endpoint)
+
+
 def crawl(settings: Settings, layers=LAYERS) -> list[CrawlReport]:
     catalog, location, store = catalog_for(settings)
-    crawler = build_crawler(location, store, catalog)
+    crawler = build_crawler(location, store, catalog, iceberg_for(settings))
     return [crawler.crawl(layer) for layer in layers]
 
 
-def sql_engine(settings: Settings):
+def sql_engine(settings: Settings, travel=None):
     from movielake_dagster.sql import SqlEngine
 
     catalog, _, store = catalog_for(settings)
-    return SqlEngine(catalog, LakeFiles(store))
+    return SqlEngine(catalog, LakeFiles(store), iceberg_for(settings), travel=travel)
+
+
+def iceberg_table_named(settings: Settings, qualified: str):
+    """The pyiceberg table named ``layer.name`` (or a bare name, looked up in access, then cleanse)."""
+    iceberg = iceberg_for(settings)
+    layer, _, name = qualified.rpartition(".")
+    candidates = [layer] if layer else ["access", "cleanse"]
+    if layer and layer not in ICEBERG_LAYERS:
+        raise ConfigurationError(f"{qualified} is not an Iceberg table (staging holds the raw files)",
+                                 "name a cleanse or access table, e.g. access.fct_rating")
+    for candidate in candidates:
+        table = iceberg.table(candidate, name)
+        if table is not None:
+            return f"{candidate}.{name}", table
+    known = ", ".join(f"{a}.{b}" for a, b in iceberg.tables()) or "none yet (run `movielake run`)"
+    raise ConfigurationError(f"there is no table {qualified} in the {iceberg.describe()}", f"use one of: {known}")
 
 
 def answer_questions(settings: Settings, movie_id: int | None, user_id: int | None) -> list:
@@ -94,16 +124,21 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from movielake_dagster.sql import QueryError, is_read_only
+    from movielake_dagster.sql import QueryError, TimeTravel, is_read_only
 
     if not is_read_only(args.sql):
         raise QueryError("movielake query runs one read-only statement (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN)",
                          "write a single SELECT; the lake is changed only by its Dagster assets")
-    engine = sql_engine(Settings.from_env(lake=args.lake))
+    travel = TimeTravel.parse(args.as_of, _branch_name(args.branch))
+    engine = sql_engine(Settings.from_env(lake=args.lake), travel)
     try:
         result = engine.query(args.sql)
     finally:
         engine.close()
+    if travel != TimeTravel():
+        read = ", ".join(f"{name}@{snapshot if snapshot is not None else 'empty'}"
+                         for name, snapshot in sorted(engine.read_snapshots.items()))
+        print(f"(read as of {args.as_of or 'now'}{' on branch ' + travel.branch if travel.branch else ''}: {read})")
     shown = result.rows if args.max_rows <= 0 else result.rows[: args.max_rows]
     print(tabulate(shown, headers=result.columns, tablefmt="psql", missingval="NULL", disable_numparse=True))
     more = f", showing the first {len(shown)}" if len(shown) < len(result.rows) else ""
@@ -123,9 +158,42 @@ def cmd_dictionary(args: argparse.Namespace) -> int:
         return 0
     stats = None
     if args.with_stats:
-        catalog, _, _ = catalog_for(Settings.from_env(lake=args.lake))
-        stats = {t.qualified_name: t for layer in LAYERS for t in catalog.list_tables(layer)}
+        stats = {t.qualified_name: t for report in crawl(Settings.from_env(lake=args.lake)) for t in report.tables}
     print(f"wrote {write_dictionary(path, stats)}")
+    return 0
+
+
+def _branch_name(run: str | None) -> str:
+    """``--branch`` takes a run's branch name or the run id it was made from (``run-<first 8>``)."""
+    from movielake_dagster.catalog.iceberg import run_branch
+
+    if not run:
+        return ""
+    return run if run.startswith("run-") or run == "main" else run_branch(run)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """Every snapshot the table keeps, oldest first: time, operation, rows added/removed, the run."""
+    name, table = iceberg_table_named(Settings.from_env(lake=args.lake), args.table)
+    rows = [(s.committed_at.strftime("%Y-%m-%d %H:%M:%S"), str(s.snapshot_id), s.operation,
+             f"+{s.added_records}", f"-{s.deleted_records}", s.total_records, s.run_id[:8] or "",
+             ", ".join(s.refs) + ("" if s.is_current_ancestor else " (not on main)"))
+            for s in snapshot_history(table)][-args.limit:]
+    print(f"{name}: {len(table.metadata.snapshots)} snapshots kept, current {table.metadata.current_snapshot_id}")
+    print(tabulate(rows, headers=["committed (UTC)", "snapshot", "operation", "added", "removed", "rows",
+                                  "dagster run", "refs"], disable_numparse=True))
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Make an earlier snapshot the table's current one (one catalog commit; no data is rewritten)."""
+    name, table = iceberg_table_named(Settings.from_env(lake=args.lake), args.table)
+    before, after = rollback(table, args.to)
+    if before == after:
+        print(f"{name} is already at snapshot {after}")
+    else:
+        print(f"{name}: current snapshot {before} -> {after} (`movielake history {name}` lists both; "
+              f"`movielake rollback {name} --to {before}` undoes this)")
     return 0
 
 
@@ -140,7 +208,24 @@ def add_commands(commands) -> None:
     query.add_argument("sql", help='e.g. "SELECT hour_of_day, COUNT(*) FROM access.fct_rating GROUP BY 1"')
     query.add_argument("--lake", help="lake location; default MOVIELAKE_LAKE or .movielake/lake")
     query.add_argument("--max-rows", type=int, default=100, help="rows to print (0: all); default 100")
+    query.add_argument("--as-of", metavar="TIMESTAMP|SNAPSHOT",
+                       help="answer as of then: an ISO time (UTC) or a snapshot id from `movielake history`")
+    query.add_argument("--branch", metavar="RUN",
+                       help="read a run's branch (its id, or run-<id>): what a failed run wrote but did not publish")
     query.set_defaults(handler=cmd_query)
+
+    history = commands.add_parser("history", help="list a table's snapshots: time, operation, rows, run")
+    history.add_argument("table", help="an Iceberg table: access.fct_rating, cleanse.ratings, ...")
+    history.add_argument("--limit", type=int, default=50, help="the latest N snapshots; default 50")
+    history.add_argument("--lake", help="lake location; default MOVIELAKE_LAKE or .movielake/lake")
+    history.set_defaults(handler=cmd_history)
+
+    rollback_parser = commands.add_parser("rollback", help="make an earlier snapshot of a table current again")
+    rollback_parser.add_argument("table", help="an Iceberg table: access.fct_rating, cleanse.ratings, ...")
+    rollback_parser.add_argument("--to", type=int, required=True, metavar="SNAPSHOT",
+                                 help="the snapshot id (from `movielake history`)")
+    rollback_parser.add_argument("--lake", help="lake location; default MOVIELAKE_LAKE or .movielake/lake")
+    rollback_parser.set_defaults(handler=cmd_rollback)
 
     dictionary = commands.add_parser("dictionary", help="write docs/data_dictionary.md from the code and catalog")
     dictionary.add_argument("--check", action="store_true", help="fail if the file is not what would be written")

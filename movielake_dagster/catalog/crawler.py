@@ -18,14 +18,14 @@ from datetime import datetime, timezone
 from movielake_dagster.catalog.backend import Catalog
 from movielake_dagster.catalog.files import LakeFiles, is_hidden
 from movielake_dagster.catalog.formats import (
-    PARQUET,
+    ICEBERG,
     PARTITION_SEGMENT,
     RAW_LAYOUTS,
-    hive_type,
     layout_for,
-    partition_type,
     sniff_raw,
 )
+from movielake_dagster.catalog.iceberg import ICEBERG_LAYERS, IcebergCatalog, bookmark, iceberg_change, iceberg_table, \
+    iter_tables
 from movielake_dagster.catalog.model import (
     CRAWLER_NAME,
     CatalogColumn,
@@ -80,10 +80,21 @@ class _Group:
 
 
 class Crawler:
-    def __init__(self, location: LakeLocation, files: LakeFiles, catalog: Catalog):
+    """Registers a layer's tables and reports what changed since the last crawl.
+
+    Staging holds raw files: the crawler registers them (columns, layout, encoding, record counts) in
+    its catalog, as a Glue crawler would. The cleanse and access layers are Iceberg tables: the Iceberg
+    catalog already registers them, with their schema history, snapshots and statistics, so the
+    crawler reads them from there (``iceberg``), reports the changes since its last crawl from
+    Iceberg's own schema history and snapshots, and keeps only a bookmark per table (the snapshot and
+    schema it last saw) instead of writing the metadata a second time.
+    """
+
+    def __init__(self, location: LakeLocation, files: LakeFiles, catalog: Catalog, iceberg: IcebergCatalog):
         self.location = location
         self.files = files
         self.catalog = catalog
+        self.iceberg = iceberg
 
     def crawl(self, layer: str) -> CrawlReport:
         if layer not in LAYERS:
@@ -92,6 +103,12 @@ class Crawler:
         now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         warnings: list[str] = []
         self.catalog.ensure_database(layer, LAYER_DESCRIPTIONS[layer])
+        if layer in ICEBERG_LAYERS:
+            tables, changes = self._crawl_iceberg(layer, now, warnings)
+            report = CrawlReport(layer, self.catalog.describe(), now, time.perf_counter() - clock,
+                                 tuple(tables), tuple(changes), tuple(warnings))
+            self.catalog.record_crawl(report)
+            return report
         previous = {t.name: t for t in self.catalog.list_tables(layer)}
         groups = self._group(layer, warnings)
         tables, changes = [], []
@@ -114,6 +131,37 @@ class Crawler:
         self.catalog.record_crawl(report)
         return report
 
+    # -- Iceberg layers ------------------------------------------------------------------------
+    def _crawl_iceberg(self, layer: str, now: str, warnings: list[str]) -> tuple[list, list]:
+        """Every Iceberg table of the layer, with the changes since the bookmark of the last crawl."""
+        bookmarks = self.catalog.get_bookmarks(layer)
+        tables, changes, seen = [], [], {}
+        for _, name, table in iter_tables(self.iceberg, (layer,)):
+            entry = iceberg_table(layer, name, table, now)
+            before = bookmarks.get(name)
+            changes.append(iceberg_change(entry.qualified_name, table, before))
+            dataset = next((d for d in declared_datasets(layer) if d.name == name), None)
+            if dataset is not None:
+                warnings.extend(contract_drift(dataset, entry))
+            else:
+                warnings.append(f"{layer}.{name}: an Iceberg table not declared in datasets.py")
+            tables.append(entry)
+            seen[name] = bookmark(table)
+        for name in sorted(set(bookmarks) - set(seen)):
+            changes.append(TableChange(f"{layer}.{name}", "removed"))
+        self._drop_stale_registrations(layer, seen, warnings)
+        self.catalog.put_bookmarks(layer, seen)
+        return tables, changes
+
+    def _drop_stale_registrations(self, layer: str, iceberg_names: dict, warnings: list[str]) -> None:
+        """Tables an earlier (Parquet) crawl registered in this layer's database: Iceberg owns the layer
+        now, so they go (a Glue table of the same name would also block the Iceberg table's creation)."""
+        for table in self.catalog.list_tables(layer):
+            if table.crawler == CRAWLER_NAME and table.classification != ICEBERG:
+                self.catalog.delete_table(layer, table.name)
+                warnings.append(f"{layer}.{table.name}: removed the registration of an earlier crawl "
+                                f"({table.classification} files); the layer's tables are Iceberg tables now")
+
     # -- discovery -----------------------------------------------------------------------------
     def _group(self, layer: str, warnings: list[str]) -> list[_Group]:
         root = self.location.uri(layer)
@@ -123,9 +171,6 @@ class Crawler:
             relative = info.uri[len(root):].lstrip("/")
             dataset = next((d for d in datasets if relative.startswith(d.key.rstrip("/") + "/")), None)
             if is_hidden(relative):
-                if dataset is not None and dataset.format == "parquet":
-                    # Only Spark's _SUCCESS: an empty dataset, still a table (with its declared schema).
-                    groups.setdefault(dataset.key, _Group(dataset.key, dataset.name, dataset))
                 continue
             if dataset is not None:
                 group = groups.setdefault(dataset.key, _Group(dataset.key, dataset.name, dataset))
@@ -155,9 +200,7 @@ class Crawler:
     def _table(self, layer: str, group: _Group, before: CatalogTable | None, now: str,
                warnings: list[str]) -> CatalogTable:
         location = self._folder_uri(layer, group.key)
-        raw = (group.dataset.format == "raw") if group.dataset else not any(
-            rel.endswith(".parquet") for rel, _ in group.files)
-        data_files = group.files if raw else [(r, f) for r, f in group.files if r.endswith(".parquet")]
+        data_files = group.files
         fingerprint = hashlib.sha256("\n".join(
             f"{rel}\t{info.size}\t{info.etag}" for rel, info in sorted(data_files, key=lambda x: x[0])
         ).encode()).hexdigest()[:20]
@@ -168,92 +211,12 @@ class Crawler:
                     size_bytes=sum(f.size for _, f in data_files), files=len(data_files))
         if before is not None and before.fingerprint == fingerprint and before.location == location:
             # Same files as last time: keep what was read from them, refresh what comes from code.
-            table = before.with_changes(**{k: v for k, v in base.items() if not (raw and k == "description")})
-            table = table.with_changes(columns=self._describe(group.dataset, table.columns),
-                                       partition_keys=self._describe(group.dataset, table.partition_keys))
-        elif raw:
-            table = self._raw_table(group, base, warnings)
-        else:
-            table = self._parquet_table(layer, group, data_files, base, warnings)
-        if group.dataset is not None and not raw:
-            warnings.extend(contract_drift(group.dataset, table))
-        return table
+            return before.with_changes(**{k: v for k, v in base.items() if k != "description"})
+        return self._raw_table(group, base, warnings)
 
     def _folder_uri(self, layer: str, key: str) -> str:
         uri = self.location.uri(layer, key)
         return uri + "/" if uri.startswith("s3://") else uri
-
-    def _describe(self, dataset: Dataset | None, columns) -> tuple[CatalogColumn, ...]:
-        if dataset is None or dataset.format == "raw":
-            return tuple(columns)
-        declared = {c.name: c.description for c in dataset.columns}
-        return tuple(CatalogColumn(c.name, c.type, declared.get(c.name, "")) for c in columns)
-
-    def _parquet_table(self, layer: str, group: _Group, data_files, base: dict, warnings: list[str]) -> CatalogTable:
-        columns: dict[str, str] = {}
-        key_names: tuple[str, ...] | None = None
-        partitions: dict[tuple[str, ...], dict] = {}
-        records = 0
-        for relative, info in sorted(data_files, key=lambda x: x[0]):
-            segments = relative.split("/")[:-1]
-            pairs = [PARTITION_SEGMENT.match(s) for s in segments]
-            if not all(pairs):
-                warnings.append(f"{layer}.{group.name}: {relative} sits in a folder that is not a partition")
-                continue
-            names = tuple(m.group(1) for m in pairs)
-            if key_names is None:
-                key_names = names
-            elif names != key_names:
-                warnings.append(f"{layer}.{group.name}: {relative} has partition keys {names}, expected {key_names}")
-                continue
-            schema, rows = self.files.parquet_footer(info.uri)
-            records += rows
-            for arrow_field in schema:
-                type_ = hive_type(arrow_field.type)
-                if arrow_field.name in names:
-                    continue
-                if arrow_field.name not in columns:
-                    columns[arrow_field.name] = type_
-                elif columns[arrow_field.name] != type_:
-                    warnings.append(f"{layer}.{group.name}: column {arrow_field.name} is {columns[arrow_field.name]} "
-                                    f"in some files and {type_} in {relative}")
-            if names:
-                values = tuple(m.group(2) for m in pairs)
-                part = partitions.setdefault(values, {"records": 0, "bytes": 0, "files": 0})
-                part["records"] += rows
-                part["bytes"] += info.size
-                part["files"] += 1
-        declared = {c.name: c for c in group.dataset.columns} if group.dataset else {}
-        if not data_files and group.dataset is not None:  # empty: no file to read a schema from
-            key_names = tuple(group.dataset.partition_by)
-            columns = {c.name: c.type for c in group.dataset.columns if c.name not in key_names}
-        key_names = key_names or ()
-        partition_keys = tuple(
-            CatalogColumn(name, declared[name].type if name in declared else
-                          partition_type([values[i] for values in partitions]),
-                          declared[name].description if name in declared else "")
-            for i, name in enumerate(key_names)
-        )
-        table_location = base["location"]
-        return CatalogTable(
-            **base,
-            storage=PARQUET,
-            columns=self._describe(group.dataset, [CatalogColumn(n, t) for n, t in columns.items()]),
-            partition_keys=partition_keys,
-            partitions=tuple(
-                CatalogPartition(values, self._partition_uri(table_location, key_names, values),
-                                 stats["records"], stats["bytes"], stats["files"])
-                for values, stats in sorted(partitions.items(), key=lambda kv: _sortable(kv[0]))
-            ),
-            record_count=records,
-        )
-
-    @staticmethod
-    def _partition_uri(table_location: str, names, values) -> str:
-        suffix = "/".join(f"{n}={v}" for n, v in zip(names, values))
-        if table_location.endswith("/"):
-            return f"{table_location}{suffix}/"
-        return f"{table_location}/{suffix}"
 
     def _raw_table(self, group: _Group, base: dict, warnings: list[str]) -> CatalogTable:
         def priority(item):

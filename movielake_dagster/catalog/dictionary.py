@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from movielake_dagster.catalog.formats import PARQUET, RAW_LAYOUTS, RawLayout, dat_format
+from movielake_dagster.catalog.formats import RAW_LAYOUTS, RawLayout, dat_format
 from movielake_dagster.catalog.formats import CSV, JSON
 from movielake_dagster.catalog.crawler import LAYER_DESCRIPTIONS, catalog_datasets
 from movielake_dagster.datasets import Dataset
@@ -122,7 +122,7 @@ def render_dictionary(stats: dict[str, object] | None = None) -> str:
         out += ["| table | location | format | rows |" if stats else "| table | location | format |",
                 "|---|---|---|---|" if stats else "|---|---|---|"]
         for d in datasets:
-            fmt = "raw files" if d.format == "raw" else "parquet" + (
+            fmt = "raw files" if d.format == "raw" else "Iceberg table" + (
                 f", partitioned by {', '.join(d.partition_by)}" if d.partition_by else "")
             row = f"| [`{layer}.{d.name}`](#{layer}{d.name}) | `{d.key}/` | {fmt} |"
             if stats:
@@ -153,17 +153,18 @@ def _table_section(d: Dataset, upstream, stats) -> list[str]:
                     for c in layout.columns]
             out.append("")
         return out
-    out.append(f"- Format: {_storage_line(PARQUET)}")
+    out.append("- Format: Apache Iceberg table (format version 2, Parquet data files, zstd), "
+               f"`lake.{d.layer}.{d.name}` in Spark; merge-on-read deletes")
     if d.primary_key:
         out.append(f"- Primary key: {', '.join(f'`{c}`' for c in d.primary_key)}")
     for column, target in d.foreign_keys.items():
         out.append(f"- Foreign key: `{column}` -> `{d.layer}.{target}`")
     if d.partition_by:
-        out.append(f"- Partition keys: {', '.join(f'`{c}`' for c in d.partition_by)} "
-                   "(a folder per value, `key=value/`; a Glue partition each)")
+        out.append(f"- Partitioned by: {', '.join(f'`{c}`' for c in d.partition_by)} "
+                   "(Iceberg identity partitions: a query filtering on it reads only those files)")
     out += ["", "| column | type | nullable | description | origin |", "|---|---|---|---|---|"]
     for c in d.columns:
-        key = " (partition key)" if c.name in d.partition_by else ""
+        key = " (partition source)" if c.name in d.partition_by else ""
         out.append(f"| `{c.name}` | {c.type} | {'yes' if c.nullable else 'no'} | {_cell(c.description)}{key} "
                    f"| {_cell(column_origin(d, c.name, upstream))} |")
     out.append("")

@@ -30,6 +30,14 @@ PARQUET = StorageFormat(
 )
 
 
+ICEBERG = StorageFormat(  # what Glue records for an Iceberg table (Athena reads it through table_type=ICEBERG)
+    classification="iceberg",
+    input_format="org.apache.hadoop.mapred.FileInputFormat",
+    output_format="org.apache.hadoop.mapred.FileOutputFormat",
+    serde="org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe",
+)
+
+
 def dat_format(fields: int) -> StorageFormat:
     """``a::b::c`` lines: a RegexSerDe with one group per field (the last field may not hold ':')."""
     groups = ["(.*?)"] * (fields - 1) + ["([^:]*)"]

@@ -80,8 +80,10 @@ class GlueCatalog(Catalog):
     def ensure_database(self, name: str, description: str) -> None:
         with glue_errors(self.endpoint_url):
             try:
-                self.glue.get_database(Name=name)
-                self.glue.update_database(Name=name, DatabaseInput={"Name": name, "Description": description})
+                current = self.glue.get_database(Name=name)["Database"]
+                if current.get("Description") != description:  # keep its parameters (the crawl bookmarks)
+                    self.glue.update_database(Name=name, DatabaseInput={
+                        "Name": name, "Description": description, "Parameters": current.get("Parameters", {})})
             except Exception as error:  # noqa: BLE001 - classified here
                 if _code(error) != "EntityNotFoundException":
                     raise
@@ -93,6 +95,34 @@ class GlueCatalog(Catalog):
             for page in self.glue.get_paginator("get_databases").paginate():
                 names.extend(d["Name"] for d in page["DatabaseList"])
             return sorted(names)
+
+    def get_bookmarks(self, database: str) -> dict[str, dict]:
+        """Kept in the database's parameters (``movielake.crawl.<table>``), not in the Iceberg tables
+        (which Iceberg's own Glue catalog owns)."""
+        import json
+
+        with glue_errors(self.endpoint_url):
+            try:
+                parameters = self.glue.get_database(Name=database)["Database"].get("Parameters", {})
+            except Exception as error:  # noqa: BLE001
+                if _code(error) == "EntityNotFoundException":
+                    return {}
+                raise
+        prefix = f"{OURS}crawl."
+        return {k[len(prefix):]: json.loads(v) for k, v in parameters.items() if k.startswith(prefix)}
+
+    def put_bookmarks(self, database: str, bookmarks: dict[str, dict]) -> None:
+        import json
+
+        with glue_errors(self.endpoint_url):
+            current = self.glue.get_database(Name=database)["Database"]
+            parameters = {k: v for k, v in current.get("Parameters", {}).items() if not k.startswith(f"{OURS}crawl.")}
+            parameters.update({f"{OURS}crawl.{name}": json.dumps(body, sort_keys=True)
+                               for name, body in bookmarks.items()})
+            database_input = {"Name": database, "Parameters": parameters}
+            if current.get("Description"):
+                database_input["Description"] = current["Description"]
+            self.glue.update_database(Name=database, DatabaseInput=database_input)
 
     # -- tables --------------------------------------------------------------------------------
     def list_tables(self, database: str) -> list[CatalogTable]:

@@ -1,7 +1,9 @@
 """The embedded catalog: one SQLite file that persists across runs (no server, safe for concurrent crawls).
 
-Each table is stored whole as JSON (the same fields the Glue backend writes), so it can be read
-with any SQLite client: ``sqlite3 .movielake/lake/catalog.db "select database, name from tables"``.
+Each staging table is stored whole as JSON (the same fields the Glue backend writes), so it can be
+read with any SQLite client: ``sqlite3 .movielake/lake/catalog.db "select database, name from tables"``.
+The same file is the Iceberg catalog of the cleanse and access tables (``iceberg_tables``, written by
+Iceberg's JDBC catalog and pyiceberg); for those the crawler keeps only its bookmarks.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from movielake_dagster.catalog.model import CatalogTable, CrawlReport
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS databases (name TEXT PRIMARY KEY, description TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tables (
+    database TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (database, name));
+CREATE TABLE IF NOT EXISTS bookmarks (
     database TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (database, name));
 CREATE TABLE IF NOT EXISTS crawls (
     id INTEGER PRIMARY KEY AUTOINCREMENT, layer TEXT NOT NULL, started_at TEXT NOT NULL, report TEXT NOT NULL);
@@ -71,6 +75,19 @@ class LocalCatalog(Catalog):
     def delete_table(self, database: str, name: str) -> None:
         with self._connect() as db:
             db.execute("DELETE FROM tables WHERE database = ? AND name = ?", (database, name))
+
+    def get_bookmarks(self, database: str) -> dict[str, dict]:
+        if not self.path.exists():
+            return {}
+        with self._connect() as db:
+            rows = db.execute("SELECT name, body FROM bookmarks WHERE database = ?", (database,)).fetchall()
+        return {name: json.loads(body) for name, body in rows}
+
+    def put_bookmarks(self, database: str, bookmarks: dict[str, dict]) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM bookmarks WHERE database = ?", (database,))
+            db.executemany("INSERT INTO bookmarks VALUES (?, ?, ?)",
+                           [(database, name, json.dumps(body, sort_keys=True)) for name, body in bookmarks.items()])
 
     def record_crawl(self, report: CrawlReport) -> None:
         with self._connect() as db:

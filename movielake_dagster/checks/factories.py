@@ -31,7 +31,7 @@ from movielake_dagster.checks.rules import (
     row_rules,
 )
 from movielake_dagster.datasets import ALL_DATASETS, Dataset
-from movielake_dagster.io_managers.parquet import markdown_preview
+from movielake_dagster.io_managers.iceberg import markdown_preview
 from movielake_dagster.lake import spark_uri
 
 FRESHNESS_LOWER_BOUND = timedelta(hours=26)  # a daily build, with two hours of slack

@@ -10,7 +10,8 @@ from movielake_dagster.datasets import Dataset
 from movielake_dagster.lake import LakeLocation, ObjectStore, spark_uri
 
 
-STALE_AFTER_SECONDS = 24 * 3600  # a hidden work folder untouched this long belongs to a dead run
+STALE_AFTER_SECONDS = 24 * 3600  # a scratch folder untouched this long belongs to a dead run
+SCRATCH = "_scratch"
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -38,23 +39,19 @@ class LakeResource(dg.ConfigurableResource):
         key = f"{dataset.key}/{name}" if name else dataset.key
         return self.location.uri(dataset.layer, key)
 
-    def hidden_sibling(self, dataset: Dataset, purpose: str, run_id: str) -> str:
-        """A folder beside the dataset that no reader, crawler or query picks up (its name starts
-        with a dot), for a write in progress or a step's intermediate data."""
-        parent, _, name = self.uri(dataset).rstrip("/").rpartition("/")
-        return f"{parent}/.{name}.__{purpose}-{run_id[:8]}"
+    def scratch(self, purpose: str, run_id: str) -> str:
+        """A folder for a step's intermediate data (never a table): ``<cleanse>/_scratch/<purpose>-<run>``.
+        Readers, the crawler and Athena ignore ``_``-prefixed folders; the step deletes it when it ends."""
+        return self.location.uri("cleanse", f"{SCRATCH}/{purpose}-{run_id[:8]}")
 
-    def sweep_stale_siblings(self, dataset: Dataset, older_than_seconds: float = STALE_AFTER_SECONDS) -> list[str]:
-        """Delete the hidden siblings of ``dataset`` (``.name.__writing-*``, ``.name.__classified-*``)
-        and Spark's ``.spark-staging-*`` folders inside it whose newest file is older than
-        ``older_than_seconds``: what killed runs left behind. A live run's folder is younger, so it
-        stays. Returns the folders deleted."""
-        parent, _, name = self.uri(dataset).rstrip("/").rpartition("/")
+    def sweep_scratch(self, older_than_seconds: float = STALE_AFTER_SECONDS) -> list[str]:
+        """Delete the scratch folders of runs that were killed before they could (untouched for
+        ``older_than_seconds``; a live run's folder is younger). Returns the folders deleted."""
+        root = self.location.uri("cleanse", SCRATCH)
         newest: dict[str, float] = {}
-        for base, start in ((parent, f".{name}.__"), (self.uri(dataset).rstrip("/"), ".spark-staging-")):
-            for info in self.store.list_prefix(f"{base}/{start}"):
-                folder = f"{base}/{info.uri[len(base) + 1:].split('/')[0]}"
-                newest[folder] = max(newest.get(folder, 0.0), info.modified)
+        for info in self.store.list_files(root):
+            folder = f"{root}/{info.uri[len(root) + 1:].split('/')[0]}"
+            newest[folder] = max(newest.get(folder, 0.0), info.modified)
         cutoff = time.time() - older_than_seconds
         stale = sorted(folder for folder, modified in newest.items() if modified < cutoff)
         for folder in stale:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from movielake_dagster.catalog.iceberg import SPARK_CATALOG
+from movielake_dagster.catalog.resource import CatalogResource
 from movielake_dagster.errors import EnvironmentProblem
 from movielake_dagster.resources.lake import LakeResource
 
@@ -30,10 +32,32 @@ def connector_jars(jars_dir: str) -> list[str]:
     return sorted(glob.glob(os.path.join(os.path.expanduser(jars_dir), "*.jar")))
 
 
+REQUIRED_JARS = {  # jar name prefix -> what needs it
+    "iceberg-spark-runtime": "Iceberg tables (every lake)",
+    "sqlite-jdbc": "the local Iceberg catalog",
+    "iceberg-aws-bundle": "Iceberg on S3 and the Glue catalog",
+    "hadoop-aws": "Spark's s3a:// reads of raw files on S3",
+}
+
+
+def missing_jars(jars: list[str], on_s3: bool, backend: str) -> list[str]:
+    """The connector jars a lake with these settings needs and ``jars`` lacks (by name prefix)."""
+    needed = ["iceberg-spark-runtime"]
+    if backend == "local":
+        needed.append("sqlite-jdbc")
+    if on_s3 or backend == "glue":
+        needed.append("iceberg-aws-bundle")
+    if on_s3:
+        needed.append("hadoop-aws")
+    names = [os.path.basename(j) for j in jars]
+    return [n for n in needed if not any(name.startswith(n + "-") for name in names)]
+
+
 class SparkResource(dg.ConfigurableResource):
     """A SparkSession: ``local[*]`` by default, a cluster master URL, or a Spark Connect remote."""
 
     lake: LakeResource
+    catalog: CatalogResource
     master: str = "local[*]"
     remote: str = ""
     app_name: str = "movielake"
@@ -84,6 +108,7 @@ class SparkResource(dg.ConfigurableResource):
         if jars:
             conf["spark.jars"] = ",".join(jars)
         conf.update({f"spark.hadoop.{k}": v for k, v in self.s3a_options().items()})
+        conf.update(self.catalog.iceberg().spark_conf())
         conf.update(self.extra_conf)  # the user's own properties win
         return conf
 
@@ -91,10 +116,13 @@ class SparkResource(dg.ConfigurableResource):
         """The process's SparkSession, created on first use with this resource's settings."""
         from pyspark.sql import SparkSession
 
-        if self.lake.is_s3 and not self.remote and not connector_jars(self.jars_dir):
+        missing = [] if self.remote else missing_jars(connector_jars(self.jars_dir), self.lake.is_s3,
+                                                       self.catalog.backend)
+        if missing:
             raise EnvironmentProblem(
-                f"the S3A connector jars are missing from {self.jars_dir or '(MOVIELAKE_JARS_DIR unset)'}",
-                "run `make setup` (it fetches hadoop-aws from Maven Central) or set MOVIELAKE_JARS_DIR",
+                f"the Spark connector jars {', '.join(missing)} are missing from "
+                f"{self.jars_dir or '(MOVIELAKE_JARS_DIR unset)'}",
+                "run `make setup` (it fetches them from Maven Central) or set MOVIELAKE_JARS_DIR",
             )
         active = SparkSession.getActiveSession()
         if active is not None:
@@ -115,8 +143,21 @@ class SparkResource(dg.ConfigurableResource):
         return session
 
     def _apply_runtime_conf(self, session) -> None:
-        """A session shared across runs in one process (tests, the CLI) gets this run's S3A settings."""
+        """A session shared across runs in one process (tests, the CLI) gets this run's S3A settings
+        and Iceberg catalog (Spark initialises a catalog once: it is dropped to be made anew)."""
         session.conf.set("spark.sql.shuffle.partitions", str(self.shuffle_partitions))
+        catalog_conf = {k: v for k, v in self.catalog.iceberg().spark_conf().items() if k != "spark.sql.extensions"}
+        current = session.conf.getAll  # a dict of the session's properties
+        prefix = f"spark.sql.catalog.{SPARK_CATALOG}."
+        stale = [k for k in current if k.startswith(prefix) and k not in catalog_conf]
+        changed = any(current.get(k) != v for k, v in catalog_conf.items()) or stale
+        if changed:
+            for key in stale:
+                session.conf.unset(key)
+            for key, value in catalog_conf.items():
+                session.conf.set(key, value)
+            if not self.remote:
+                session._jsparkSession.sessionState().catalogManager().reset()
         if self.remote:
             return
         hadoop_conf = session.sparkContext._jsc.hadoopConfiguration()
