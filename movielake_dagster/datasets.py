@@ -259,6 +259,11 @@ ANALYTICS_DATASETS: tuple[Dataset, ...] = (
 )
 
 
+def dataset_for_table(layer: str, name: str) -> Dataset | None:
+    """The dataset whose table is ``layer.name`` (None for a table not declared here)."""
+    return next((d for d in (*ALL_DATASETS, *ANALYTICS_DATASETS) if d.layer == layer and d.name == name), None)
+
+
 def dataset_for(asset_key: dg.AssetKey) -> Dataset:
     for dataset in (*ALL_DATASETS, *ANALYTICS_DATASETS):
         if dataset.asset_key == asset_key:

@@ -12,10 +12,11 @@ from movielake_dagster.assets.access import access_assets
 from movielake_dagster.assets.analytics import analytics_assets
 from movielake_dagster.assets.cleanse import cleanse_assets
 from movielake_dagster.assets.staging import staging_assets
-from movielake_dagster.catalog.resource import CatalogResource
+from movielake_dagster.resources.catalog import CatalogResource
 from movielake_dagster.catalog.sensor import crawl_catalog_job, crawl_sensor
 from movielake_dagster.checks import build_checks
 from movielake_dagster.io_managers import IcebergIOManager, RawFilesIOManager
+from movielake_dagster.maintenance import build_maintenance_schedule, maintain_lake
 from movielake_dagster.resources import LakeResource, SparkResource
 from movielake_dagster.schedules import (
     WHOLE_LAKE,
@@ -87,8 +88,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     defs = dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
-        jobs=[*lake_jobs, daily_job, check_lake_job, crawl_catalog_job],
-        schedules=[build_daily_schedule(settings, daily_job)],
+        jobs=[*lake_jobs, daily_job, check_lake_job, crawl_catalog_job, maintain_lake],
+        schedules=[build_daily_schedule(settings, daily_job), build_maintenance_schedule(settings)],
         sensors=[FRESHNESS_SENSOR, crawl_sensor, build_new_data_sensor(settings, [daily_job, lake_jobs[0]]),
                  build_run_failure_sensor(settings)],
         resources=build_resources(settings),

@@ -18,7 +18,6 @@ from movielake_dagster.errors import MovielakeError
 from movielake_dagster.settings import Settings
 
 MIN_JAVA = 17
-REQUIRED_JARS = {"hadoop-aws": "hadoop-aws-*.jar (the S3A file system)", "s3": "the AWS SDK v2 S3 client (s3-*.jar)"}
 
 
 @dataclass(frozen=True)
@@ -68,17 +67,20 @@ def _java_version() -> str | None:
 
 
 def check_jars(settings: Settings) -> Finding:
-    if not _uses_s3(settings):
-        return Finding("connector jars", True, "not needed: the lake and the landing location are local")
+    """The connector jars this lake needs: Iceberg always, the SQLite driver for a local catalog, the
+    AWS bundle and hadoop-aws for S3 or Glue."""
+    from movielake_dagster.resources.spark import REQUIRED_JARS, connector_jars, missing_jars
+
     if settings.spark_remote:
         return Finding("connector jars", True, "provided by the Spark Connect server's own classpath")
     folder = Path(os.path.expanduser(settings.jars_dir))
-    names = [p.name for p in folder.glob("*.jar")] if folder.is_dir() else []
-    missing = [what for prefix, what in REQUIRED_JARS.items() if not any(n.startswith(prefix + "-") for n in names)]
+    jars = connector_jars(str(folder))
+    missing = missing_jars(jars, _uses_s3(settings), settings.catalog)
     if missing:
-        return Finding("connector jars", False, f"{folder} lacks {', '.join(missing)}",
+        return Finding("connector jars", False,
+                       f"{folder} lacks {', '.join(f'{m} ({REQUIRED_JARS[m]})' for m in missing)}",
                        "run `make setup` (fetches them from Maven Central) or set MOVIELAKE_JARS_DIR")
-    return Finding("connector jars", True, f"{len(names)} jars in {folder}")
+    return Finding("connector jars", True, f"{len(jars)} jars in {folder}")
 
 
 def check_lake(settings: Settings) -> Finding:
@@ -178,15 +180,26 @@ def check_catalog(settings: Settings) -> Finding:
         if existing is None or not os.access(existing, os.W_OK):
             return Finding("catalog", False, f"cannot write the local catalog {path}",
                            "set MOVIELAKE_CATALOG_PATH to a writable file")
-        return Finding("catalog", True, f"local catalog at {path}")
+        return Finding("catalog", True, f"local catalog at {path} (Iceberg tables: {_iceberg_tables(settings)})")
     from movielake_dagster.catalog.glue import GlueCatalog
 
     try:
         databases = GlueCatalog(settings.glue_endpoint, settings.region).list_databases()
+        tables = _iceberg_tables(settings)
     except MovielakeError as error:
         return Finding("catalog", False, error.problem, error.fix)
     return Finding("catalog", True, f"AWS Glue ({settings.glue_endpoint or settings.region}): "
-                                    f"{len(databases)} databases visible")
+                                    f"{len(databases)} databases visible, Iceberg tables: {tables}")
+
+
+def _iceberg_tables(settings: Settings) -> str:
+    """How many Iceberg tables the catalog holds per layer, e.g. ``cleanse 6, access 10``."""
+    from movielake_dagster.catalog.commands import iceberg_for
+
+    tables = iceberg_for(settings).tables()
+    if not tables:
+        return "none yet"
+    return ", ".join(f"{layer} {sum(1 for t in tables if t[0] == layer)}" for layer in sorted({t[0] for t in tables}))
 
 
 def check_definitions(settings: Settings) -> Finding:

@@ -63,6 +63,9 @@ class Settings:
     """The local catalog's file; empty means ``catalog.db`` beside the layer folders (``.movielake/catalog.db`` for S3 lakes)."""
     glue_endpoint: str = ""
     """Glue API endpoint URL (moto, LocalStack); empty means AWS (or ``AWS_ENDPOINT_URL_GLUE``)."""
+    snapshot_retention_days: int = 7
+    """Days that the maintenance job keeps old Iceberg snapshots (for rollback and time travel) and
+    unpublished run branches (for inspection) before expiring them."""
     schedule_time: str = "06:00"
     """Local time (HH:MM, in ``schedule_timezone``) at which the daily update starts."""
     schedule_timezone: str = "UTC"

@@ -113,9 +113,8 @@ class SqlEngine:
     def connection(self):
         connection = duckdb.connect(":memory:")
         connection.execute("SET TimeZone = 'UTC'")
-        if not any(layer == DEFAULT_SCHEMA for layer, _ in self.iceberg_tables):
-            raise QueryError(f"the {self.iceberg.describe()} has no {DEFAULT_SCHEMA} tables",
-                             "build the lake first: `movielake run`")
+        if not self.iceberg_tables and not self.raw_tables:
+            raise QueryError(f"the {self.iceberg.describe()} has no tables yet", "build the lake first: `movielake run`")
         for layer in self.layers:
             connection.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(layer)}")
         connection.execute(f"USE {_ident(DEFAULT_SCHEMA)}")

@@ -52,9 +52,14 @@ def test_an_s3_lake_without_connector_jars_or_a_reachable_endpoint(tmp_path):
     assert "make setup" in lines["connector jars"]
     assert "cannot reach the S3 endpoint http://127.0.0.1:9" in lines["lake"]
     (tmp_path / "jars").mkdir()
-    for name in ("hadoop-aws-3.5.0.jar", "s3-2.35.4.jar"):
+    for name in ("hadoop-aws-3.4.2.jar", "iceberg-spark-runtime-4.1_2.13-1.12.0.jar", "sqlite-jdbc-3.54.1.0.jar"):
         (tmp_path / "jars" / name).write_bytes(b"")
+    missing = doctor.check_jars(Settings(lake="s3://", jars_dir=str(tmp_path / "jars")))
+    assert not missing.ok and "iceberg-aws-bundle" in missing.detail  # S3FileIO and Glue need it
+    (tmp_path / "jars" / "iceberg-aws-bundle-1.12.0.jar").write_bytes(b"")
     assert doctor.check_jars(Settings(lake="s3://", jars_dir=str(tmp_path / "jars"))).ok
+    local = doctor.check_jars(Settings(lake=str(tmp_path / "lake"), jars_dir=str(tmp_path / "no-jars")))
+    assert not local.ok and "iceberg-spark-runtime" in local.detail  # a local lake is Iceberg too
 
 
 @pytest.mark.s3

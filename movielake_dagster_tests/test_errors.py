@@ -66,7 +66,7 @@ def test_missing_connector_jars(tmp_path, s3_server):
     env = {"MOVIELAKE_S3_ENDPOINT": s3_server, "MOVIELAKE_JARS_DIR": str(tmp_path / "no-jars")}
     landing = _tiny_landing(tmp_path)
     proc = _run(["run", "--raw", str(landing), "--lake", "s3://jarless-{layer}"], env, tmp_path)
-    _one_line_error(proc, "S3A connector jars are missing", "make setup")
+    _one_line_error(proc, "connector jars iceberg-spark-runtime", "make setup")
 
 
 def test_bad_settings_are_named():

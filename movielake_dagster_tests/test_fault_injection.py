@@ -2,9 +2,10 @@
 the check that is meant to catch it, with the right count; and nothing vanishes.
 
 One clean sample is generated (no bad records); independent faults are injected into ONE copy of
-it at known lines, that lake is built once, and each fault is asserted on its own. Faults that
-would interact with the others (an empty file) or that get past the cleansing rules (corrupted
-stored tables) get a lake of their own.
+it at known lines, that lake is built once, and each fault is asserted on its own. An empty file gets
+a lake of its own; a run whose blocking check fails, and stored tables corrupted past the cleansing
+rules, run on the same lake: write-audit-publish keeps the failed run off ``main``, and the corrupted
+tables are rolled back to their earlier snapshot afterwards.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from movielake_dagster.catalog.iceberg import rollback
 from movielake_dagster.datasets import (
+    BRIDGE_MOVIE_GENRE,
     FCT_RATING,
     MOVIES,
     QUARANTINE_MOVIES,
@@ -31,7 +34,9 @@ from movielake_dagster.definitions import build_definitions
 from movielake_dagster.generate import GeneratorSpec, generate_dataset
 from movielake_dagster.settings import Settings
 
-from .conftest import build_lake
+from movielake_dagster.io_managers.iceberg import table_name
+
+from .conftest import build_lake, spark_table, table_rows
 
 CLEAN_SPEC = GeneratorSpec(ratings=300, movies=60, users=40, seed=11, bad_record_rate=0.0)
 FILES = {"movies": "movies.dat", "ratings": "ratings.dat", "users": "users_masterdata.json"}
@@ -44,8 +49,11 @@ class Fault:
     name: str
     dataset: str  # movies | ratings | users
     text: bytes  # the injected line
-    reason: str | None  # the reason it is quarantined with; None: it is a valid record
+    reason: str | None  # the reason it is quarantined with; None: a valid record; SKIPPED: not a record
     line_number: int = 0  # where it ended up in its file (set by ``inject``)
+
+
+SKIPPED = "skipped"  # a whitespace-only line: not a record, counted as skipped, never quarantined
 
 
 def _faults(movie_ids: list[int], user_ids: list[int], pair: tuple[int, int, str, int]) -> list[Fault]:
@@ -72,6 +80,10 @@ def _faults(movie_ids: list[int], user_ids: list[int], pair: tuple[int, int, str
         Fault("latin1_in_utf8", "movies", "9001::Café Society (2016)::Comedy".encode("latin-1"), "encoding"),
         Fault("title_without_year", "movies", b"9002::Untitled Home Movie::Documentary", None),
         Fault("no_genres", "movies", b"9003::Silent Frame (1999)::(no genres listed)", None),
+        Fault("blank_line_in_ratings", "ratings", b"", SKIPPED),
+        Fault("whitespace_line_in_ratings", "ratings", b"  \t ", SKIPPED),
+        Fault("blank_line_in_movies", "movies", b"", SKIPPED),
+        Fault("whitespace_line_in_users", "users", b"   ", SKIPPED),
     ]
 
 
@@ -148,7 +160,7 @@ CLEANSED = {"movies": MOVIES, "ratings": RATINGS, "users": USERS}
 
 
 def _table(lake: FaultyLake, dataset):
-    return lake.resources["spark"].get_session().read.parquet(lake.resources["lake"].spark_uri(dataset))
+    return spark_table(lake.resources, dataset)
 
 
 def _quarantine(lake: FaultyLake, dataset: str) -> list:
@@ -210,9 +222,7 @@ def test_title_without_year_is_kept_with_a_null_year(faulty_lake):
 def test_movie_without_genres_is_kept_with_no_genre_and_no_bridge_row(faulty_lake):
     rows = _table(faulty_lake, MOVIES).where("movie_id = 9003").collect()
     assert [(r["title"], r["year"], r["genres"]) for r in rows] == [("Silent Frame", 1999, [])]
-    bridge = faulty_lake.lake_dir / "access/ratings-data-mart/bridge-movie-genre"
-    session = faulty_lake.resources["spark"].get_session()
-    assert session.read.parquet(str(bridge)).where("movie_id = 9003").count() == 0
+    assert _table(faulty_lake, BRIDGE_MOVIE_GENRE).where("movie_id = 9003").count() == 0
 
 
 def _evaluations(result) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
@@ -224,16 +234,19 @@ def test_reconciliation_holds_and_every_check_passes_despite_the_faults(faulty_l
     lake = faulty_lake
     evaluations = _evaluations(lake.result)
     assert [k for k, e in evaluations.items() if not e.passed] == []
-    for dataset in FILES:
-        lines = len(lake.lines[dataset])
-        cleansed, quarantined = _table(lake, CLEANSED[dataset]).count(), len(_quarantine(lake, dataset))
-        assert lines == cleansed + quarantined, dataset
-        check = evaluations[(f"cleanse/{dataset}", "reconciliation")]
-        assert check.passed and check.metadata["input_records"].value == lines
-        assert check.metadata["quarantined_records"].value == quarantined
-        assert f"| {lines} | {cleansed} | {quarantined} | 0 |" in check.metadata["accounts"].value
     materialized = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
                     for e in lake.result.get_asset_materialization_events()}
+    for dataset in FILES:
+        blank = [f for f in lake.faults.values() if f.dataset == dataset and f.reason == SKIPPED]
+        records = len(lake.lines[dataset]) - len(blank)  # whitespace-only lines are not records
+        cleansed, quarantined = _table(lake, CLEANSED[dataset]).count(), len(_quarantine(lake, dataset))
+        assert records == cleansed + quarantined, dataset
+        check = evaluations[(f"cleanse/{dataset}", "reconciliation")]
+        assert check.passed and check.metadata["input_records"].value == records
+        assert check.metadata["quarantined_records"].value == quarantined
+        assert f"| {records} | {cleansed} | {quarantined} | 0 |" in check.metadata["accounts"].value
+        skipped = materialized[f"cleanse/{dataset}"]["movielake/skipped_lines"].value
+        assert skipped == {"blank_lines": len(blank), "header_lines": 0}, dataset
     for dataset in FILES:  # the per-reason counts the UI shows are the stored ones
         stored: dict[str, int] = {}
         for row in _quarantine(lake, dataset):
@@ -251,23 +264,14 @@ def run_job(raw_dir: Path, lake_dir: Path, job: str = "materialize_lake", assets
     return result, settings
 
 
-def _copy_lake(lake: FaultyLake, tmp_path: Path) -> Path:
-    shutil.copytree(lake.lake_dir, tmp_path / "lake")
-    return tmp_path / "lake"
-
-
-RATINGS_AND_DOWNSTREAM = ["staging/ratings", "cleanse/ratings", "cleanse/quarantine_ratings", "access/fct_rating",
-                          "access/dim_date"]
-
-
 @pytest.fixture(scope="module")
-def empty_file_run(faulty_lake, clean_sample, tmp_path_factory):
-    """An empty ratings.dat (rebuilding only the ratings and what depends on them, to stay quick)."""
+def empty_file_run(clean_sample, tmp_path_factory):
+    """An empty ratings.dat: the whole lake built from it, on a lake of its own."""
     clean_dir, _ = clean_sample
     raw = tmp_path_factory.mktemp("empty-raw")
     shutil.copytree(clean_dir, raw, dirs_exist_ok=True)
     (raw / "ratings.dat").write_bytes(b"")
-    result, _ = run_job(raw, _copy_lake(faulty_lake, tmp_path_factory.mktemp("empty")), assets=RATINGS_AND_DOWNSTREAM)
+    result, _ = run_job(raw, tmp_path_factory.mktemp("empty-lake"))
     return result
 
 
@@ -287,21 +291,52 @@ def test_an_empty_file_builds_an_empty_star_schema(empty_file_run):
                       ("cleanse/ratings", "not_empty")]
 
 
+RATINGS_AND_DOWNSTREAM = ["staging/ratings", "cleanse/ratings", "cleanse/quarantine_ratings", "access/fct_rating",
+                          "access/dim_date"]
+
+
 @pytest.fixture(scope="module")
-def blocked_run(faulty_lake, tmp_path_factory):
-    """A real run in which a bug duplicates one user: the blocking unique-key check must stop it."""
+def blocked_run(faulty_lake):
+    """A real run, on the faulty lake itself, in which a bug duplicates one user: the blocking unique-key
+    check must stop it, and write-audit-publish must keep it off main."""
     from movielake_dagster.transforms import users as user_rules
 
-    lake_dir = _copy_lake(faulty_lake, tmp_path_factory.mktemp("blocked"))
+    iceberg = faulty_lake.resources["catalog"].iceberg()
+    before = {d.name: iceberg.table(d.layer, d.name).metadata.current_snapshot_id for d in (USERS, QUARANTINE_USERS)}
+    rows_before = sorted(tuple(r.values()) for r in table_rows(faulty_lake.resources, USERS))
     merge = user_rules.merge_user_sources
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(user_rules, "merge_user_sources", lambda *a: (lambda df: df.unionByName(df.limit(1)))(merge(*a)))
-        return run_job(faulty_lake.raw_dir, lake_dir, assets=[
+        result, settings = run_job(faulty_lake.raw_dir, faulty_lake.lake_dir, assets=[
             "staging/users", "cleanse/users", "cleanse/quarantine_users", "access/dim_user", *RATINGS_AND_DOWNSTREAM])
+    return result, settings, before, rows_before
+
+
+def test_a_failing_blocking_check_leaves_main_unchanged_and_the_rejected_rows_on_the_run_branch(faulty_lake,
+                                                                                                 blocked_run):
+    from movielake_dagster.catalog.iceberg import run_branch
+
+    result, _, before, rows_before = blocked_run
+    iceberg = faulty_lake.resources["catalog"].iceberg()
+    users = iceberg.table(USERS.layer, USERS.name)
+    assert users.metadata.current_snapshot_id == before[USERS.name]  # main: not published
+    assert sorted(tuple(r.values()) for r in table_rows(faulty_lake.resources, USERS)) == rows_before
+    branch = run_branch(result.run_id)
+    rejected = users.scan(snapshot_id=users.metadata.refs[branch].snapshot_id).to_arrow().to_pylist()
+    assert len(rejected) == len(rows_before) + 1  # the duplicated user is there, for inspection
+    quarantine = iceberg.table(QUARANTINE_USERS.layer, QUARANTINE_USERS.name)
+    assert quarantine.metadata.current_snapshot_id != before[QUARANTINE_USERS.name]  # its own checks passed
+    materialized = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
+                    for e in result.get_asset_materialization_events()}
+    assert materialized["cleanse/users"]["movielake/branch"].value == branch
+    assert materialized["cleanse/users"]["movielake/published"].value.startswith("pending")
+    evaluations = _evaluations(result)
+    assert evaluations[("cleanse/users", "primary_key_unique")].metadata["movielake/published"].value.startswith(
+        "no: blocked by")
 
 
 def test_a_failing_blocking_check_stops_the_downstream_assets(blocked_run):
-    result, _ = blocked_run
+    result, _, _, _ = blocked_run
     assert not result.success
     evaluations = _evaluations(result)
     failed = {k: e.metadata["failed_rows"].value for k, e in evaluations.items() if not e.passed}
@@ -316,7 +351,7 @@ def test_a_failing_blocking_check_stops_the_downstream_assets(blocked_run):
 def test_movielake_run_exits_non_zero_naming_the_failed_error_checks(blocked_run, monkeypatch, capsys):
     from movielake_dagster import cli
 
-    result, settings = blocked_run
+    result, settings, _, _ = blocked_run
     monkeypatch.setattr(cli, "materialize_all", lambda *a, **k: (result, {}))
     code = cli.main(["run", "--raw", settings.landing, "--lake", settings.lake])
     out, err = capsys.readouterr()
@@ -325,36 +360,42 @@ def test_movielake_run_exits_non_zero_naming_the_failed_error_checks(blocked_run
     assert "primary_key_unique (ERROR: 1)" in out  # the per-asset check table
 
 
-def _rewrite(spark, path: Path, extra_rows: list[dict]) -> None:
-    """Appends rows to a stored table (simulating a bug or a hand edit that got past the cleanse)."""
-    original = spark.read.parquet(str(path))
-    extra = spark.createDataFrame(extra_rows, original.schema)
-    temp = path.with_name(path.name + ".corrupt")
-    original.unionByName(extra).write.parquet(str(temp))
-    shutil.rmtree(path)
-    temp.rename(path)
+def _append(lake: FaultyLake, dataset, extra_rows: list[dict]) -> int:
+    """Appends rows to a stored table's main (a bug or a hand edit that got past the cleanse); returns the
+    snapshot to roll back to."""
+    iceberg = lake.resources["catalog"].iceberg()
+    previous = iceberg.table(dataset.layer, dataset.name).metadata.current_snapshot_id
+    original = _table(lake, dataset)
+    original.sparkSession.createDataFrame(extra_rows, original.schema).writeTo(table_name(dataset)).append()
+    return previous
 
 
-def test_corrupted_stored_tables_fail_the_right_checks_with_the_right_counts(spark, faulty_lake, tmp_path):
-    """What the cleansing rules cannot see (a bug, a hand edit) the checks do; run them alone."""
+@pytest.fixture
+def corrupted_lake(faulty_lake):
+    """The faulty lake with rows appended to cleanse/ratings and fct_rating; rolled back afterwards."""
     import datetime as dt
 
-    lake_dir = _copy_lake(faulty_lake, tmp_path)
-    ratings = lake_dir / "cleanse" / RATINGS.key
-    good = spark.read.parquet(str(ratings)).first().asDict()
+    good = _table(faulty_lake, RATINGS).first().asDict()
     when = dt.datetime(2001, 1, 1, 12, 0)
-    _rewrite(spark, ratings, [
+    undo = [(RATINGS, _append(faulty_lake, RATINGS, [
         {**good, "rating": 1.0 if good["rating"] != 1.0 else 2.0},  # a second row for an existing key
         {**good, "user_id": 77777},  # a user that is not in cleanse/users
         {**good, "movie_id": 9002, "rating": 7.0},  # out of range
         {**good, "movie_id": None},  # null key
         {**good, "movie_id": 9003, "rated_at": when.replace(year=2100), "rating_date": dt.date(2100, 1, 1)},
-    ])
-    fct = lake_dir / "access" / FCT_RATING.key
-    fct_good = spark.read.parquet(str(fct)).first().asDict()
-    _rewrite(spark, fct, [{**fct_good, "movie_id": 9002, "date_key": 18990101}])
+    ]))]
+    fct_good = _table(faulty_lake, FCT_RATING).first().asDict()
+    undo.append((FCT_RATING, _append(faulty_lake, FCT_RATING, [{**fct_good, "movie_id": 9002, "date_key": 18990101}])))
+    yield faulty_lake, good
+    iceberg = faulty_lake.resources["catalog"].iceberg()
+    for dataset, snapshot in undo:
+        rollback(iceberg.table(dataset.layer, dataset.name), snapshot)
 
-    result, _ = run_job(faulty_lake.raw_dir, lake_dir, job="check_lake")
+
+def test_corrupted_stored_tables_fail_the_right_checks_with_the_right_counts(corrupted_lake):
+    """What the cleansing rules cannot see (a bug, a hand edit) the checks do; run them alone."""
+    faulty_lake, good = corrupted_lake
+    result, _ = run_job(faulty_lake.raw_dir, faulty_lake.lake_dir, job="check_lake")
     evaluations = _evaluations(result)
     failed = {k: e.metadata["failed_rows"].value for k, e in evaluations.items()
               if not e.passed and k[1] != "freshness_check"}  # this run's instance has no materializations
@@ -382,9 +423,15 @@ def test_corrupted_stored_tables_fail_the_right_checks_with_the_right_counts(spa
     from movielake_dagster.datasets import DIM_DATE, DIM_MOVIE, DIM_USER
 
     def table(dataset):
-        return spark.read.parquet(str(lake_dir / dataset.layer / dataset.key))
+        return _table(faulty_lake, dataset)
 
     inputs = {"table": table(FCT_RATING), "parent_user_id": table(DIM_USER), "parent_movie_id": table(DIM_MOVIE),
               "parent_date_key": table(DIM_DATE), "source": table(RATINGS)}
     direct = {o.name: o.failed_rows for o, _ in evaluate_dataset(None, FCT_RATING, inputs) if not o.passed}
     assert direct == {"date_key_references_dim_date": 1, "reconciliation": 4}  # 5 more ratings, 1 more fact
+
+
+def test_whitespace_only_lines_are_skipped_not_quarantined(faulty_lake):
+    for fault in (f for f in faulty_lake.faults.values() if f.reason == SKIPPED):
+        at_line = [r for r in _quarantine(faulty_lake, fault.dataset) if r["line_number"] == fault.line_number]
+        assert at_line == [], fault.name

@@ -10,12 +10,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from movielake_dagster.datasets import ALL_DATASETS, QUARANTINE_RATINGS, RATINGS
+from movielake_dagster.datasets import ALL_DATASETS, FCT_RATING, QUARANTINE_RATINGS, RATINGS
 from movielake_dagster.generate import GeneratorSpec, generate_dataset
 from movielake_dagster.schedules import DAILY_JOB
 from movielake_dagster.settings import Settings
 
-from .conftest import build_lake
+from .conftest import build_lake, lake_resources, table_rows
 
 DAY1, DAY2 = "2026-11-24", "2026-11-25"
 FACTS = "access/ratings-data-mart/fct-rating"
@@ -68,8 +68,15 @@ def landing(tmp_path_factory) -> dict:
 
 
 def _table(spark, lake: Path, dataset) -> list[tuple]:
-    rows = spark.read.parquet(str(lake / dataset.layer / dataset.key)).select(*dataset.column_names).collect()
-    return sorted((tuple(r) for r in rows), key=repr)
+    rows = table_rows(lake_resources(lake), dataset)
+    return sorted((tuple(r[c] for c in dataset.column_names) for r in rows), key=repr)
+
+
+def _data_files(lake: Path, dataset) -> dict[str, object]:
+    """Data file path -> its partition values, of the table's current snapshot."""
+    table = lake_resources(lake)["catalog"].iceberg().table(dataset.layer, dataset.name)
+    files = table.inspect.data_files()
+    return dict(zip(files.column("file_path").to_pylist(), files.column("partition").to_pylist()))
 
 
 def _metadata(result, key: str) -> dict:
@@ -97,13 +104,12 @@ def loaded(spark, landing, tmp_path_factory) -> dict:
     instance = dg.DagsterInstance.ephemeral()
     cached_before = _cached_rdds(spark)
     first = _daily_run(defs, instance, DAY1)
-    facts = incremental_lake / FACTS
-    untouched = sorted(p for p in facts.glob("rating_year=*")
-                       if int(p.name.split("=")[1]) not in landing["superseded_years"] | {landing["last_year"]})
-    before = {p: p.stat().st_mtime_ns for part in untouched for p in part.iterdir()}
+    changed = landing["superseded_years"] | {landing["last_year"]}
+    untouched = lambda files: {f for f, part in files.items() if part["rating_year"] not in changed}  # noqa: E731
+    before = untouched(_data_files(incremental_lake, FCT_RATING))
     second = _daily_run(defs, instance, DAY2)
     cached_after = _cached_rdds(spark)
-    after = {p: p.stat().st_mtime_ns for part in untouched for p in part.iterdir() if p.exists()}
+    after = untouched(_data_files(incremental_lake, FCT_RATING))
     full_lake = tmp_path_factory.mktemp("full-lake")
     build_lake(landing["dir"], full_lake, step_retries=0)
     return {"incremental": incremental_lake, "full": full_lake, "defs": defs, "instance": instance,
@@ -134,8 +140,8 @@ def test_the_quarantine_is_that_of_the_full_build_superseded_lines_included(spar
 
 @pytest.mark.slow  # four runs of the whole graph with its checks
 def test_a_rerating_in_a_later_batch_wins_and_a_late_older_one_is_quarantined(spark, loaded, landing):
-    facts = {(r.user_id, r.movie_id): r.rating
-             for r in spark.read.parquet(str(loaded["incremental"] / FACTS)).collect()}
+    facts = {(r["user_id"], r["movie_id"]): r["rating"]
+             for r in table_rows(lake_resources(loaded["incremental"]), FCT_RATING)}
     for pair, rating in landing["rerated"].items():
         assert facts[pair] == rating
     reasons = _metadata(loaded["second"], "cleanse/ratings")["movielake/reconciliation"][f"{DAY2}.dat"]["reasons"]
@@ -185,78 +191,73 @@ def _facts(spark, rows: int, fail_after: int | None = None):
 
 @pytest.fixture
 def io_manager(spark, tmp_path):
-    from movielake_dagster.definitions import build_resources
-
-    resources = build_resources(Settings(lake=str(tmp_path / "lake"), step_retries=0))
-    return resources["parquet_io_manager"], resources["lake"]
+    resources = lake_resources(tmp_path / "lake", step_retries=0)
+    return resources["iceberg_io_manager"], resources
 
 
 def _write(io_manager, obj, run_id: str):
-    from movielake_dagster.datasets import FCT_RATING
-
     context = dg.build_output_context(asset_key=FCT_RATING.asset_key, run_id=run_id)
     io_manager.handle_output(context, obj)
 
 
-def _stored(spark, lake) -> list:
-    from movielake_dagster.datasets import FCT_RATING
-
-    return sorted(tuple(r) for r in spark.read.parquet(lake.spark_uri(FCT_RATING)).collect())
+def _stored(resources) -> list:
+    return sorted(tuple(r.values()) for r in table_rows(resources, FCT_RATING))
 
 
 def test_a_write_that_fails_midway_leaves_the_previous_table_readable(spark, io_manager):
-    manager, lake = io_manager
+    manager, resources = io_manager
     _write(manager, _facts(spark, 300), "run-one-0000")
-    before = _stored(spark, lake)
+    before = _stored(resources)
     with pytest.raises(Exception, match="executor lost mid-write"):
         _write(manager, _facts(spark, 4000, fail_after=3500), "run-two-0000")
-    assert _stored(spark, lake) == before
+    assert _stored(resources) == before
 
 
 def test_a_partition_rewrite_that_fails_midway_leaves_every_old_partition(spark, io_manager):
     from pyspark.sql import functions as F
 
-    from movielake_dagster.io_managers.parquet import PartitionsUpdate
+    from movielake_dagster.io_managers.iceberg import PartitionsUpdate
 
-    manager, lake = io_manager
+    manager, resources = io_manager
     _write(manager, _facts(spark, 300), "run-one-0000")
-    before = _stored(spark, lake)
+    before = _stored(resources)
     failing = _facts(spark, 4000, fail_after=3500).where(F.col("rating_year").isin(2001, 2002))
     with pytest.raises(Exception, match="executor lost mid-write"):
         _write(manager, PartitionsUpdate(failing, (2001, 2002)), "run-two-0000")
-    assert _stored(spark, lake) == before
+    assert _stored(resources) == before
     _write(manager, PartitionsUpdate(_facts(spark, 600).where(F.col("rating_year") == 2002), (2002,)), "run-3-0000")
-    after = _stored(spark, lake)
+    after = _stored(resources)
     assert [r for r in after if r[-1] != 2002] == [r for r in before if r[-1] != 2002]
     assert len([r for r in after if r[-1] == 2002]) == 200
 
 
-def test_leftovers_of_a_killed_run_are_invisible_and_do_not_block_the_next(spark, io_manager, tmp_path):
-    from movielake_dagster.datasets import FCT_RATING
+def test_leftovers_of_a_killed_run_are_invisible_and_maintenance_removes_them(spark, io_manager):
+    """A killed write leaves data files that no snapshot references, and a scratch folder: readers never
+    see them, the next write is not disturbed, and once a day old the maintenance job deletes them
+    (a younger scratch folder, a live run's, stays)."""
+    from movielake_dagster.maintenance import MaintenanceConfig, maintain_table
 
-    manager, lake = io_manager
+    manager, resources = io_manager
     _write(manager, _facts(spark, 300), "run-one-0000")
-    before = _stored(spark, lake)
-    final = Path(lake.uri(FCT_RATING))
-    # What a process killed mid-write leaves: Spark's output in the hidden temporary folder, and a
-    # half-written dynamic-overwrite staging folder inside the table.
-    _facts(spark, 30).write.partitionBy("rating_year").parquet(str(final.parent / f".{final.name}.__writing-killed00"))
-    (final / ".spark-staging-killed" / "rating_year=2001").mkdir(parents=True)
-    (final / ".spark-staging-killed" / "rating_year=2001" / "part-0.parquet").write_bytes(b"PAR1 truncated")
-    assert _stored(spark, lake) == before
+    before = _stored(resources)
+    location = Path(resources["lake"].uri(FCT_RATING))
+    orphan = location / "data" / "rating_year=2001" / "00000-killed-orphan.parquet"
+    orphan.write_bytes(b"PAR1 truncated by kill -9")
+    lake = resources["lake"]
+    dead, live = Path(lake.scratch("classified-ratings", "deadbeef")), Path(lake.scratch("classified-ratings", "running0"))
+    for folder in (dead, live):
+        folder.mkdir(parents=True)
+        (folder / "part-0.parquet").write_bytes(b"PAR1")
+    assert _stored(resources) == before
     _write(manager, _facts(spark, 90), "run-two-0000")
-    assert len(_stored(spark, lake)) == 90
-    # A day later, the next write of the table removes them; a younger work folder (a live run's) stays.
-    leftovers = [final.parent / f".{final.name}.__writing-killed00", final / ".spark-staging-killed"]
-    (leftovers[1] / "rating_year=2001").mkdir(parents=True)  # the swap replaced the table's folder
-    (leftovers[1] / "rating_year=2001" / "part-0.parquet").write_bytes(b"PAR1 truncated")
-    live = final.parent / f".{final.name}.__classified-running0"
-    live.mkdir()
-    (live / "part-0.parquet").write_bytes(b"PAR1")
+    assert len(_stored(resources)) == 90
     day_ago = time.time() - 25 * 3600
-    for folder in leftovers:
-        for path in [folder, *folder.rglob("*")]:
-            os.utime(path, (day_ago, day_ago))
-    _write(manager, _facts(spark, 60), "run-three-00")
-    assert [p.exists() for p in leftovers] == [False, False] and live.exists()
-    assert len(_stored(spark, lake)) == 60
+    for path in (orphan, dead, dead / "part-0.parquet"):
+        os.utime(path, (day_ago, day_ago))
+    session = resources["spark"].get_session()
+    table = resources["catalog"].iceberg().table(FCT_RATING.layer, FCT_RATING.name)
+    figures = maintain_table(session, "access.fct_rating", table, MaintenanceConfig(orphan_days=1),
+                             datetime.now(timezone.utc).replace(tzinfo=None))
+    assert figures["orphan_files_removed"] >= 1 and not orphan.exists()
+    assert lake.sweep_scratch() == [str(dead)] and live.exists()
+    assert len(_stored(resources)) == 90

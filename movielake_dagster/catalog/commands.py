@@ -164,12 +164,12 @@ def cmd_dictionary(args: argparse.Namespace) -> int:
 
 
 def _branch_name(run: str | None) -> str:
-    """``--branch`` takes a run's branch name or the run id it was made from (``run-<first 8>``)."""
-    from movielake_dagster.catalog.iceberg import run_branch
+    """``--branch`` takes a run's branch name (``run_<first 8 of its id>``) or the run id itself."""
+    from movielake_dagster.catalog.iceberg import RUN_BRANCH_PREFIX, run_branch
 
     if not run:
         return ""
-    return run if run.startswith("run-") or run == "main" else run_branch(run)
+    return run if run.startswith(RUN_BRANCH_PREFIX) or run == "main" else run_branch(run)
 
 
 def cmd_history(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from movielake_dagster.errors import ConfigurationError, EndpointError
 SPARK_CATALOG = "lake"  # Spark's name for the catalog: tables are lake.cleanse.movies, lake.access.fct_rating
 ICEBERG_LAYERS = ("cleanse", "access")
 BACKENDS = ("local", "glue")
-RUN_BRANCH_PREFIX = "run-"  # a run's write-audit-publish branch: run-<first 8 characters of its id>
+RUN_BRANCH_PREFIX = "run_"  # a run's write-audit-publish branch: run_<first 8 characters of its id>
 RUN_ID_PROPERTY = "dagster.run-id"  # snapshot summary property: the Dagster run that made the snapshot
 ASSET_PROPERTY = "dagster.asset"
 TABLE_PROPERTIES = {
@@ -60,6 +60,11 @@ class IcebergCatalog:
         if self.backend not in BACKENDS:
             raise ConfigurationError(f"MOVIELAKE_CATALOG={self.backend!r} is not a catalog backend",
                                      f"use one of {', '.join(BACKENDS)}")
+
+    def prepare(self) -> None:
+        """Create the local catalog's folder (SQLite creates the file, not its folder)."""
+        if self.backend == "local":
+            Path(self.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
 
     def describe(self) -> str:
         if self.backend == "local":
@@ -154,8 +159,9 @@ def _load_catalog(items: tuple[tuple[str, str], ...]):
 
 
 def run_branch(run_id: str) -> str:
-    """The name of the branch a Dagster run writes its tables to before they are published."""
-    return f"{RUN_BRANCH_PREFIX}{run_id[:8]}"
+    """The name of the branch a Dagster run writes its tables to before they are published:
+    ``run_`` and the first 8 letters and digits of the run id (a UUID: its first group)."""
+    return RUN_BRANCH_PREFIX + "".join(ch for ch in run_id if ch.isalnum())[:8].lower()
 
 
 class catalog_errors:
@@ -341,17 +347,26 @@ def _columns(schema) -> dict[str, str]:
     return {f.name: hive_type(f.field_type) for f in schema.fields}
 
 
-def _partition_values(table) -> dict[str, dict]:
-    """Partition value (as text) -> statistics, of the current snapshot (empty when unpartitioned)."""
-    snapshot = table.current_snapshot()
+def _partition_values(table, snapshot_id: int | None = None) -> dict[str, dict]:
+    """Partition value (as text) -> statistics, of a snapshot (default: the current one); empty when
+    the table is unpartitioned or the snapshot holds no files."""
+    snapshot = table.snapshot_by_id(snapshot_id) if snapshot_id is not None else table.current_snapshot()
     if snapshot is None or table.spec().is_unpartitioned():
         return {}
+    partitions = table.inspect.partitions(snapshot_id=snapshot.snapshot_id)
+    if "partition" not in partitions.column_names:
+        return {}
     stats = {}
-    for row in table.inspect.partitions(snapshot_id=snapshot.snapshot_id).to_pylist():
+    for row in partitions.to_pylist():
         values = "/".join(str(v) for v in (row.get("partition") or {}).values())
         stats[values] = {"records": row["record_count"], "files": row["file_count"],
                          "bytes": row["total_data_file_size_in_bytes"]}
     return stats
+
+
+def partition_values(table, snapshot_id: int | None = None) -> list[str]:
+    """The partition values of a snapshot (default: the current one), sorted, as text."""
+    return sorted(_partition_values(table, snapshot_id), key=_sortable)
 
 
 def bookmark(table) -> dict:

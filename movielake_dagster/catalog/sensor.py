@@ -13,7 +13,7 @@ import json
 import dagster as dg
 
 from movielake_dagster.catalog.model import CatalogTable, CrawlReport
-from movielake_dagster.catalog.resource import CatalogResource
+from movielake_dagster.resources.catalog import CatalogResource
 from movielake_dagster.catalog.crawler import catalog_datasets
 from movielake_dagster.lake import LAYERS
 
@@ -91,7 +91,12 @@ def observation_metadata(table: CatalogTable, report: CrawlReport) -> dict:
                 {name: f"{old} -> {new}" for name, old, new in change.columns_retyped})
     if table.partition_keys:
         metadata["partition_keys"] = dg.MetadataValue.json([k.name for k in table.partition_keys])
+    if table.partitions:
         metadata["partitions"] = len(table.partitions)
+    if "current_snapshot_id" in table.parameters:  # an Iceberg table
+        metadata["iceberg/snapshot_id"] = table.parameters["current_snapshot_id"]
+        metadata["iceberg/schema_id"] = table.parameters["schema_id"]
+        metadata["iceberg/partition_spec"] = table.parameters["partition_spec"] or "unpartitioned"
     return metadata
 
 

@@ -31,7 +31,8 @@ from movielake_dagster.checks.rules import (
     row_rules,
 )
 from movielake_dagster.datasets import ALL_DATASETS, Dataset
-from movielake_dagster.io_managers.iceberg import markdown_preview
+from movielake_dagster.catalog.iceberg import run_branch
+from movielake_dagster.io_managers.iceberg import branch_snapshot, markdown_preview, publish, table_name
 from movielake_dagster.lake import spark_uri
 
 FRESHNESS_LOWER_BOUND = timedelta(hours=26)  # a daily build, with two hours of slack
@@ -101,8 +102,9 @@ def _reported(context, dataset: Dataset) -> dict | None:
     return value.value if value is not None else None
 
 
-def to_result(dataset: Dataset, outcome: Outcome, seconds: float) -> dg.AssetCheckResult:
+def to_result(dataset: Dataset, outcome: Outcome, seconds: float, extra: dict | None = None) -> dg.AssetCheckResult:
     metadata = {
+        **(extra or {}),
         "failed_rows": outcome.failed_rows,
         "rule": dg.MetadataValue.md(f"```sql\n{outcome.rule}\n```"),
         "pass_seconds": round(seconds, 3),
@@ -154,17 +156,46 @@ def build_dataset_checks(dataset: Dataset) -> dg.AssetChecksDefinition:
         name=f"{dataset.layer}_{dataset.name}_checks",
         specs=_specs(dataset, deps),
         ins=ins,
-        description=f"Quality checks of {dataset.layer}.{dataset.name}, derived from its declaration.",
+        description=f"Quality checks of {dataset.layer}.{dataset.name}, derived from its declaration. They read "
+                    "the table as this run wrote it (its branch) and, when every blocking one passes, publish it.",
         compute_kind="spark",
+        required_resource_keys={"spark"},
     )
     def _checks(context, **inputs):
-        for outcome, seconds in evaluate_dataset(context, dataset, inputs):
+        results = evaluate_dataset(context, dataset, inputs)
+        blocked_by = [o.name for o, _ in results if not o.passed and o.severity == ERROR]
+        for outcome, _ in results:
             if not outcome.passed:
                 context.log.warning(f"{dataset.asset_key.to_user_string()}:{outcome.name} failed "
                                     f"({outcome.severity}): {outcome.failed_rows} failing")
-            yield to_result(dataset, outcome, seconds)
+        publication = publish_audited(context, dataset, blocked_by)
+        for outcome, seconds in results:
+            yield to_result(dataset, outcome, seconds, publication)
 
     return _checks
+
+
+def publish_audited(context, dataset: Dataset, blocked_by: list[str]) -> dict:
+    """Write-audit-publish: the run's branch of the table becomes ``main`` when no blocking check
+    failed; otherwise ``main`` stays as it was and the branch keeps the rejected snapshot.
+    Returns what was done, as metadata for every check result of the step."""
+    spark = context.resources.spark
+    iceberg = spark.catalog.iceberg()
+    branch = run_branch(context.run.run_id)
+    head = branch_snapshot(iceberg, dataset, branch)
+    if head is None:  # the run checked the table without writing it (check_lake)
+        return {"movielake/published": "not applicable: this run wrote no snapshot of the table"}
+    metadata = {"movielake/branch": branch, "movielake/snapshot_id": str(head)}
+    if blocked_by:
+        context.log.error(f"{table_name(dataset)}: not published; blocking check(s) {', '.join(blocked_by)} "
+                          f"failed. main is unchanged; the rejected rows are on branch {branch} "
+                          f"(`movielake query --branch {branch} ...`)")
+        metadata["movielake/published"] = f"no: blocked by {', '.join(blocked_by)}; main unchanged"
+        return metadata
+    publish(spark.get_session(), iceberg, dataset, branch)
+    context.log.info(f"{table_name(dataset)}: published snapshot {head} (main fast-forwarded to {branch})")
+    metadata["movielake/published"] = "yes: main fast-forwarded to the branch"
+    return metadata
 
 
 def build_freshness_checks() -> list[dg.AssetChecksDefinition]:

@@ -1,12 +1,18 @@
-"""Cleanse and access layers: Spark DataFrames stored as Apache Iceberg tables, one commit per write.
+"""Cleanse and access layers: Spark DataFrames stored as Apache Iceberg tables, written, audited, published.
 
 Each dataset declared in ``datasets.py`` is the Iceberg table ``lake.<layer>.<name>`` (format v2,
 Parquet data files) at the dataset's SPEC location. The first write creates the table from the
 declaration (column types and descriptions, partitioning, properties); a later declaration with more
-columns evolves the table in place (``ALTER TABLE ... ADD COLUMN``, no data rewritten). Every write
-is one atomic commit, so readers see the previous snapshot or the new one, and a killed run leaves
-the last good snapshot current. The snapshot summary carries the Dagster run id; the
-materialization's metadata carries the snapshot id and its parent.
+columns evolves the table in place (``ALTER TABLE ... ADD COLUMN``, no data rewritten).
+
+Write-audit-publish: a run writes each table to a branch of its own (``run_<first 8 of the run id>``),
+in one commit. When the run evaluates blocking checks of the table, those checks read the branch,
+and only when they pass is ``main`` fast-forwarded to it (``checks/factories.py``), so readers of
+``main`` (Athena, ``movielake query``, the next run) never see data a blocking check rejected. A run
+without such checks publishes at once. A failed run leaves ``main`` as it was and its branch for
+inspection (``movielake query --branch RUN``) until the maintenance job drops it. A killed run leaves
+``main`` on the last good snapshot. Snapshot summaries carry the Dagster run id; materializations
+carry the branch, the snapshot, its parent, and whether it was published.
 """
 
 from __future__ import annotations
@@ -18,8 +24,16 @@ import dagster as dg
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from movielake_dagster.catalog.iceberg import ASSET_PROPERTY, RUN_ID_PROPERTY, SPARK_CATALOG, TABLE_PROPERTIES
+from movielake_dagster.catalog.iceberg import (
+    ASSET_PROPERTY,
+    RUN_ID_PROPERTY,
+    SPARK_CATALOG,
+    TABLE_PROPERTIES,
+    IcebergCatalog,
+    run_branch,
+)
 from movielake_dagster.datasets import Dataset, dataset_for
+from movielake_dagster.errors import InputMissingError
 from movielake_dagster.resources.spark import SparkResource
 
 PREVIEW_ROWS = 5
@@ -97,15 +111,63 @@ def ensure_table(session: SparkSession, dataset: Dataset, location: str) -> list
 
 
 def current_table(session: SparkSession, dataset: Dataset) -> DataFrame | None:
-    """The dataset as the lake holds it now (its table's current snapshot), or None before its first write."""
+    """The dataset as the lake publishes it now (``main``), or None before its first write."""
     if not table_exists(session, dataset):
         return None
     return session.table(table_name(dataset))
 
 
+def branch_table_name(dataset: Dataset, branch: str) -> str:
+    """Spark's name of one branch of the table: ``lake.access.fct_rating.branch_run_1a2b3c4d``."""
+    return f"{table_name(dataset)}.branch_{branch}"
+
+
+def branch_snapshot(iceberg: IcebergCatalog, dataset: Dataset, branch: str) -> int | None:
+    """The snapshot a branch of the table points at (None: no such branch), from Iceberg's metadata."""
+    table = iceberg.table(dataset.layer, dataset.name)
+    ref = table.metadata.refs.get(branch) if table is not None else None
+    return ref.snapshot_id if ref is not None else None
+
+
+def run_table(session: SparkSession, iceberg: IcebergCatalog, dataset: Dataset, run_id: str) -> DataFrame | None:
+    """What a reader in this run sees: the run's own branch where the run wrote the table (not
+    published yet while its checks audit it), else ``main``; None before the table's first write."""
+    if not table_exists(session, dataset):
+        return None
+    branch = run_branch(run_id)
+    if branch_snapshot(iceberg, dataset, branch) is not None:
+        return session.table(branch_table_name(dataset, branch))
+    return session.table(table_name(dataset))
+
+
+def publish(session: SparkSession, iceberg: IcebergCatalog, dataset: Dataset, branch: str) -> int | None:
+    """Fast-forward ``main`` to the run's branch: one catalog commit that makes the audited snapshot
+    the one every reader sees. Returns main's snapshot afterwards. Fails (and publishes nothing) when
+    ``main`` moved since the branch was made, i.e. another writer published in between."""
+    head = branch_snapshot(iceberg, dataset, branch)
+    if head is None or head == branch_snapshot(iceberg, dataset, "main"):
+        return head
+    identifier = f"{dataset.layer}.{dataset.name}"
+    session.sql(f"CALL {SPARK_CATALOG}.system.fast_forward(table => '{identifier}', branch => 'main', "
+                f"to => '{branch}')").collect()
+    return head
+
+
 def snapshot_properties(context: dg.OutputContext) -> dict[str, str]:
     return {f"snapshot-property.{RUN_ID_PROPERTY}": context.run_id,
             f"snapshot-property.{ASSET_PROPERTY}": context.asset_key.to_user_string()}
+
+
+def audited_in_run(context: dg.OutputContext) -> bool:
+    """Whether this run evaluates a blocking check of the output's asset (the check then publishes it)."""
+    try:
+        step = context.step_context
+    except Exception:  # noqa: BLE001 - an output context built outside a run (tests): nothing audits it
+        return False
+    graph = step.job_def.asset_layer.asset_graph
+    selected = step.dagster_run.asset_check_selection
+    return any(key.asset_key == context.asset_key and graph.get_check_spec(key).blocking
+               and (selected is None or key in selected) for key in graph.asset_check_keys)
 
 
 class IcebergIOManager(dg.ConfigurableIOManager):
@@ -122,15 +184,23 @@ class IcebergIOManager(dg.ConfigurableIOManager):
         evolved = ensure_table(session, dataset, self.spark.catalog.table_location(dataset))
         for statement in evolved:
             context.log.info(f"{table_name(dataset)}: {statement.splitlines()[0]}")
+        branch = run_branch(context.run_id)
+        session.sql(f"ALTER TABLE {table_name(dataset)} CREATE BRANCH IF NOT EXISTS {branch}")
         update = df if isinstance(df, PartitionsUpdate) else None
         frame = update.df if update else df
-        writer = frame.writeTo(table_name(dataset)).options(**snapshot_properties(context))
+        writer = frame.writeTo(branch_table_name(dataset, branch)).options(**snapshot_properties(context))
         if update is None:
             writer.overwrite(F.lit(True))  # replace every row, in one commit
         elif update.values:
             (column,) = dataset.partition_by
             writer.overwrite(F.col(column).isin(list(update.values)))  # these partitions only, in one commit
-        metadata = self.spark.catalog.describe_table(dataset)
+        audited = audited_in_run(context)
+        if not audited:
+            publish(session, self.spark.catalog.iceberg(), dataset, branch)
+        metadata = self.spark.catalog.describe_table(dataset, branch)
+        metadata["movielake/branch"] = branch
+        metadata["movielake/published"] = ("pending: main is fast-forwarded to the branch when the blocking "
+                                           "checks pass" if audited else "yes (no blocking check in this run)")
         if update is not None:
             metadata["movielake/rewritten_partitions"] = dg.MetadataValue.json([str(v) for v in update.values])
         if evolved:
@@ -139,10 +209,10 @@ class IcebergIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext):
         dataset = dataset_for(context.upstream_output.asset_key)
-        session = self.spark.get_session()
-        table = current_table(session, dataset)
+        table = run_table(self.spark.get_session(), self.spark.catalog.iceberg(), dataset, context.step_context.run_id)
         if table is None:
-            return session.createDataFrame([], dataset.spark_ddl())
+            raise InputMissingError(f"the table {dataset.layer}.{dataset.name} has not been written yet",
+                                    f"materialize {dataset.asset_key.to_user_string()} first (or the whole lake)")
         return table
 
 

@@ -1,6 +1,8 @@
-"""Dagster resources: where the lake is (``LakeResource``) and the Spark engine (``SparkResource``)."""
+"""Dagster resources: where the lake is (``LakeResource``), its catalogs (``CatalogResource``) and the
+Spark engine (``SparkResource``)."""
 
 from movielake_dagster.resources.lake import LakeResource
+from movielake_dagster.resources.catalog import CatalogResource  # noqa: I001 - after LakeResource, which it uses
 from movielake_dagster.resources.spark import SparkResource
 
-__all__ = ["LakeResource", "SparkResource"]
+__all__ = ["CatalogResource", "LakeResource", "SparkResource"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from movielake_dagster.catalog.iceberg import SPARK_CATALOG
-from movielake_dagster.catalog.resource import CatalogResource
+from movielake_dagster.resources.catalog import CatalogResource
 from movielake_dagster.errors import EnvironmentProblem
 from movielake_dagster.resources.lake import LakeResource
 
@@ -124,6 +124,7 @@ class SparkResource(dg.ConfigurableResource):
                 f"{self.jars_dir or '(MOVIELAKE_JARS_DIR unset)'}",
                 "run `make setup` (it fetches them from Maven Central) or set MOVIELAKE_JARS_DIR",
             )
+        self.catalog.iceberg().prepare()
         active = SparkSession.getActiveSession()
         if active is not None:
             self._apply_runtime_conf(active)

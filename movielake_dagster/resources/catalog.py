@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from movielake_dagster.catalog import Catalog, Crawler, build_crawler, iceberg_catalog, open_catalog
-from movielake_dagster.catalog.iceberg import IcebergCatalog
+from movielake_dagster.catalog.iceberg import IcebergCatalog, partition_values
 from movielake_dagster.datasets import Dataset
 from movielake_dagster.resources.lake import LakeResource
 
@@ -19,6 +19,9 @@ class CatalogResource(dg.ConfigurableResource):
     path: str = ""
     glue_endpoint: str = ""
     region: str = "us-east-1"
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.iceberg().prepare()
 
     def catalog(self) -> Catalog:
         return open_catalog(self.backend, self.lake.location, self.path, self.glue_endpoint, self.region)
@@ -35,17 +38,18 @@ class CatalogResource(dg.ConfigurableResource):
         uri = self.lake.uri(dataset)
         return uri if uri.startswith("s3://") else Path(uri).resolve().as_uri()
 
-    def describe_table(self, dataset: Dataset) -> dict:
-        """Materialization metadata of the table's current snapshot, read from Iceberg's own metadata
-        (no Spark job): rows, snapshot and parent, operation, schema, location, a preview."""
+    def describe_table(self, dataset: Dataset, branch: str = "main") -> dict:
+        """Materialization metadata of the snapshot a branch of the table points at, read from Iceberg's
+        own metadata (no Spark job): rows, snapshot and parent, operation, schema, location, a preview."""
         from movielake_dagster.io_managers.iceberg import PREVIEW_ROWS, markdown_preview
 
         table = self.iceberg().table(dataset.layer, dataset.name)
-        snapshot = table.current_snapshot()
+        snapshot = table.snapshot_by_name(branch)
         summary = snapshot.summary if snapshot is not None else None
         extra = summary.additional_properties if summary is not None else {}
         columns = dataset.column_names
-        preview = table.scan(limit=PREVIEW_ROWS, selected_fields=tuple(columns)).to_arrow().to_pylist()
+        preview = table.scan(limit=PREVIEW_ROWS, selected_fields=tuple(columns),
+                             snapshot_id=snapshot.snapshot_id if snapshot else None).to_arrow().to_pylist()
         metadata = {
             "dagster/row_count": int(extra.get("total-records", 0)),
             "dagster/column_schema": dataset.table_schema(),
@@ -60,7 +64,6 @@ class CatalogResource(dg.ConfigurableResource):
             "preview": dg.MetadataValue.md(markdown_preview(preview, columns)),
         }
         if dataset.partition_by and snapshot is not None:
-            partitions = table.inspect.partitions(snapshot_id=snapshot.snapshot_id).column("partition").to_pylist()
-            values = sorted(p[dataset.partition_by[0]] for p in partitions if p)
-            metadata["partitions"] = dg.MetadataValue.json([str(v) for v in values])
+            values = partition_values(table, snapshot.snapshot_id)
+            metadata["partitions"] = dg.MetadataValue.json(values)
         return metadata
