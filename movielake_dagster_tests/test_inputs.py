@@ -8,12 +8,23 @@ export seen in public bug reports, with the exact rows, quarantine reasons and p
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from movielake_dagster.assets.cleanse import USER_SOURCES
 from movielake_dagster.checks.reconciliation import staged_records
-from movielake_dagster.datasets import MOVIES, RATINGS
+from movielake_dagster.datasets import (
+    DIM_DATE,
+    FCT_RATING,
+    MOVIES,
+    QUARANTINE_MOVIES,
+    QUARANTINE_RATINGS,
+    QUARANTINE_USERS,
+    RATINGS,
+    USERS,
+)
 from movielake_dagster.lake import spark_uri
 from movielake_dagster.transforms import layouts
 from movielake_dagster.transforms import movies as movie_rules
@@ -21,6 +32,8 @@ from movielake_dagster.transforms import ratings as rating_rules
 from movielake_dagster.transforms import users as user_rules
 from movielake_dagster.transforms.raw_input import read_raw
 from movielake_dagster.transforms.records import accepted, rejected, slim
+
+from .conftest import lake_resources, table_rows
 
 NOW = 1_900_000_000
 
@@ -217,3 +230,59 @@ def test_the_reconciliation_count_is_records_not_lines(spark, tmp_path):
                                                                                           "empty.csv": 0}
     assert staged_records(spark, [uris["user_masterdata.json"]], "users") == {"user_masterdata.json": 4}
     assert len(json.loads(ONE_ARRAY_PER_LINE)) == 3
+
+
+# -- the whole lake on each layout: `movielake run --raw DIR` ends with exit 0, never a stack trace --------
+
+MOVIES_DAT = "1::Toy Story (1995)::Animation|Comedy\n2::Heat (1995)::Action\n11::Nixon (1995)::Drama\n"
+
+
+def _layout(tmp_path, name: str) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    if name == "latest_csv_and_json_array":
+        (folder / "movies.csv").write_text(LATEST_MOVIES_CSV, encoding="utf-8")
+        (folder / "ratings.csv").write_text(  # no header line; blank lines
+            "1,51372,4.0,978300760\n\n1,11,3.5,978300761\n2,90,5.0,978300762\n3,12,2.0,978300763\n \n", "utf-8")
+        (folder / "users_masterdata.json").write_text(PRETTY_ARRAY, encoding="utf-8")
+        return folder
+    (folder / "movies.dat").write_text(MOVIES_DAT)
+    (folder / "users_masterdata.json").write_text(ONE_ARRAY_PER_LINE)
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" if name == "header_only_ratings" else "")
+    return folder
+
+
+@pytest.mark.parametrize("layout", ["latest_csv_and_json_array", "header_only_ratings", "zero_byte_ratings"])
+def test_movielake_run_on_a_real_world_layout_ends_with_exit_0_and_queryable_tables(spark, tmp_path, capsys, layout):
+    from movielake_dagster.cli import main
+
+    raw, lake = _layout(tmp_path, layout), tmp_path / "lake"
+    code = main(["run", "--raw", str(raw), "--lake", str(lake)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Traceback" not in out + err
+    assert "Q: Top genres by number of ratings" in out
+    assert main(["query", "--lake", str(lake), "SELECT COUNT(*) AS facts FROM fct_rating"]) == 0
+    facts = capsys.readouterr().out
+    for table in ("staging.users", "staging.ratings", "cleanse.users", "access.dim_date"):
+        assert main(["query", "--lake", str(lake), f"SELECT COUNT(*) FROM {table}"]) == 0, table
+    capsys.readouterr()
+    resources = lake_resources(lake)
+    if layout != "latest_csv_and_json_array":  # no records: every table exists, empty, with its schema
+        assert re.search(r"\| 0 +\|", facts)
+        assert table_rows(resources, FCT_RATING) == [] and table_rows(resources, DIM_DATE) == []
+        assert [f.name for f in resources["catalog"].iceberg().table("access", "fct_rating").schema().fields] == \
+            FCT_RATING.column_names
+        return
+    movies = {r["movie_id"]: r for r in table_rows(resources, MOVIES)}
+    assert (movies[51372]["title"], movies[51372]["year"]) == ('"Great Performances" Cats', 1998)
+    assert sorted((r["line_number"], r["reason"]) for r in table_rows(resources, QUARANTINE_MOVIES)) == [
+        (8, "bad_type"), (9, "malformed")]
+    assert sorted(r["user_id"] for r in table_rows(resources, USERS)) == [1, 3]
+    assert sorted((r["line_number"], r["reason"]) for r in table_rows(resources, QUARANTINE_USERS)) == [
+        (8, "malformed"), (17, "malformed")]
+    assert sorted((r["user_id"], r["movie_id"]) for r in table_rows(resources, RATINGS)) == [(1, 11), (1, 51372),
+                                                                                            (3, 12)]
+    assert sorted((r["line_number"], r["reason"]) for r in table_rows(resources, QUARANTINE_RATINGS)) == [
+        (4, "unknown_user")]  # user 2 is in the broken array element
+    assert re.search(r"\| 3 +\|", facts)

@@ -135,14 +135,14 @@ def cmd_query(args: argparse.Namespace) -> int:
         result = engine.query(args.sql)
     finally:
         engine.close()
-    if travel != TimeTravel():
-        read = ", ".join(f"{name}@{snapshot if snapshot is not None else 'empty'}"
-                         for name, snapshot in sorted(engine.read_snapshots.items()))
-        print(f"(read as of {args.as_of or 'now'}{' on branch ' + travel.branch if travel.branch else ''}: {read})")
     shown = result.rows if args.max_rows <= 0 else result.rows[: args.max_rows]
     print(tabulate(shown, headers=result.columns, tablefmt="psql", missingval="NULL", disable_numparse=True))
     more = f", showing the first {len(shown)}" if len(shown) < len(result.rows) else ""
     print(f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''}{more}; {result.seconds:.3f} s)")
+    if travel != TimeTravel():
+        read = ", ".join(f"{name}@{snapshot if snapshot is not None else 'empty'}"
+                         for name, snapshot in sorted(engine.read_snapshots.items()))
+        print(f"(read as of {args.as_of or 'now'}{' on branch ' + travel.branch if travel.branch else ''}: {read})")
     return 0
 
 

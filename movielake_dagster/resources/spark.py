@@ -19,6 +19,7 @@ from movielake_dagster.errors import EnvironmentProblem
 from movielake_dagster.resources.lake import LakeResource
 
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
+_APPLIED: dict[int, tuple] = {}  # per session: the runtime settings last applied to it
 
 
 def java_available() -> bool:
@@ -145,9 +146,14 @@ class SparkResource(dg.ConfigurableResource):
 
     def _apply_runtime_conf(self, session) -> None:
         """A session shared across runs in one process (tests, the CLI) gets this run's S3A settings
-        and Iceberg catalog (Spark initialises a catalog once: it is dropped to be made anew)."""
-        session.conf.set("spark.sql.shuffle.partitions", str(self.shuffle_partitions))
+        and Iceberg catalog (Spark initialises a catalog once: it is dropped to be made anew). Every
+        step asks for the session, so this is a no-op while the settings stay those last applied."""
         catalog_conf = {k: v for k, v in self.catalog.iceberg().spark_conf().items() if k != "spark.sql.extensions"}
+        wanted = (self.shuffle_partitions, tuple(sorted(catalog_conf.items())), tuple(sorted(self.s3a_options().items())))
+        if _APPLIED.get(id(session)) == wanted:
+            return
+        _APPLIED[id(session)] = wanted
+        session.conf.set("spark.sql.shuffle.partitions", str(self.shuffle_partitions))
         current = session.conf.getAll  # a dict of the session's properties
         prefix = f"spark.sql.catalog.{SPARK_CATALOG}."
         stale = [k for k in current if k.startswith(prefix) and k not in catalog_conf]
