@@ -81,6 +81,7 @@ OCCUPATION = _col("occupation", "string", "Occupation from MovieLens 1M users.da
 ZIP = _col("zip", "string", "Zip code from MovieLens 1M users.dat; NULL when absent.")
 RATING = _col("rating", "double", "Stars, 0.5 to 5.0 in half steps (MovieLens 1M has whole stars only).", nullable=False)
 RATED_AT = _col("rated_at", "timestamp", "When the rating was submitted (UTC), from the unix seconds.", nullable=False)
+RATING_DATE = _col("rating_date", "date", "UTC calendar date of rated_at.", nullable=False)
 
 # -- staging: the raw files, byte for byte --------------------------------------------------------
 STAGING_MOVIES = Dataset(
@@ -120,10 +121,25 @@ RATINGS = Dataset(
         MOVIE_ID,
         RATING,
         RATED_AT,
-        _col("rating_date", "date", "UTC calendar date of rated_at.", nullable=False),
+        RATING_DATE,
+        _col("source_file", "string", "Lineage: the staged file of the rating's line (the latest line of this "
+             "user and movie).", nullable=False),
+        _col("line_number", "bigint", "Lineage: the 1-based line of the rating in source_file. A later rating "
+             "that replaces this one moves exactly this line to the quarantine.", nullable=False),
     ),
     primary_key=("user_id", "movie_id"),
     foreign_keys={"user_id": "users.user_id", "movie_id": "movies.movie_id"},
+)
+RATING_CHANGES = Dataset(
+    "rating_changes", "cleanse", "changes/ratings",
+    "The row changes the latest daily load made to cleanse/ratings: each inserted rating and each stored "
+    "rating it replaced (change data capture). Derived tables apply these instead of re-reading the ratings; "
+    "a full build leaves it empty.",
+    columns=(
+        _col("change", "string", "insert: a rating the day added or that replaced a stored one; delete: the "
+             "stored rating it replaced.", nullable=False),
+        USER_ID, MOVIE_ID, RATING, RATED_AT, RATING_DATE,
+    ),
 )
 QUARANTINE_COLUMNS = (
     _col("dataset", "string", "Which input the record came from: movies, ratings or users.", nullable=False),
@@ -201,7 +217,7 @@ FCT_RATING = Dataset(
 
 ALL_DATASETS: tuple[Dataset, ...] = (
     STAGING_MOVIES, STAGING_RATINGS, STAGING_USERS,
-    MOVIES, USERS, RATINGS, QUARANTINE_MOVIES, QUARANTINE_RATINGS, QUARANTINE_USERS,
+    MOVIES, USERS, RATINGS, QUARANTINE_MOVIES, QUARANTINE_RATINGS, QUARANTINE_USERS, RATING_CHANGES,
     DIM_USER, DIM_MOVIE, BRIDGE_MOVIE_GENRE, DIM_DATE, FCT_RATING,
 )
 
@@ -254,8 +270,27 @@ GENRES_BY_YEAR = _analytics(
     ("rating_year", "genre"),
 )
 
+STARS_SUM = _col("stars", "double", "Sum of the stars of these ratings (exact: half stars add without rounding).",
+                 nullable=False)
+RATING_BUCKETS = _analytics(
+    "rating_buckets", "Ratings and their summed stars per (UTC hour, ISO day of week, star value): the sums the "
+    "hour, weekday and star tables are made from. A day's load adds its changes to them.",
+    (_col("hour_of_day", "int", "Hour of the day, 0-23 (UTC).", nullable=False),
+     _col("day_of_week", "int", "ISO day of week: 1 = Monday ... 7 = Sunday.", nullable=False),
+     _col("rating", "double", "Stars, 0.5 to 5.0 in half steps.", nullable=False), RATING_COUNT, STARS_SUM),
+    ("hour_of_day", "day_of_week", "rating"),
+)
+MOVIE_YEAR_TOTALS = _analytics(
+    "movie_year_totals", "Ratings and their summed stars per (rating year, movie): the sums the top movies and the "
+    "genre shares are made from. A day's load adds its changes to them.",
+    (_col("rating_year", "int", "Year in which the ratings were submitted (UTC).", nullable=False),
+     MOVIE_ID, RATING_COUNT, STARS_SUM),
+    ("rating_year", "movie_id"),
+)
+
 ANALYTICS_DATASETS: tuple[Dataset, ...] = (
-    RATINGS_BY_HOUR, RATINGS_BY_WEEKDAY, RATINGS_BY_STARS, TOP_MOVIES, GENRES_BY_YEAR,
+    RATINGS_BY_HOUR, RATINGS_BY_WEEKDAY, RATINGS_BY_STARS, TOP_MOVIES, GENRES_BY_YEAR, RATING_BUCKETS,
+    MOVIE_YEAR_TOTALS,
 )
 
 

@@ -23,6 +23,7 @@ from movielake_dagster.schedules import (
     access_freshness_policy,
     build_daily_job,
     build_daily_schedule,
+    build_full_check_schedule,
     retry_policy,
 )
 from movielake_dagster.sensors.new_data import build_new_data_sensor
@@ -89,7 +90,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
         jobs=[*lake_jobs, daily_job, check_lake_job, crawl_catalog_job, maintain_lake],
-        schedules=[build_daily_schedule(settings, daily_job), build_maintenance_schedule(settings)],
+        schedules=[build_daily_schedule(settings, daily_job), build_maintenance_schedule(settings),
+                   build_full_check_schedule(settings, check_lake_job)],
         sensors=[FRESHNESS_SENSOR, crawl_sensor, build_new_data_sensor(settings, [daily_job, lake_jobs[0]]),
                  build_run_failure_sensor(settings)],
         resources=build_resources(settings),

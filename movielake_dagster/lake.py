@@ -65,6 +65,17 @@ class LakeLocation:
         return [urlparse(root).netloc for root in self.roots.values()] if self.is_s3 else []
 
 
+def store_uri(spark_location: str) -> str:
+    """A location as Spark names it (``s3a://``, ``file:``) as the object store names it (``s3://``, a path)."""
+    if spark_location.startswith("s3a://"):
+        return "s3://" + spark_location[len("s3a://"):]
+    if spark_location.startswith("file:"):
+        from urllib.parse import unquote
+
+        return unquote(urlparse(spark_location).path)
+    return spark_location
+
+
 def spark_uri(uri: str) -> str:
     """The same location as Spark's Hadoop file systems name it (``s3a://`` or ``file:``)."""
     if uri.startswith("s3://"):
@@ -184,19 +195,43 @@ class ObjectStore:
             shutil.copyfile(src, partial)
         partial.replace(target)  # atomic rename: readers never see half a file
 
-    def sha256(self, uri: str) -> str:
-        digest = hashlib.sha256()
+    def chunks(self, uri: str, size: int = 1 << 20) -> Iterator[bytes]:
+        """A file's bytes, streamed in pieces of ``size`` (local path or ``s3://`` URL)."""
         if uri.startswith("s3://"):
             bucket, key = _split_s3(uri)
             with s3_errors(self.endpoint_url, bucket):
                 body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
-                for chunk in iter(lambda: body.read(1 << 20), b""):
-                    digest.update(chunk)
-        else:
-            with open(uri, "rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(chunk)
+                yield from iter(lambda: body.read(size), b"")
+            return
+        with open(uri, "rb") as handle:
+            yield from iter(lambda: handle.read(size), b"")
+
+    def sha256(self, uri: str) -> str:
+        digest = hashlib.sha256()
+        for chunk in self.chunks(uri):
+            digest.update(chunk)
         return digest.hexdigest()
+
+    def lines_at(self, uri: str, numbers: set[int]) -> dict[int, bytes]:
+        """The lines of a text file with these 1-based numbers (without their line break), in one
+        streaming pass that only counts line breaks until a wanted line comes by: a few lines of a
+        10M-line file cost a read of its bytes, not a parse."""
+        wanted, found = sorted(numbers), {}
+        line, pending, index = 1, b"", 0
+        for chunk in self.chunks(uri):
+            block = pending + chunk
+            cut = block.rfind(b"\n") + 1
+            complete, pending = block[:cut], block[cut:]
+            count = complete.count(b"\n")
+            if index < len(wanted) and wanted[index] < line + count:
+                parts = complete.split(b"\n")
+                while index < len(wanted) and wanted[index] < line + count:
+                    found[wanted[index]] = parts[wanted[index] - line].rstrip(b"\r")
+                    index += 1
+            line += count
+        if pending and index < len(wanted) and wanted[index] == line:
+            found[line] = pending.rstrip(b"\r")
+        return found
 
     def delete_file(self, uri: str) -> None:
         if uri.startswith("s3://"):

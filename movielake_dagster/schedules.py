@@ -17,7 +17,14 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from movielake_dagster.assets.staging import RATING_DAYS, staging_rating_batch, staging_ratings
-from movielake_dagster.datasets import ANALYTICS_DATASETS, DIM_DATE, FCT_RATING, QUARANTINE_RATINGS, RATINGS
+from movielake_dagster.datasets import (
+    ANALYTICS_DATASETS,
+    DIM_DATE,
+    FCT_RATING,
+    QUARANTINE_RATINGS,
+    RATING_CHANGES,
+    RATINGS,
+)
 from movielake_dagster.errors import ConfigurationError
 from movielake_dagster.settings import Settings
 
@@ -32,7 +39,8 @@ DAILY_UPDATE = dg.AssetSelection.all() - dg.AssetSelection.assets(staging_rating
 # the checks of these assets): the movie and user snapshots are rebuilt only when their files change.
 ANALYTICS_ASSETS = tuple(d.asset_key for d in ANALYTICS_DATASETS)
 DAILY_BATCH_ASSETS = (
-    staging_rating_batch.key, RATINGS.asset_key, QUARANTINE_RATINGS.asset_key, FCT_RATING.asset_key,
+    staging_rating_batch.key, RATINGS.asset_key, QUARANTINE_RATINGS.asset_key, RATING_CHANGES.asset_key,
+    FCT_RATING.asset_key,
     DIM_DATE.asset_key, *ANALYTICS_ASSETS,
 )
 
@@ -108,6 +116,20 @@ def build_daily_schedule(settings: Settings, job) -> dg.ScheduleDefinition:
         description=f"Daily at {settings.schedule_time} {settings.schedule_timezone}: load yesterday's ratings "
                     f"batch (and recompute the analytics), so that the access layer is fresh by {fresh_by:%H:%M}. "
                     "Movie and user snapshots are rebuilt by the new_landed_files sensor when their files change.",
+    )
+
+
+FULL_CHECK_SCHEDULE = "weekly_full_check_schedule"
+
+
+def build_full_check_schedule(settings: Settings, job) -> dg.ScheduleDefinition:
+    """Saturdays at 04:00: every check on every row of every table (``check_lake``). A day's load checks
+    what it changed; this re-checks everything, against the latest dimensions too."""
+    return dg.ScheduleDefinition(
+        name=FULL_CHECK_SCHEDULE, job=job, cron_schedule="0 4 * * 6", execution_timezone=settings.schedule_timezone,
+        default_status=default_status(settings, dg.DefaultScheduleStatus),
+        description="Saturdays 04:00: run every quality check on every row of the lake as it is published "
+                    "(the daily loads check only the rows they change).",
     )
 
 

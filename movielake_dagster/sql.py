@@ -223,8 +223,8 @@ class SqlEngine:
             for name, reason in self.broken.items():
                 if re.search(rf"\b{re.escape(name.split('.')[-1])}\b", sql):
                     raise QueryError(f"the table {name} cannot be read ({reason})",
-                                     f"rebuild it (`movielake run`) and re-crawl (`movielake crawl`); "
-                                     f"the other tables can be queried") from None
+                                     "rebuild it (`movielake run`) and re-crawl (`movielake crawl`); "
+                                     "the other tables can be queried") from None
             crawl_hint = "" if self.raw_tables else " (staging's raw files appear after `movielake crawl`)"
             raise QueryError(f"the query failed: {first_line}",
                              f"check the SQL; tables: {', '.join(self.table_names())}{crawl_hint}") from None

@@ -29,7 +29,6 @@ from movielake_dagster.lake import spark_uri
 from movielake_dagster.transforms import layouts
 from movielake_dagster.transforms import movies as movie_rules
 from movielake_dagster.transforms import ratings as rating_rules
-from movielake_dagster.transforms import users as user_rules
 from movielake_dagster.transforms.raw_input import read_raw
 from movielake_dagster.transforms.records import accepted, rejected, slim
 
@@ -69,7 +68,7 @@ def _read_ratings(spark, uris):
     users = spark.createDataFrame([(u,) for u in range(1, 10)], "user_id int")
     movies = spark.createDataFrame([(m,) for m in range(1, 100)], "movie_id int")
     classified = slim(rating_rules.resolve_ratings(checked, users, movies), RATINGS)
-    good = sorted(tuple(r) for r in accepted(classified, RATINGS).select("user_id", "movie_id", "rating").collect())
+    good = sorted(tuple(r) for r in accepted(classified, RATINGS, raw.offsets).select("user_id", "movie_id", "rating").collect())
     bad = sorted((r["line_number"], r["reason"]) for r in rejected(classified, "ratings", raw.offsets).collect())
     return raw, good, bad
 

@@ -13,16 +13,8 @@ from movielake_dagster.transforms import ratings as rating_rules
 from movielake_dagster.transforms import star_schema
 from movielake_dagster.transforms import users as user_rules
 from movielake_dagster.transforms.raw_lines import (
-    REASON,
     choose_encoding,
-    decode_lines,
-    file_profiles,
-    kept_lines,
-    line_offsets,
-    profile_partitions,
-    read_lines,
     split_fields,
-    with_line_numbers,
 )
 from movielake_dagster.transforms.layouts import HEADERS
 from movielake_dagster.transforms.raw_input import read_raw
@@ -131,7 +123,7 @@ def _ratings(spark, tmp_path, lines, users=(1, 2), movies=(10, 20)):
     user_df = spark.createDataFrame([(u,) for u in users], "user_id int")
     movie_df = spark.createDataFrame([(m,) for m in movies], "movie_id int")
     classified = slim(rating_rules.resolve_ratings(checked, user_df, movie_df), RATINGS)
-    good = {(r["user_id"], r["movie_id"]): r.asDict() for r in accepted(classified, RATINGS).collect()}
+    good = {(r["user_id"], r["movie_id"]): r.asDict() for r in accepted(classified, RATINGS, offsets).collect()}
     bad = sorted((r["line_number"], r["reason"]) for r in rejected(classified, "ratings", offsets).collect())
     return good, bad
 
@@ -200,7 +192,7 @@ def test_real_ml1m_users_are_enriched(spark):
 
 def test_fact_and_date_dimension(spark):
     ratings = spark.createDataFrame(
-        [(1, 10, 4.5, dt.datetime(2003, 7, 14, 22, 5), dt.date(2003, 7, 14))], RATINGS.spark_ddl()
+        [(1, 10, 4.5, dt.datetime(2003, 7, 14, 22, 5), dt.date(2003, 7, 14), "ratings.dat", 7)], RATINGS.spark_ddl()
     )
     fact = star_schema.build_fct_rating(ratings).first()
     assert (fact["date_key"], fact["hour_of_day"], fact["rating_year"]) == (20030714, 22, 2003)
@@ -234,19 +226,17 @@ def test_split_fields_gives_exactly_the_fields_of_a_plain_split(spark, separator
     assert [(r["fast"], r["bad"]) for r in rows] == [(r["plain"], r["plain_bad"]) for r in rows]
 
 
-def test_one_pass_profiles_the_history_and_keeps_the_lines_with_wanted_keys(spark, tmp_path):
-    """The daily path's single read of earlier files: the Latin-1 encoding is still detected from every
-    line, and the kept lines come back byte for byte, decoded, with their line numbers."""
-    from movielake_dagster.transforms.incremental import HAS_KEY, mark_lines_with_keys
+def test_lines_are_read_back_by_number_byte_for_byte(tmp_path):
+    """The daily path finds a replaced rating's line by the line number its row carries: any line of a
+    Latin-1 or CRLF file comes back exactly as it stands, the last one without a line break too."""
+    from movielake_dagster.lake import ObjectStore
 
-    text = "1::10::4::100\n2::20::3::200\nCaf\xe9 line\n3::30::5::300 \xe9\n\xc9t\xe9::x\n2::20::1::400\n"
-    uri = _raw_file(tmp_path, "ratings.dat", text.encode("latin-1"))
-    wanted = spark.createDataFrame([(2, 20), (3, 30), (9, 90)], "user_id int, movie_id int")
-    marked = mark_lines_with_keys(read_lines(spark, [uri]), wanted)
-    rows = profile_partitions(marked, keep=F.col(HAS_KEY)).collect()
-    (profile,) = file_profiles(rows)
-    assert (profile.lines, profile.encoding) == (6, "ISO-8859-1")
-    kept = decode_lines(kept_lines(spark, rows), [profile])
-    numbered = with_line_numbers(kept, line_offsets(spark, rows)).orderBy("line_number").collect()
-    assert [(r["line_number"], r["text"]) for r in numbered] == [
-        (2, "2::20::3::200"), (4, "3::30::5::300 \u00e9"), (6, "2::20::1::400")]
+    text = "1::10::4::100\r\n2::20::3::200\r\nCaf\xe9 line\r\n3::30::5::300 \xe9\r\n2::20::1::400"
+    path = tmp_path / "ratings.dat"
+    path.write_bytes(text.encode("latin-1"))
+    lines = ObjectStore().lines_at(str(path), {2, 4, 5, 9})
+    assert lines == {2: b"2::20::3::200", 4: "3::30::5::300 \xe9".encode("latin-1"), 5: b"2::20::1::400"}
+    big = tmp_path / "big.dat"
+    big.write_bytes(b"".join(b"%d::1::4::100\n" % i for i in range(1, 400_001)))  # several 1 MiB chunks
+    assert ObjectStore().lines_at(str(big), {1, 123_457, 400_000}) == {
+        1: b"1::1::4::100", 123_457: b"123457::1::4::100", 400_000: b"400000::1::4::100"}

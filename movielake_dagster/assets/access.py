@@ -12,13 +12,21 @@ from movielake_dagster.datasets import (
     DIM_USER,
     FCT_RATING,
     MOVIES,
+    RATING_CHANGES,
     RATINGS,
     USERS,
     Dataset,
 )
-from movielake_dagster.io_managers.iceberg import PartitionsUpdate, current_table
+from movielake_dagster.io_managers.iceberg import (
+    RATINGS_SYNC,
+    Replace,
+    RowChanges,
+    pinned_table,
+    rating_delta,
+    ratings_snapshot,
+)
 from movielake_dagster.resources import SparkResource
-from movielake_dagster.transforms import incremental, star_schema
+from movielake_dagster.transforms import star_schema
 
 
 def _access_asset(dataset: Dataset, upstream: Dataset, **kwargs):
@@ -53,32 +61,58 @@ def bridge_movie_genre(movies: DataFrame) -> DataFrame:
     return star_schema.build_bridge_movie_genre(movies).coalesce(1)
 
 
-@_access_asset(DIM_DATE, RATINGS)
-def dim_date(ratings: DataFrame, spark: SparkResource) -> DataFrame:
+@_access_asset(DIM_DATE, RATINGS, deps=[RATING_CHANGES.asset_key])
+def dim_date(context: dg.AssetExecutionContext, ratings: DataFrame, spark: SparkResource):
     """Calendar dimension: every day from the first to the last rating, keyed by `date_key`
-    (yyyymmdd), with year, quarter, month, day, ISO day of week and a weekend flag."""
+    (yyyymmdd), with year, quarter, month, day, ISO day of week and a weekend flag. A day's load only
+    appends the new days its ratings reach (from `cleanse/rating_changes`); when the day replaced a
+    rating on the first or last day, the range is recomputed from the ratings."""
+    session, iceberg = spark.get_session(), spark.catalog.iceberg()
+    delta = rating_delta(session, iceberg, DIM_DATE) if context.has_partition_key else None
+    if delta is not None:
+        sync = {RATINGS_SYNC: str(delta.ratings_snapshot)}
+        if delta.unchanged:
+            return RowChanges()
+        existing = pinned_table(session, iceberg, DIM_DATE).agg(F.min("date").alias("first"), F.max("date").alias("last")).first()
+        added = delta.inserted.agg(F.min("rating_date").alias("first"), F.max("rating_date").alias("last")).first()
+        removed = delta.deleted.agg(F.min("rating_date").alias("first"), F.max("rating_date").alias("last")).first()
+        if existing["first"] is not None and removed["first"] not in (existing["first"], existing["last"]) \
+                and removed["last"] not in (existing["first"], existing["last"]):
+            first = min(d for d in (existing["first"], added["first"]) if d is not None)
+            last = max(d for d in (existing["last"], added["last"]) if d is not None)
+            days = star_schema.build_dim_date(first, last, session)
+            new = days.where((F.col("date") < F.lit(existing["first"])) | (F.col("date") > F.lit(existing["last"])))
+            context.log.info(f"dim_date: {first} .. {last} (was {existing['first']} .. {existing['last']})")
+            return RowChanges(inserted=new.coalesce(1), properties=sync, commit_empty=True)
+        context.log.info("dim_date: the day replaced a rating on the first or last day; recomputing the range")
     bounds = ratings.agg(F.min("rating_date").alias("first"), F.max("rating_date").alias("last")).first()
-    session = spark.get_session()
+    sync = {RATINGS_SYNC: str(ratings_snapshot(iceberg))}
     if bounds["first"] is None:
-        return session.createDataFrame([], DIM_DATE.spark_ddl())
-    return star_schema.build_dim_date(bounds["first"], bounds["last"], session).coalesce(1)
+        return Replace(session.createDataFrame([], DIM_DATE.spark_ddl()), properties=sync)
+    return Replace(star_schema.build_dim_date(bounds["first"], bounds["last"], session).coalesce(1), properties=sync)
 
 
-@_access_asset(FCT_RATING, RATINGS)
+@_access_asset(FCT_RATING, RATINGS, deps=[RATING_CHANGES.asset_key])
 def fct_rating(context: dg.AssetExecutionContext, ratings: DataFrame, spark: SparkResource):
     """Rating facts: one row per (user, movie) with the latest rating, the UTC submission time and
     hour of day, keyed to `dim_user`, `dim_movie` and `dim_date`. Stored partitioned by
-    `rating_year`, so queries on a year read only that year's files. In a run for one day's
-    batch only the years whose facts changed are rewritten."""
-    facts = star_schema.build_fct_rating(ratings)
-    existing = current_table(spark.get_session(), FCT_RATING) if context.has_partition_key else None
-    if existing is None:
-        return facts.repartition("rating_year")
-    (column,) = FCT_RATING.partition_by
-    changed, emptied = incremental.changed_partitions(facts, existing, column)
-    context.log.info(f"rewriting fct_rating partitions {changed} (of which now empty: {emptied})")
-    return PartitionsUpdate(facts.where(F.col(column).isin(changed)).repartition(column), tuple(changed),
-                            tuple(emptied))
+    `rating_year`, so queries on a year read only that year's files. A day's load applies the day's
+    changes (`cleanse/rating_changes`): the facts of replaced ratings are deleted by position
+    (merge-on-read) and the day's facts appended, in one publish; no unchanged fact is rewritten."""
+    session, iceberg = spark.get_session(), spark.catalog.iceberg()
+    delta = rating_delta(session, iceberg, FCT_RATING) if context.has_partition_key else None
+    if delta is not None:
+        if delta.unchanged:
+            return RowChanges()
+        facts = star_schema.build_fct_rating(delta.inserted)
+        return RowChanges(deleted=delta.deleted.select(*FCT_RATING.primary_key), inserted=facts,
+                          properties={RATINGS_SYNC: str(delta.ratings_snapshot)}, commit_empty=True,
+                          metadata={"movielake/rows_inserted": facts.count(),
+                                    "movielake/rows_replaced": delta.deleted.count()})
+    if context.has_partition_key:
+        context.log.info("fct_rating does not reflect the snapshot the day's changes start from: rebuilding it")
+    return Replace(star_schema.build_fct_rating(ratings).repartition("rating_year"),
+                   properties={RATINGS_SYNC: str(ratings_snapshot(iceberg))})
 
 
 access_assets = [dim_user, dim_movie, bridge_movie_genre, dim_date, fct_rating]

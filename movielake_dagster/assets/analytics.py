@@ -1,9 +1,15 @@
 """Analytics: small tables over the star schema, each with a chart shown on its asset page.
 
-Stored as Parquet in the access layer under ``access/analytics/<name>/`` (SQL users can query
+Stored as Iceberg tables in the access layer under ``access/analytics/<name>/`` (SQL users can query
 them like the star schema); in the UI they form the group ``analytics``. Each materialization
 carries its chart as a PNG inside Markdown metadata (``chart``), so the asset page shows it.
-One multi-asset makes all five from two scans of the facts (``transforms/analytics.py``).
+
+One multi-asset makes them all. Two tables of sums are the base: ``rating_buckets`` (per hour,
+weekday and star value) and ``movie_year_totals`` (per year and movie); the five charted tables are
+small sums over them (``transforms/analytics.py``). A full build makes the bases in two scans of the
+facts; a day's load adds the day's changes (``cleanse/rating_changes``) to the stored bases instead,
+which is exact (half stars add without rounding), and rebuilds them only when the bases do not
+reflect the snapshot the changes start from.
 """
 
 import base64
@@ -20,13 +26,25 @@ from movielake_dagster.datasets import (
     DIM_MOVIE,
     FCT_RATING,
     GENRES_BY_YEAR,
+    MOVIE_YEAR_TOTALS,
+    RATING_BUCKETS,
+    RATING_CHANGES,
     RATINGS_BY_HOUR,
     RATINGS_BY_STARS,
     RATINGS_BY_WEEKDAY,
     TOP_MOVIES,
     Dataset,
 )
-from movielake_dagster.transforms import analytics
+from movielake_dagster.io_managers.iceberg import (
+    RATINGS_SYNC,
+    Replace,
+    RowChanges,
+    pinned_table,
+    rating_delta,
+    ratings_snapshot,
+)
+from movielake_dagster.resources import SparkResource
+from movielake_dagster.transforms import analytics, star_schema
 
 CHART_SIZE = (6.4, 3.2)  # inches at 100 dpi: 640 x 320 pixels
 CHART_COLOR = "#4f43dd"
@@ -140,41 +158,68 @@ def _genres_by_year(totals: DataFrame, bridge_movie_genre: DataFrame, **_):
     return df, _chart_metadata(genre_chart(rows), "Genres by year")
 
 
-def _buckets(fct_rating: DataFrame, frames: CachedFrames) -> DataFrame:
-    return _small(analytics.rating_buckets(fct_rating))[0]  # at most 24 x 7 x 10 rows, now on the driver
+@dataclass(frozen=True)
+class Base:
+    """A table of sums the charted tables are made from: how a full build makes it from the facts."""
+
+    dataset: Dataset
+    from_facts: Callable[[DataFrame], DataFrame]
 
 
-def _totals(fct_rating: DataFrame, frames: CachedFrames) -> DataFrame:
-    return frames.cache(analytics.movie_year_totals(fct_rating), partitions=1)  # ~100,000 rows at 10M ratings
+BASES = (Base(RATING_BUCKETS, analytics.rating_buckets), Base(MOVIE_YEAR_TOTALS, analytics.movie_year_totals))
+
+
+def base_sums(context, fct_rating: DataFrame, frames: CachedFrames, spark: SparkResource) -> dict:
+    """Each base's sums (cached, small) and how to store them: updated with the day's changes where
+    that is exact, else made from a scan of the facts. ``None`` for a replayed day (nothing changed)."""
+    session, iceberg = spark.get_session(), spark.catalog.iceberg()
+    deltas = {b.dataset.name: rating_delta(session, iceberg, b.dataset) for b in BASES} \
+        if context.has_partition_key else {}
+    if deltas and all(d is not None and d.unchanged for d in deltas.values()):
+        return {b.dataset.name: (pinned_table(session, iceberg, b.dataset), RowChanges()) for b in BASES}
+    sums = {}
+    for base in BASES:
+        delta = deltas.get(base.dataset.name)
+        if delta is not None and not delta.unchanged:
+            added = base.from_facts(star_schema.build_fct_rating(delta.inserted))
+            removed = base.from_facts(star_schema.build_fct_rating(delta.deleted))
+            frame = analytics.apply_changes(pinned_table(session, iceberg, base.dataset), added, removed,
+                                            list(base.dataset.primary_key))
+            sync = str(delta.ratings_snapshot)
+        else:
+            frame, sync = base.from_facts(fct_rating), str(ratings_snapshot(iceberg))
+        frame = frames.cache(frame.select(*base.dataset.column_names), partitions=1)
+        sums[base.dataset.name] = (frame, Replace(frame, properties={RATINGS_SYNC: sync}))
+    return sums
 
 
 @dataclass(frozen=True)
 class AnalyticsTable:
-    """One analytics table: the scan of the facts it sums over, what else it reads, how it is made."""
+    """One charted analytics table: the base it sums over, what else it reads, how it is made."""
 
     dataset: Dataset
-    scan: Callable[[DataFrame, CachedFrames], DataFrame]  # _buckets or _totals: run once per step
-    make: Callable[..., tuple[DataFrame, dict]]  # (scan, dim_movie=, bridge_movie_genre=, config=) -> table, metadata
+    base: Dataset  # RATING_BUCKETS or MOVIE_YEAR_TOTALS
+    make: Callable[..., tuple[DataFrame, dict]]  # (base sums, dim_movie=, bridge_movie_genre=, config=) -> table, metadata
     upstream: tuple[Dataset, ...]
     description: str
 
 
 TABLES = (
-    AnalyticsTable(RATINGS_BY_HOUR, _buckets, _ratings_by_hour, (FCT_RATING,),
+    AnalyticsTable(RATINGS_BY_HOUR, RATING_BUCKETS, _ratings_by_hour, (FCT_RATING,),
                    "At what time of day people rate: the number of ratings submitted in each hour (UTC, 0-23), "
                    "their share of all ratings and their average stars. Chart (metadata `chart`): ratings per "
                    "hour, the busiest hour in orange."),
-    AnalyticsTable(RATINGS_BY_WEEKDAY, _buckets, _ratings_by_weekday, (FCT_RATING,),
+    AnalyticsTable(RATINGS_BY_WEEKDAY, RATING_BUCKETS, _ratings_by_weekday, (FCT_RATING,),
                    "On which day of the week people rate: the number of ratings per day, Monday to Sunday (UTC), "
                    "with their share of all ratings and average stars. Chart (metadata `chart`): ratings per day."),
-    AnalyticsTable(RATINGS_BY_STARS, _buckets, _ratings_by_stars, (FCT_RATING,),
+    AnalyticsTable(RATINGS_BY_STARS, RATING_BUCKETS, _ratings_by_stars, (FCT_RATING,),
                    "How people rate: how many ratings gave each star value from 0.5 to 5.0, and their share. "
                    "Chart (metadata `chart`): ratings per star value."),
-    AnalyticsTable(TOP_MOVIES, _totals, _top_movies, (FCT_RATING, DIM_MOVIE),
+    AnalyticsTable(TOP_MOVIES, MOVIE_YEAR_TOTALS, _top_movies, (FCT_RATING, DIM_MOVIE),
                    "What people like best: the movies with the highest average stars among those with at least "
                    "`min_ratings` ratings (config, default 50), best first. Chart (metadata `chart`): the first "
                    "ten."),
-    AnalyticsTable(GENRES_BY_YEAR, _totals, _genres_by_year, (FCT_RATING, BRIDGE_MOVIE_GENRE),
+    AnalyticsTable(GENRES_BY_YEAR, MOVIE_YEAR_TOTALS, _genres_by_year, (FCT_RATING, BRIDGE_MOVIE_GENRE),
                    "Which genres people rate, year by year: ratings per genre and rating year, and the genre's "
                    "share of that year's ratings. Chart (metadata `chart`): the six most rated genres' shares by "
                    "year."),
@@ -188,32 +233,64 @@ class AnalyticsConfig(dg.Config):
     """top_movies: how many movies to keep."""
 
 
+BASE_DESCRIPTIONS = {
+    RATING_BUCKETS.name: "The sums behind the hour, weekday and star tables: ratings and summed stars per (UTC hour, "
+                         "ISO day of week, star value). A day's load adds its changes to them.",
+    MOVIE_YEAR_TOTALS.name: "The sums behind the top movies and the genre shares: ratings and summed stars per "
+                            "(rating year, movie). A day's load adds its changes to them.",
+}
+
+
 @dg.multi_asset(
     outs={
-        t.dataset.name: dg.AssetOut(key=t.dataset.asset_key, group_name=t.dataset.group_name,
-                                    io_manager_key="iceberg_io_manager", description=t.description,
-                                    kinds={"spark", "iceberg"},
-                                    is_required=False)  # a subset yields only the selected tables
-        for t in TABLES
+        **{t.dataset.name: dg.AssetOut(key=t.dataset.asset_key, group_name=t.dataset.group_name,
+                                       io_manager_key="iceberg_io_manager", description=t.description,
+                                       kinds={"spark", "iceberg"},
+                                       is_required=False)  # a subset yields only the selected tables
+           for t in TABLES},
+        **{b.dataset.name: dg.AssetOut(key=b.dataset.asset_key, group_name=b.dataset.group_name,
+                                       io_manager_key="iceberg_io_manager", kinds={"spark", "iceberg"},
+                                       description=BASE_DESCRIPTIONS[b.dataset.name], is_required=False)
+           for b in BASES},
     },
     ins={d.name: dg.AssetIn(d.asset_key) for d in (FCT_RATING, DIM_MOVIE, BRIDGE_MOVIE_GENRE)},
-    internal_asset_deps={t.dataset.name: {d.asset_key for d in t.upstream} for t in TABLES},
+    deps=[RATING_CHANGES.asset_key],
+    internal_asset_deps={
+        **{t.dataset.name: {*(d.asset_key for d in t.upstream), t.base.asset_key} for t in TABLES},
+        **{b.dataset.name: {FCT_RATING.asset_key, RATING_CHANGES.asset_key} for b in BASES},
+    },
     can_subset=True,
 )
 def analytics_tables(context: dg.AssetExecutionContext, config: AnalyticsConfig, fct_rating: DataFrame,
-                     dim_movie: DataFrame, bridge_movie_genre: DataFrame):
-    """The five analytics tables, made together from two scans of `fct_rating`: one sums the ratings
-    per (hour, weekday, stars), the other per (year, movie); each table is a small sum over one of
-    them. Materializing only some of the tables runs only the scans they need."""
-    scans: dict[Callable, DataFrame] = {}
+                     dim_movie: DataFrame, bridge_movie_genre: DataFrame, spark: SparkResource):
+    """The analytics: two tables of sums (per hour, weekday and stars; per year and movie), made in a
+    full build from two scans of `fct_rating` and in a day's load from the day's changes alone, and
+    the five charted tables, each a small sum over one of them. Materializing only some of the
+    tables makes only the sums they need."""
+    selected = context.selected_output_names
     with CachedFrames() as frames:
+        needed = {b.dataset.name for b in BASES if b.dataset.name in selected} | {
+            t.base.name for t in TABLES if t.dataset.name in selected}
+        if needed == {b.dataset.name for b in BASES}:
+            sums = base_sums(context, fct_rating, frames, spark)
+        else:  # a subset: the sums it needs, from the facts
+            sync = {RATINGS_SYNC: str(ratings_snapshot(spark.catalog.iceberg()))}
+            sums = {}
+            for base in (b for b in BASES if b.dataset.name in needed):
+                frame = frames.cache(base.from_facts(fct_rating).select(*base.dataset.column_names), partitions=1)
+                sums[base.dataset.name] = (frame, Replace(frame, properties=sync))
+        replay = all(isinstance(output, RowChanges) for _, output in sums.values())
+        for base in BASES:
+            if base.dataset.name in selected:
+                yield dg.Output(sums[base.dataset.name][1], output_name=base.dataset.name)
         for table in TABLES:
-            if table.dataset.name not in context.selected_output_names:
+            if table.dataset.name not in selected:
                 continue
-            if table.scan not in scans:
-                scans[table.scan] = table.scan(fct_rating, frames)
-            df, metadata = table.make(scans[table.scan], dim_movie=dim_movie, bridge_movie_genre=bridge_movie_genre,
-                                      config=config)
+            if replay:  # a replayed day: the sums did not change, nor does anything made from them
+                yield dg.Output(RowChanges(), output_name=table.dataset.name)
+                continue
+            df, metadata = table.make(sums[table.base.name][0], dim_movie=dim_movie,
+                                      bridge_movie_genre=bridge_movie_genre, config=config)
             yield dg.Output(df.coalesce(1), output_name=table.dataset.name, metadata=metadata)
 
 

@@ -7,16 +7,15 @@ source file, line number, raw text and a reason code). Each cleansing step recor
 
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
 import dagster as dg
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from movielake_dagster.datasets import (
+    RATING_CHANGES,
     MOVIES,
     QUARANTINE_MOVIES,
     QUARANTINE_RATINGS,
@@ -32,8 +31,8 @@ from movielake_dagster.assets.caching import CachedFrames, partitions_for
 from movielake_dagster.assets.staging import batch_day, staging_rating_batch
 from movielake_dagster.errors import InputMissingError
 from movielake_dagster.io_managers import StagedFiles
-from movielake_dagster.io_managers.iceberg import current_table
-from movielake_dagster.lake import spark_uri
+from movielake_dagster.io_managers.iceberg import CHANGES_BASE, FULL_BUILD, Replace, RowChanges, pinned_table
+from movielake_dagster.lake import spark_uri, store_uri
 from movielake_dagster.resources import LakeResource, SparkResource
 from movielake_dagster.transforms import incremental
 from movielake_dagster.transforms import movies as movie_rules
@@ -41,8 +40,8 @@ from movielake_dagster.transforms import ratings as rating_rules
 from movielake_dagster.transforms import users as user_rules
 from movielake_dagster.transforms.layouts import HEADERS
 from movielake_dagster.transforms.raw_input import RawInput, read_raw
-from movielake_dagster.transforms.raw_lines import REASON, SOURCE_FILE
-from movielake_dagster.transforms.records import accepted, rejected, slim
+from movielake_dagster.transforms.raw_lines import REASON, SOURCE_FILE, with_line_numbers
+from movielake_dagster.transforms.records import QUARANTINE_DDL, accepted, rejected, slim
 
 BROADCAST_ROW_IDS = 2_000_000  # superseded ratings up to this many are broadcast (8 bytes each)
 
@@ -93,16 +92,13 @@ def cleanse_outputs(classified: DataFrame, raw: RawInput, dataset: Dataset, quar
         yield dg.Output(rejected(cached, name, raw.offsets), output_name=quarantine.name, metadata=metadata)
 
 
-def _outs(dataset: Dataset, quarantine: Dataset) -> dict[str, dg.AssetOut]:
+def _outs(*datasets: Dataset) -> dict[str, dg.AssetOut]:
     return {
         dataset.name: dg.AssetOut(
             key=dataset.asset_key, group_name="cleanse", io_manager_key="iceberg_io_manager",
             description=dataset.description, kinds={"spark", "iceberg"},
-        ),
-        quarantine.name: dg.AssetOut(
-            key=quarantine.asset_key, group_name="cleanse", io_manager_key="iceberg_io_manager",
-            description=quarantine.description, kinds={"spark", "iceberg"},
-        ),
+        )
+        for dataset in datasets
     }
 
 
@@ -171,7 +167,7 @@ def cleanse_users(raw_users: StagedFiles, spark: SparkResource):
 
 
 @dg.multi_asset(
-    outs=_outs(RATINGS, QUARANTINE_RATINGS),
+    outs={**_outs(RATINGS, QUARANTINE_RATINGS), **_outs(RATING_CHANGES)},
     ins={
         "raw_ratings": dg.AssetIn(STAGING_RATINGS.asset_key),
         "users": dg.AssetIn(USERS.asset_key),
@@ -195,7 +191,8 @@ def cleanse_ratings(context: dg.AssetExecutionContext, raw_ratings: StagedFiles,
     session = spark.get_session()
     if context.has_partition_key:
         previous = _latest_report(context, RATINGS)
-        yield from _cleanse_rating_batch(context.partition_key, raw_ratings, users, movies, session, lake, previous)
+        yield from _cleanse_rating_batch(context.partition_key, raw_ratings, users, movies, session, lake,
+                                         spark.catalog.iceberg(), previous)
         return
     raw = read_raw(session, list(raw_ratings.uris), HEADERS["ratings"])
     yield from _cleanse_all_ratings(context, raw, users, movies, session, lake)
@@ -226,12 +223,15 @@ def _cleanse_all_ratings(context: dg.AssetExecutionContext, raw: RawInput, users
             small = count <= BROADCAST_ROW_IDS
             classified = rating_rules.mark_superseded(stored, superseded, broadcast=small)
             metadata = reconciliation_metadata(reconcile(classified, raw))
-            yield dg.Output(accepted(classified, RATINGS), output_name=RATINGS.name, metadata=metadata)
+            yield dg.Output(accepted(classified, RATINGS, raw.offsets), output_name=RATINGS.name, metadata=metadata)
             quarantined = classified.where(F.col(REASON).isNotNull())
             if count:  # superseded lines were accepted when classified, so their text was not kept
                 quarantined = rating_rules.with_superseded_text(quarantined, raw.lines, superseded, broadcast=small)
             yield dg.Output(rejected(quarantined, "ratings", raw.offsets), output_name=QUARANTINE_RATINGS.name,
                             metadata=metadata)
+            # A full build changes everything: the change log is empty, and derived tables rebuild.
+            yield dg.Output(Replace(session.createDataFrame([], RATING_CHANGES.spark_ddl()),
+                                    properties={CHANGES_BASE: FULL_BUILD}), output_name=RATING_CHANGES.name)
     finally:
         lake.store.delete_tree(scratch)
 
@@ -269,68 +269,91 @@ def merge_reconciliation(previous: dict, batch_metadata: dict, moved: dict[str, 
 
 
 def _cleanse_rating_batch(day: str, raw_ratings: StagedFiles, users: DataFrame, movies: DataFrame, session,
-                          lake: LakeResource, previous_report: dict):
-    """One day's batch, cleansed on its own and merged into the stored ratings and quarantine."""
+                          lake: LakeResource, iceberg, previous_report: dict):
+    """One day's batch, cleansed on its own and merged into the stored ratings as row changes.
+
+    The stored ratings with the batch's keys are found by one broadcast semi-join over the stored
+    table; a batch rating older than the stored one is quarantined, a newer one replaces it. Only
+    what changed is written (merge-on-read: position deletes for the replaced rows, one appended
+    file for the batch's rows); the replaced ratings' lines, found through their lineage columns
+    and read straight from their staged files, move to the quarantine as a full build would put them.
+    The day's changes also go to ``cleanse/rating_changes``, from which the derived tables refresh.
+    A replayed day changes nothing and commits nothing.
+    """
     uri = next((u for u, name in zip(raw_ratings.uris, raw_ratings.names) if batch_day(name) == day), None)
     if uri is None:
         raise InputMissingError(f"the ratings batch for {day} is not in staging/ratings/",
                                 "materialize staging/rating_batch for that day first")
     raw = read_raw(session, [uri], HEADERS["ratings"])
     checked = rating_rules.classify_ratings(raw.lines, _now_epoch())
-    existing = current_table(session, RATINGS)
+    stored = pinned_table(session, iceberg, RATINGS)  # the ratings before this day, whatever it commits
+    base = iceberg.table(RATINGS.layer, RATINGS.name)
+    base_snapshot = base.metadata.current_snapshot_id if base is not None else None
+    batch_files = list(raw.files)
     with CachedFrames() as frames:
-        resolved = frames.cache(rating_rules.resolve_ratings(checked, users, movies),
-                                partitions_for(raw.total_records))
-        # The few stored rows the batch re-rates, found in one scan of the stored table and used twice.
-        same_keys = incremental.stored_with_batch_keys(existing, resolved)
-        if same_keys is not None:
-            same_keys = frames.cache(same_keys)
+        resolved = frames.cache(rating_rules.resolve_ratings(checked, users, movies), partitions_for(raw.total_records))
+        # The few stored rows with the batch's keys: one scan of the stored table, used three times.
+        same_keys = frames.cache(incremental.stored_with_batch_keys(stored, resolved), partitions=1) \
+            if stored is not None else None
         classified = incremental.reject_superseded_by_existing(resolved, same_keys)
-        cached = frames.cache(slim(classified, RATINGS))
+        cached = frames.cache(with_line_numbers(slim(classified, RATINGS), raw.offsets), partitions=1)
         batch = accepted(cached, RATINGS)
+        replaced = frames.cache(incremental.superseded(same_keys, batch), partitions=1) \
+            if same_keys is not None else None
+        inserted = incremental.changed_rows(batch, same_keys)
+        moved, moved_by_file = _replaced_lines(replaced, lake, session)
         batch_rejected = rejected(cached, "ratings", raw.offsets)
-        moved, moved_by_file = _superseded_lines(same_keys, batch, raw_ratings, uri, session, frames)
         if moved is not None:
             batch_rejected = batch_rejected.unionByName(moved)
-        metadata = merge_reconciliation(previous_report,
-                                        reconciliation_metadata(reconcile(cached, raw)), moved_by_file)
+        metadata = merge_reconciliation(previous_report, reconciliation_metadata(reconcile(cached, raw)), moved_by_file)
         metadata["movielake/batch"] = day
         metadata["movielake/superseded_records"] = sum(moved_by_file.values())
-        quarantine = incremental.replace_source(
-            current_table(session, QUARANTINE_RATINGS), batch_rejected, list(raw.files),
-        )
-        # The quarantine first: once the ratings are published, the old files `existing` reads are gone.
-        yield dg.Output(quarantine, output_name=QUARANTINE_RATINGS.name, metadata=metadata)
-        yield dg.Output(incremental.upsert(existing, batch), output_name=RATINGS.name, metadata=metadata)
+        quarantine = frames.cache(batch_rejected, partitions=1)
+        yield dg.Output(_quarantine_changes(pinned_table(session, iceberg, QUARANTINE_RATINGS), quarantine,
+                                            batch_files, bool(moved_by_file)),
+                        output_name=QUARANTINE_RATINGS.name, metadata=metadata)
+        counts = {"movielake/rows_inserted": inserted.count(),
+                  "movielake/rows_replaced": replaced.count() if replaced is not None else 0,
+                  "movielake/batch_files": dg.MetadataValue.json([PurePosixPath(f).name for f in batch_files])}
+        yield dg.Output(RowChanges(deleted=replaced, inserted=inserted, metadata=counts), output_name=RATINGS.name,
+                        metadata=metadata)
+        changes = incremental.change_log(replaced, inserted, session)
+        yield dg.Output(Replace(changes, properties={CHANGES_BASE: str(base_snapshot)}),
+                        output_name=RATING_CHANGES.name)
 
 
-def _superseded_lines(stored: DataFrame | None, batch: DataFrame, raw_ratings: StagedFiles, batch_uri: str,
-                      session, frames: CachedFrames):
-    """Quarantine rows for the stored ratings the batch re-rates, and their count per earlier file.
+def _quarantine_changes(stored: DataFrame | None, rows: DataFrame, batch_files: list[str], moved: bool) -> RowChanges:
+    """The batch's quarantine rows replace those of the same file (a replayed batch), unless they are
+    the same rows and no line moved: then nothing changes."""
+    files = ", ".join("'" + f.replace("'", "''") + "'" for f in batch_files)
+    if stored is not None and not moved:
+        before = stored.where(F.col(SOURCE_FILE).isin(batch_files))
+        if before.exceptAll(rows).isEmpty() and rows.exceptAll(before).isEmpty():
+            return RowChanges()
+    return RowChanges(inserted=rows, delete_where=f"source_file IN ({files})" if stored is not None else "")
 
-    Only when there are such ratings are the earlier files read, to find each one's line (source
-    file, line number, raw text) as a full build would report it. What it keeps cached is held by
-    the caller's ``frames``.
-    """
-    replaced = incremental.superseded(stored, batch)
+
+def _replaced_lines(replaced: DataFrame | None, lake: LakeResource, session):
+    """Quarantine rows for the stored ratings the batch replaces (``duplicate``, as a full build would
+    quarantine their lines), and their count per file. Their lines are read straight from their
+    staged files, by the line numbers the stored rows carry (a streaming count of line breaks: no parse)."""
     if replaced is None:
         return None, {}
-    replaced = frames.cache(replaced)
-    if replaced.isEmpty():
+    rows = replaced.select(SOURCE_FILE, "line_number").collect()
+    if not rows:
         return None, {}
-    earlier = [u for u in raw_ratings.uris if u != batch_uri]
-    if not earlier:  # replaced rows of an earlier version of this very batch file: nothing to move
-        return None, {}
-    # One pass over the earlier files profiles them (encoding, line-number offsets) and keeps the few
-    # lines with a replaced row's key; only those are decoded and classified in full.
-    history = read_raw(session, earlier, HEADERS["ratings"], keep=lambda lines: (
-        incremental.mark_lines_with_keys(lines, replaced), F.col(incremental.HAS_KEY)))
-    checked = rating_rules.classify_ratings(history.lines, _now_epoch())
-    found = frames.cache(slim(incremental.source_lines(checked, replaced), RATINGS), partitions=1)  # a handful
-    moved_by_file = {PurePosixPath(r[SOURCE_FILE]).name: r["count"] for r in found.groupBy(SOURCE_FILE).count().collect()}
-    if not moved_by_file:
-        return None, {}
-    return rejected(found, "ratings", history.offsets), moved_by_file
+    by_file: dict[str, set[int]] = {}
+    for row in rows:
+        by_file.setdefault(row[SOURCE_FILE], set()).add(row["line_number"])
+    quarantine = []
+    for source, numbers in sorted(by_file.items()):
+        lines = lake.store.lines_at(store_uri(source), numbers)
+        for number in sorted(numbers):
+            text = lines.get(number, b"").decode("utf-8", errors="replace").lstrip("\ufeff")
+            quarantine.append(("ratings", source, number, text, "duplicate",
+                               "a later rating of the same movie by the same user wins"))
+    moved_by_file = {PurePosixPath(source).name: len(numbers) for source, numbers in by_file.items()}
+    return session.createDataFrame(quarantine, QUARANTINE_DDL), moved_by_file
 
 
 cleanse_assets = [cleanse_movies, cleanse_users, cleanse_ratings]

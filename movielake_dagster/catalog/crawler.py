@@ -28,8 +28,6 @@ from movielake_dagster.catalog.iceberg import ICEBERG_LAYERS, IcebergCatalog, bo
     iter_tables
 from movielake_dagster.catalog.model import (
     CRAWLER_NAME,
-    CatalogColumn,
-    CatalogPartition,
     CatalogTable,
     CrawlReport,
     TableChange,

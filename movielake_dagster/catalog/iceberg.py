@@ -198,11 +198,17 @@ class SnapshotInfo:
     committed_at: datetime  # UTC
     operation: str  # append, overwrite, delete, replace
     added_records: int
-    deleted_records: int
-    total_records: int
+    deleted_records: int  # rows removed: by rewritten files or by position deletes
+    total_records: int  # rows the snapshot holds
     run_id: str  # the Dagster run that committed it ("" for other writers)
     refs: tuple[str, ...]  # branches and tags pointing at it (main = the current snapshot)
     is_current_ancestor: bool  # on main's history (not only on a branch)
+
+
+def live_rows(summary) -> int:
+    """The rows a snapshot holds: the rows of its data files less those its position deletes remove
+    (merge-on-read; a row is never deleted twice, and the lake writes no equality deletes)."""
+    return _summary_int(summary, "total-records") - _summary_int(summary, "total-position-deletes")
 
 
 def _summary_int(summary, key: str) -> int:
@@ -232,8 +238,9 @@ def snapshot_history(table) -> list[SnapshotInfo]:
         history.append(SnapshotInfo(
             snapshot.snapshot_id, snapshot.parent_snapshot_id,
             datetime.fromtimestamp(snapshot.timestamp_ms / 1000, tz=timezone.utc), operation,
-            _summary_int(summary, "added-records"), _summary_int(summary, "deleted-records"),
-            _summary_int(summary, "total-records"), additional.get(RUN_ID_PROPERTY, ""),
+            _summary_int(summary, "added-records"),
+            _summary_int(summary, "deleted-records") + _summary_int(summary, "added-position-deletes"),
+            live_rows(summary), additional.get(RUN_ID_PROPERTY, ""),
             tuple(sorted(refs.get(snapshot.snapshot_id, ()))), snapshot.snapshot_id in ancestors,
         ))
     return history
@@ -390,7 +397,8 @@ def iceberg_table(layer: str, name: str, table, crawled_at: str):
         columns=tuple(CatalogColumn(f.name, hive_type(f.field_type), f.doc or "") for f in table.schema().fields),
         partitions=tuple(CatalogPartition((values,), "", s["records"], s["bytes"], s["files"])
                          for values, s in sorted(partitions.items(), key=lambda kv: _sortable(kv[0]))),
-        record_count=int(summary.get("total-records", 0)), size_bytes=int(summary.get("total-files-size", 0)),
+        record_count=live_rows(snapshot.summary) if snapshot is not None else 0,
+        size_bytes=int(summary.get("total-files-size", 0)),
         files=int(summary.get("total-data-files", 0)), fingerprint=str(snapshot.snapshot_id if snapshot else ""),
         last_crawled=crawled_at,
         parameters={"table_type": "ICEBERG", "metadata_location": table.metadata_location,

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 from datetime import timedelta
 
 import dagster as dg
+from pyspark.sql import functions as F
 
 from movielake_dagster.checks import reconciliation as rec
 from movielake_dagster.checks.rules import (
@@ -31,7 +33,7 @@ from movielake_dagster.checks.rules import (
     row_rules,
 )
 from movielake_dagster.datasets import ALL_DATASETS, Dataset
-from movielake_dagster.catalog.iceberg import run_branch
+from movielake_dagster.catalog.iceberg import live_rows, run_branch
 from movielake_dagster.io_managers.iceberg import branch_snapshot, markdown_preview, publish, table_name
 from movielake_dagster.lake import spark_uri
 
@@ -126,17 +128,77 @@ def to_result(dataset: Dataset, outcome: Outcome, seconds: float, extra: dict | 
     )
 
 
+@dataclass(frozen=True)
+class DeltaScope:
+    """What a run that wrote row changes to a table audits: the rows it inserted (its append), the
+    table's rows with their keys (for uniqueness), and the table's row count from Iceberg's metadata."""
+
+    inserted: object
+    key_scope: object
+    rows: int
+    batch_files: tuple[str, ...]
+
+
+def delta_scope(context, dataset: Dataset, table) -> DeltaScope | None:
+    """The scope of the day's checks when this run wrote ``dataset`` as row changes; None otherwise
+    (the whole table was written, or it was not written by this run: check everything)."""
+    if context is None:
+        return None
+    event = context.instance.get_latest_materialization_event(dataset.asset_key)
+    if event is None or event.run_id != context.run.run_id or event.asset_materialization is None:
+        return None
+    metadata = event.asset_materialization.metadata
+    if metadata.get("movielake/write") is None or metadata["movielake/write"].value != "row changes":
+        return None
+    iceberg = context.resources.spark.catalog.iceberg()
+    pyiceberg_table = iceberg.table(dataset.layer, dataset.name)
+    head = pyiceberg_table.snapshot_by_id(int(metadata["movielake/snapshot_id"].value))
+    session = table.sparkSession
+    if head.summary is not None and head.summary.operation.value == "append" and head.parent_snapshot_id:
+        inserted = (session.read.format("iceberg").option("start-snapshot-id", str(head.parent_snapshot_id))
+                    .option("end-snapshot-id", str(head.snapshot_id)).load(table_name(dataset)))
+    else:
+        inserted = session.createDataFrame([], dataset.spark_ddl())
+    keys = list(dataset.primary_key)
+    key_scope = table.join(F.broadcast(inserted.select(*keys).distinct()), keys, "left_semi") if keys else None
+    batch = metadata.get("movielake/batch_files")
+    return DeltaScope(inserted.select(*dataset.column_names), key_scope, live_rows(head.summary),
+                      tuple(batch.value) if batch is not None else ())
+
+
 def evaluate_dataset(context, dataset: Dataset, inputs: dict) -> list[tuple[Outcome, float]]:
-    """Every check of ``dataset`` from its loaded inputs: (outcome, seconds of the pass it needed)."""
+    """Every check of ``dataset`` from its loaded inputs: (outcome, seconds of the pass it needed).
+
+    After a day's row changes (``delta_scope``) the row rules check the rows the day inserted, key
+    uniqueness the table's rows with those keys, and the counts come from Iceberg's metadata; after
+    a full write (and in the ``check_lake`` job) every rule checks every row.
+    """
     table = inputs["table"]
     started = time.perf_counter()
     schema = evaluate_schema(table, dataset)
     parents = {fk.column: inputs[f"parent_{fk.column}"] for fk in foreign_keys(dataset)}
-    rows_stored, outcomes = evaluate_rows(table, dataset, parents)
+    scope = delta_scope(context, dataset, table)
+    if scope is None:
+        rows_stored, outcomes = evaluate_rows(table, dataset, parents)
+    else:
+        _, outcomes = evaluate_rows(scope.inserted, dataset, parents, key_scope=scope.key_scope)
+        rows_stored = scope.rows
+        for outcome in outcomes:
+            outcome.extra["scope"] = "the rows this run inserted (keys: against the whole table)"
+            if outcome.name == "not_empty":
+                outcome.passed, outcome.failed_rows = rows_stored > 0, 0 if rows_stored else 1
     row_seconds = time.perf_counter() - started
     results = [(schema, 0.0)] + [(o, row_seconds) for o in outcomes]
     started = time.perf_counter()
-    if "staged" in inputs:
+    if "staged" in inputs and scope is not None:
+        reported = _reported(context, dataset)
+        outcome = rec.reconcile_batch(dataset, table.sparkSession, inputs["staged"], scope.batch_files, rows_stored,
+                                      inputs["quarantine"], reported)
+        results.append((outcome, time.perf_counter() - started))
+    elif "source" in inputs and scope is not None:
+        results.append((rec.reconcile_counts(dataset, rows_stored, context.resources.spark.catalog.iceberg()),
+                        time.perf_counter() - started))
+    elif "staged" in inputs:
         staged = inputs["staged"]
         counts = rec.staged_records(table.sparkSession, [spark_uri(u) for u in staged.uris], dataset.name)
         reported = _reported(context, dataset) if context is not None else None

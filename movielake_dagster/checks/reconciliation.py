@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import PurePosixPath
 
 from pyspark.sql import DataFrame
@@ -19,6 +20,7 @@ from pyspark.sql import functions as F
 
 from movielake_dagster.checks.rules import ERROR, Outcome
 from movielake_dagster.datasets import MOVIES, RATINGS, USERS, Dataset
+from movielake_dagster.lake import spark_uri
 from movielake_dagster.transforms import layouts
 
 DESCRIPTION = "input records = cleansed + quarantined, exactly, per source file (staged lines counted independently)"
@@ -147,6 +149,61 @@ def reconcile_cleanse(dataset: Dataset, staged: dict[str, int], cleansed_rows: i
     outcome.extra = {"input_records": total_lines, "cleansed_records": cleansed_rows,
                      "quarantined_records": total_rejected, "problems": problems}
     return outcome
+
+
+def reconcile_batch(dataset: Dataset, spark, staged, batch_files: tuple[str, ...], cleansed_rows: int,
+                    quarantine: DataFrame, reported: dict | None) -> Outcome:
+    """The reconciliation of a day's load: the batch file's records (counted again, independently)
+    are its accepted plus its quarantined records, exactly; the stored quarantine holds the reasons the
+    cleansing step reported for it; and the table holds the accepted records of every file loaded so
+    far (the step's carried per-file accounts), less none and more none. Only the batch is read."""
+    reported = reported or {}
+    uris = [u for u, name in zip(staged.uris, staged.names) if name in batch_files]
+    counts = staged_records(spark, [spark_uri(u) for u in uris], dataset.name)
+    batch_quarantine = quarantined_by_file(quarantine.where(F.col("source_file").rlike(
+        "(" + "|".join(re.escape("/" + name) for name in batch_files) + ")$"))) if batch_files else {}
+    table, problems, unaccounted = [], [], 0
+    for name in batch_files:
+        entry = reported.get(name, {})
+        records, accepted = counts.get(name, 0), entry.get("accepted", 0)
+        rejected = sum(batch_quarantine.get(name, {}).values())
+        difference = records - accepted - rejected
+        unaccounted += abs(difference)
+        table.append((name, records, accepted, rejected, difference))
+        if entry.get("input") != records:
+            problems.append(f"{name}: metadata says {entry.get('input')} input records, staging has {records}")
+        if entry.get("reasons", {}) != batch_quarantine.get(name, {}):
+            problems.append(f"{name}: metadata reasons {entry.get('reasons', {})} != stored {batch_quarantine.get(name, {})}")
+    accepted_everywhere = sum(e.get("accepted", 0) for e in reported.values())
+    if accepted_everywhere != cleansed_rows:
+        problems.append(f"{cleansed_rows} rows stored, but the loaded files accepted {accepted_everywhere}")
+        unaccounted += abs(cleansed_rows - accepted_everywhere)
+    outcome = Outcome(
+        "reconciliation", unaccounted == 0 and not problems, ERROR, DESCRIPTION + " (a day's load: its batch file, "
+        "and the stored rows against every file's accepted records)", unaccounted,
+        f"records of {', '.join(batch_files)} = accepted + quarantined rows of it;\n"
+        f"  rows of {dataset.layer}.{dataset.name} (Iceberg metadata) = sum of accepted records over the loaded files",
+        sum(counts.values()), ["source_file", "input_records", "cleansed", "quarantined", "difference"], table,
+    )
+    outcome.extra = {"input_records": sum(counts.values()), "cleansed_records": cleansed_rows,
+                     "quarantined_records": sum(r[3] for r in table), "problems": problems}
+    return outcome
+
+
+def reconcile_counts(dataset: Dataset, rows: int, iceberg) -> Outcome:
+    """After a day's row changes: the table has as many rows as its source (both from Iceberg's metadata)."""
+    from movielake_dagster.catalog.iceberg import live_rows
+
+    upstream = ACCESS_SOURCES[dataset.name][0]
+    source = iceberg.table(upstream.layer, upstream.name).current_snapshot()
+    expected = live_rows(source.summary) if source is not None else 0
+    difference = rows - expected
+    return Outcome(
+        "reconciliation", difference == 0, ERROR, f"every row of cleanse.{upstream.name} is in {dataset.name}, "
+        "nothing more (row counts of both tables' current snapshots)", abs(difference),
+        f"live rows of {dataset.layer}.{dataset.name} = live rows of cleanse.{upstream.name} (Iceberg metadata)", rows,
+        ["table", "rows", "expected", "difference"], [(dataset.name, rows, expected, difference)] if difference else [],
+    )
 
 
 # Access tables built one-to-one from a cleansed table: name -> (source, expected row count).

@@ -122,8 +122,9 @@ def row_rules(dataset: Dataset, max_year: int | None = None) -> list[RowRule]:
 
 
 def expects_rows(dataset: Dataset) -> bool:
-    """An empty table is suspicious, except a quarantine: there, empty is the good news."""
-    return not dataset.key.startswith("quarantine/")
+    """An empty table is suspicious, except a quarantine (empty is the good news) and a change log
+    (empty after a full build)."""
+    return not dataset.key.startswith(("quarantine/", "changes/"))
 
 
 def rule_sql(dataset: Dataset, rule: RowRule) -> str:
@@ -168,13 +169,15 @@ def with_parent_flags(df: DataFrame, dataset: Dataset, parents: dict[str, DataFr
 
 
 def evaluate_rows(df: DataFrame, dataset: Dataset, parents: dict[str, DataFrame] | None = None,
-                  max_year: int | None = None) -> tuple[int, list[Outcome]]:
+                  max_year: int | None = None, key_scope: DataFrame | None = None) -> tuple[int, list[Outcome]]:
     """(rows, outcomes): all row rules and key uniqueness of one table in one aggregation.
 
     Failing rows are fetched (a few) only for the rules that failed.
 
     The rule counts are one global aggregation (no shuffle). Key uniqueness is a second pass over
-    the key columns only (Parquet reads just those), see :func:`repeated_keys`.
+    the key columns only (Parquet reads just those), see :func:`repeated_keys`. ``key_scope`` is what
+    the keys are unique in when ``df`` is only part of a table (a day's inserted rows: the table's
+    rows with their keys); by default ``df`` itself.
     """
     rules = row_rules(dataset, max_year)
     flagged = with_parent_flags(df, dataset, parents or {})
@@ -199,7 +202,7 @@ def evaluate_rows(df: DataFrame, dataset: Dataset, parents: dict[str, DataFrame]
             outcome.sample_columns, outcome.sample = shown, [tuple(r) for r in sample]
         outcomes.append(outcome)
     if key:
-        repeated = repeated_keys(df, key)
+        repeated = repeated_keys(df if key_scope is None else key_scope, key)
         dupes = int(repeated.agg(F.sum(F.col("extra_rows"))).first()[0] or 0)
         outcome = Outcome("primary_key_unique", dupes == 0, ERROR,
                           f"no two rows share the key ({', '.join(key)}); failed rows = rows beyond the first per key",

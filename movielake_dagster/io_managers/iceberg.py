@@ -17,7 +17,8 @@ carry the branch, the snapshot, its parent, and whether it was published.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
@@ -40,17 +41,56 @@ PREVIEW_ROWS = 5
 
 
 @dataclass(frozen=True)
-class PartitionsUpdate:
-    """An asset's output that replaces only some partitions of its (partitioned) dataset.
+class RowChanges:
+    """An asset's output that changes some rows of its table instead of replacing all of them.
 
-    ``df`` holds the complete new rows of the partitions ``values``; those in ``emptied`` have no
-    rows any more. One commit deletes the old rows of ``values`` and adds ``df``; the other partitions
-    are not touched.
+    ``deleted``: the key columns of the rows to delete (their values are matched by a broadcast
+    semi-join over the table's key columns, and the rows are deleted by position: merge-on-read, no
+    data file rewritten); ``delete_where``: a SQL predicate for more rows to delete; ``inserted``:
+    the rows to append. Both land on the run's branch (a DELETE commit, then an append) and reach
+    ``main`` in one fast-forward, so readers see the table before or after, never in between. With
+    nothing to delete or insert there is no commit at all (a replayed day changes nothing).
+    ``properties`` go into the snapshots' summaries (for instance which source snapshot a derived
+    table is in step with); ``metadata`` into the materialization.
     """
 
+    deleted: Any = None
+    inserted: Any = None
+    delete_where: str = ""
+    properties: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+    commit_empty: bool = False  # commit (an empty append carrying ``properties``) even with no row to change
+
+    def is_empty(self) -> bool:
+        """Whether applying these changes would change nothing (the frames are evaluated)."""
+        return (self.deleted is None or self.deleted.isEmpty()) and not self.delete_where \
+            and (self.inserted is None or self.inserted.isEmpty())
+
+
+@dataclass(frozen=True)
+class Replace:
+    """An asset's output that replaces every row of its table, with ``properties`` for the snapshot's
+    summary and ``metadata`` for the materialization (a plain DataFrame output is a Replace too)."""
+
     df: Any
-    values: tuple = ()
-    emptied: tuple = ()
+    properties: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+
+
+SNAPSHOT_PROPERTY = "spark.sql.iceberg.snapshot-property."  # session properties Iceberg puts into every commit
+
+
+@contextmanager
+def commit_properties(session: SparkSession, properties: dict[str, str]):
+    """Every Iceberg commit made inside the block (writes and SQL DML alike) carries these summary properties."""
+    keys = [SNAPSHOT_PROPERTY + k for k in properties]
+    for key, value in zip(keys, properties.values()):
+        session.conf.set(key, str(value))
+    try:
+        yield
+    finally:
+        for key in keys:
+            session.conf.unset(key)
 
 
 def table_name(dataset: Dataset) -> str:
@@ -117,6 +157,22 @@ def current_table(session: SparkSession, dataset: Dataset) -> DataFrame | None:
     return session.table(table_name(dataset))
 
 
+def table_at(session: SparkSession, dataset: Dataset, snapshot_id: int) -> DataFrame:
+    """The table as of one snapshot: a DataFrame that reads the same rows whenever it is evaluated, even
+    after later commits (a derived table computed from it must not see the commit it is about to make)."""
+    return session.read.option("versionAsOf", str(snapshot_id)).table(table_name(dataset))
+
+
+def pinned_table(session: SparkSession, iceberg: IcebergCatalog, dataset: Dataset) -> DataFrame | None:
+    """The table's current snapshot (``main``), pinned (:func:`table_at`); None before its first write."""
+    table = iceberg.table(dataset.layer, dataset.name)
+    if table is None:
+        return None
+    if table.metadata.current_snapshot_id is None:
+        return session.createDataFrame([], dataset.spark_ddl())
+    return table_at(session, dataset, table.metadata.current_snapshot_id)
+
+
 def branch_table_name(dataset: Dataset, branch: str) -> str:
     """Spark's name of one branch of the table: ``lake.access.fct_rating.branch_run_1a2b3c4d``."""
     return f"{table_name(dataset)}.branch_{branch}"
@@ -153,9 +209,92 @@ def publish(session: SparkSession, iceberg: IcebergCatalog, dataset: Dataset, br
     return head
 
 
-def snapshot_properties(context: dg.OutputContext) -> dict[str, str]:
-    return {f"snapshot-property.{RUN_ID_PROPERTY}": context.run_id,
-            f"snapshot-property.{ASSET_PROPERTY}": context.asset_key.to_user_string()}
+# -- derived tables kept in step with the ratings through their change log --------------------------------
+
+CHANGES_BASE = "movielake.changes-base"  # rating_changes' snapshot: the ratings snapshot the changes apply to
+FULL_BUILD = "full-build"  # ... or this, after a full build (no changes to apply: derived tables rebuild)
+RATINGS_SYNC = "movielake.ratings-snapshot"  # a derived table's snapshot: the ratings snapshot it reflects
+
+
+@dataclass(frozen=True)
+class RatingDelta:
+    """The ratings rows a day inserted and the stored rows it replaced (``rating_changes``), which bring
+    a derived table from the ratings snapshot it reflects to the current one."""
+
+    inserted: Any
+    deleted: Any
+    ratings_snapshot: int | None
+    unchanged: bool = False  # the derived table already reflects the current ratings
+
+
+def _summary(table, ref: str = "main") -> dict:
+    snapshot = table.snapshot_by_name(ref) if table is not None else None
+    return dict(snapshot.summary.additional_properties) if snapshot is not None and snapshot.summary else {}
+
+
+def ratings_snapshot(iceberg: IcebergCatalog) -> int | None:
+    """The ratings snapshot readers see now (``main``)."""
+    from movielake_dagster.datasets import RATINGS
+
+    table = iceberg.table(RATINGS.layer, RATINGS.name)
+    return table.metadata.current_snapshot_id if table is not None else None
+
+
+def rating_delta(session: SparkSession, iceberg: IcebergCatalog, consumer: Dataset) -> RatingDelta | None:
+    """What ``consumer`` must apply to reflect the current ratings, or None when only a rebuild can tell.
+
+    Exact when the consumer reflects the ratings snapshot the change log starts from, and the ratings'
+    commits since then are those of the run that wrote the change log (its day's deletes and append).
+    A consumer that already reflects the current ratings has nothing to apply (a replayed day).
+    """
+    from movielake_dagster.datasets import RATING_CHANGES, RATINGS
+
+    now = ratings_snapshot(iceberg)
+    synced = _summary(iceberg.table(consumer.layer, consumer.name)).get(RATINGS_SYNC)
+    if synced is None:
+        return None
+    if synced == str(now):
+        empty = session.createDataFrame([], RATING_CHANGES.spark_ddl())
+        return RatingDelta(empty, empty, now, unchanged=True)
+    changes = iceberg.table(RATING_CHANGES.layer, RATING_CHANGES.name)
+    log = _summary(changes)
+    base, run = log.get(CHANGES_BASE), log.get(RUN_ID_PROPERTY)
+    if base is None or base == FULL_BUILD or synced != base:
+        return None
+    ratings = iceberg.table(RATINGS.layer, RATINGS.name)
+    snapshot = ratings.snapshot_by_id(now) if now is not None else None
+    while snapshot is not None and snapshot.summary is not None \
+            and snapshot.summary.additional_properties.get(RUN_ID_PROPERTY) == run:
+        snapshot = ratings.snapshot_by_id(snapshot.parent_snapshot_id) if snapshot.parent_snapshot_id else None
+    if snapshot is None or str(snapshot.snapshot_id) != base:  # the ratings moved otherwise: rebuild
+        return None
+    frame = table_at(session, RATING_CHANGES, changes.metadata.current_snapshot_id)
+    return RatingDelta(frame.where(F.col("change") == "insert"), frame.where(F.col("change") == "delete"), now)
+
+
+def run_properties(context: dg.OutputContext) -> dict[str, str]:
+    """What every snapshot a run commits records: the run and the asset."""
+    return {RUN_ID_PROPERTY: context.run_id, ASSET_PROPERTY: context.asset_key.to_user_string()}
+
+
+def apply_changes(session: SparkSession, dataset: Dataset, target: str, changes: RowChanges) -> None:
+    """Apply row changes to ``target`` (a table or one of its branches): deletes first, then the append."""
+    keys = list(dataset.primary_key)
+    if changes.deleted is not None and not changes.deleted.isEmpty():
+        view = f"movielake_deleted_{dataset.name}"
+        # The keys as plain rows (a day's replaced keys: a few thousand): Iceberg's DELETE plans need a
+        # deterministic subquery, and the keys' lineage goes back to row ids made while reading the files.
+        deleted = changes.deleted.select(*keys)
+        session.createDataFrame(deleted.collect(), deleted.schema).createOrReplaceTempView(view)
+        matched = " AND ".join(f"k.`{k}` = t.`{k}`" for k in keys)
+        session.sql(f"DELETE FROM {target} t WHERE EXISTS (SELECT 1 FROM {view} k WHERE {matched})")
+        session.catalog.dropTempView(view)
+    if changes.delete_where:
+        session.sql(f"DELETE FROM {target} WHERE {changes.delete_where}")
+    if changes.inserted is not None and not changes.inserted.isEmpty():
+        changes.inserted.select(*dataset.column_names).writeTo(target).append()
+    elif changes.commit_empty:  # a snapshot with no new rows, for its summary properties
+        session.createDataFrame([], dataset.spark_ddl()).writeTo(target).append()
 
 
 def audited_in_run(context: dg.OutputContext) -> bool:
@@ -176,36 +315,40 @@ class IcebergIOManager(dg.ConfigurableIOManager):
 
     spark: SparkResource
 
-    def handle_output(self, context: dg.OutputContext, df) -> None:
-        if df is None:
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        if obj is None:
             return
         dataset = dataset_for(context.asset_key)
         session = self.spark.get_session()
+        iceberg = self.spark.catalog.iceberg()
         evolved = ensure_table(session, dataset, self.spark.catalog.table_location(dataset))
         for statement in evolved:
             context.log.info(f"{table_name(dataset)}: {statement.splitlines()[0]}")
+        output = obj if isinstance(obj, (RowChanges, Replace)) else Replace(obj)
         branch = run_branch(context.run_id)
-        session.sql(f"ALTER TABLE {table_name(dataset)} CREATE BRANCH IF NOT EXISTS {branch}")
-        update = df if isinstance(df, PartitionsUpdate) else None
-        frame = update.df if update else df
-        writer = frame.writeTo(branch_table_name(dataset, branch)).options(**snapshot_properties(context))
-        if update is None:
-            writer.overwrite(F.lit(True))  # replace every row, in one commit
-        elif update.values:
-            (column,) = dataset.partition_by
-            writer.overwrite(F.col(column).isin(list(update.values)))  # these partitions only, in one commit
-        audited = audited_in_run(context)
-        if not audited:
-            publish(session, self.spark.catalog.iceberg(), dataset, branch)
-        metadata = self.spark.catalog.describe_table(dataset, branch)
-        metadata["movielake/branch"] = branch
-        metadata["movielake/published"] = ("pending: main is fast-forwarded to the branch when the blocking "
-                                           "checks pass" if audited else "yes (no blocking check in this run)")
-        if update is not None:
-            metadata["movielake/rewritten_partitions"] = dg.MetadataValue.json([str(v) for v in update.values])
+        metadata = {}
+        if isinstance(output, RowChanges) and not output.commit_empty and output.is_empty():
+            metadata = self.spark.catalog.describe_table(dataset, "main")
+            metadata["movielake/published"] = "unchanged: nothing to commit"
+        else:
+            session.sql(f"ALTER TABLE {table_name(dataset)} CREATE BRANCH IF NOT EXISTS {branch}")
+            target = branch_table_name(dataset, branch)
+            with commit_properties(session, {**run_properties(context), **output.properties}):
+                if isinstance(output, Replace):
+                    output.df.select(*dataset.column_names).writeTo(target).overwrite(F.lit(True))  # one commit
+                else:
+                    apply_changes(session, dataset, target, output)
+            audited = audited_in_run(context)
+            if not audited:
+                publish(session, iceberg, dataset, branch)
+            metadata = self.spark.catalog.describe_table(dataset, branch)
+            metadata["movielake/branch"] = branch
+            metadata["movielake/published"] = ("pending: main is fast-forwarded to the branch when the blocking "
+                                               "checks pass" if audited else "yes (no blocking check in this run)")
+            metadata["movielake/write"] = "row changes" if isinstance(output, RowChanges) else "replace"
         if evolved:
             metadata["movielake/schema_changes"] = dg.MetadataValue.json([s.splitlines()[0] for s in evolved])
-        context.add_output_metadata(metadata)
+        context.add_output_metadata({**metadata, **output.metadata})
 
     def load_input(self, context: dg.InputContext):
         dataset = dataset_for(context.upstream_output.asset_key)

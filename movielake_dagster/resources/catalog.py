@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from movielake_dagster.catalog import Catalog, Crawler, build_crawler, iceberg_catalog, open_catalog
-from movielake_dagster.catalog.iceberg import IcebergCatalog, partition_values
+from movielake_dagster.catalog.iceberg import IcebergCatalog, live_rows, partition_values
 from movielake_dagster.datasets import Dataset
 from movielake_dagster.resources.lake import LakeResource
 
@@ -51,7 +51,7 @@ class CatalogResource(dg.ConfigurableResource):
         preview = table.scan(limit=PREVIEW_ROWS, selected_fields=tuple(columns),
                              snapshot_id=snapshot.snapshot_id if snapshot else None).to_arrow().to_pylist()
         metadata = {
-            "dagster/row_count": int(extra.get("total-records", 0)),
+            "dagster/row_count": live_rows(summary) if summary is not None else 0,
             "dagster/column_schema": dataset.table_schema(),
             "dagster/uri": dg.MetadataValue.path(table.location()),
             "dagster/table_name": f"{dataset.layer}.{dataset.name}",
@@ -60,7 +60,8 @@ class CatalogResource(dg.ConfigurableResource):
             "movielake/parent_snapshot_id": str(snapshot.parent_snapshot_id or "") if snapshot else "",
             "movielake/operation": summary.operation.value if summary is not None else "",
             "movielake/added_records": int(extra.get("added-records", 0)),
-            "movielake/deleted_records": int(extra.get("deleted-records", 0)),
+            "movielake/deleted_records": int(extra.get("deleted-records", 0))
+            + int(extra.get("added-position-deletes", 0)),
             "preview": dg.MetadataValue.md(markdown_preview(preview, columns)),
         }
         if dataset.partition_by and snapshot is not None:

@@ -38,6 +38,19 @@ def movie_year_totals(fct_rating: DataFrame) -> DataFrame:
         F.count(F.lit(1)).alias("ratings"), F.sum("rating").alias("stars"))
 
 
+def apply_changes(stored: DataFrame, added: DataFrame, removed: DataFrame, keys: list[str]) -> DataFrame:
+    """Sums brought up to date with a day's changes: ``stored`` plus the sums of the added facts less
+    those of the removed ones, per key; keys left with no rating disappear. Exact: the sums are of
+    half stars, which doubles add without rounding."""
+    signed = added.select(*keys, "ratings", "stars").unionByName(
+        removed.select(*keys, (-F.col("ratings")).alias("ratings"), (-F.col("stars")).alias("stars")))
+    return (
+        stored.select(*keys, "ratings", "stars").unionByName(signed)
+        .groupBy(*keys).agg(F.sum("ratings").cast("bigint").alias("ratings"), F.sum("stars").alias("stars"))
+        .where(F.col("ratings") > 0)
+    )
+
+
 def _counts_over(buckets: DataFrame, column: str, values: DataFrame) -> DataFrame:
     """Ratings, share of all ratings and mean stars for each value of ``column`` (all of ``values``)."""
     per_value = buckets.groupBy(column).agg(

@@ -1,16 +1,17 @@
-"""Merging one batch of ratings into the tables a previous load left, and finding what changed.
+"""Merging one batch of ratings into the ratings a previous load left, as row changes.
 
 A daily batch is cleansed on its own (the same rules as a full build), then merged: a batch rating
 that is older than the one already in the lake for the same (user, movie) is a ``duplicate``; a newer
-one replaces it. Only the fact partitions whose content changed are rewritten. Pure functions.
+one replaces it. What the day changes (rows inserted, stored rows replaced) is written as such, and
+recorded as a change log that the derived tables apply. Pure functions.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from movielake_dagster.transforms.raw_lines import DETAIL, RAW, REASON, RID, SOURCE_FILE
+from movielake_dagster.transforms.raw_lines import DETAIL, REASON
 
 KEYS = ["user_id", "movie_id"]
 EXISTING_AT = "_existing_rated_at"
@@ -47,102 +48,42 @@ def reject_superseded_by_existing(classified: DataFrame, existing: DataFrame | N
     )
 
 
-def upsert(existing: DataFrame | None, batch: DataFrame) -> DataFrame:
-    """The existing table with the batch's rows replacing those of the same (user, movie)."""
-    if existing is None:
-        return batch
-    kept = existing.join(F.broadcast(batch.select(*KEYS)), KEYS, "left_anti")
-    return kept.unionByName(batch.select(*existing.columns))
+def _same_row(columns: list[str]):
+    return F.expr(" AND ".join(f"`{c}` <=> `_new_{c}`" for c in columns))
 
 
 def superseded(existing: DataFrame | None, batch: DataFrame) -> DataFrame | None:
-    """The stored rows that the batch replaces by a different rating: those of earlier files.
+    """The stored rows that the batch replaces by a different row: those of earlier loads.
 
-    A stored row equal to the batch's row (same time and rating) is the batch's own, from an
-    earlier load of the same file, so replaying a batch supersedes nothing.
+    A stored row equal in every column to the batch's row (rating, time and source line) is the
+    batch's own, from an earlier load of the same file, so replaying a batch supersedes nothing.
     """
     if existing is None:
         return None
-    incoming = batch.select(*KEYS, F.col("rated_at").alias("_new_at"), F.col("rating").alias("_new_rating"))
-    same = (F.col("rated_at") == F.col("_new_at")) & (F.col("rating") == F.col("_new_rating"))
-    return existing.join(F.broadcast(incoming), KEYS).where(~same).select(*existing.columns)
+    values = [c for c in existing.columns if c not in KEYS]
+    incoming = batch.select(*KEYS, *[F.col(c).alias(f"_new_{c}") for c in values])
+    return existing.join(F.broadcast(incoming), KEYS).where(~_same_row(values)).select(*existing.columns)
 
 
-def mark_lines_with_keys(lines: DataFrame, rows: DataFrame) -> DataFrame:
-    """``lines`` (raw, as read) with ``_has_key``: whether the line's first two fields are the
-    (user, movie) of one of ``rows``.
-
-    A light cut of two fields and a broadcast join, in the same pass as reading the text; no line is
-    dropped, so that the same pass can profile the files (line counts, encoding) and keep only the
-    few matching lines (``raw_lines.profile_partitions(keep=...)``). ``substring_index`` rather than
-    a (regular expression) ``split``: 5.4 s instead of 17 s over 10M lines (docs/performance.md).
-    The fields end at ``::`` in ``.dat`` files and at ``,`` in CSV files. The key digits are ASCII,
-    so the undecoded bytes give the same keys as the decoded text.
-    """
-    raw = F.col(RAW)
-    is_csv = F.lower(F.col(SOURCE_FILE)).endswith(".csv")
-
-    def field(separator: str, index: int) -> Column:
-        upto = F.substring_index(raw, separator, index)
-        return upto if index == 1 else F.substring_index(upto, separator, -1)
-
-    keyed = lines.withColumns({
-        "_user": F.trim(F.when(is_csv, field(",", 1)).otherwise(field("::", 1))).try_cast("int"),
-        "_movie": F.trim(F.when(is_csv, field(",", 2)).otherwise(field("::", 2))).try_cast("int"),
-    })
-    wanted = rows.select(F.col("user_id").alias("_user"), F.col("movie_id").alias("_movie")).distinct()
-    return (
-        keyed.join(F.broadcast(wanted.withColumn(HAS_KEY, F.lit(True))), ["_user", "_movie"], "left")
-        .withColumn(HAS_KEY, F.coalesce(F.col(HAS_KEY), F.lit(False)))
-        .drop("_user", "_movie")
-    )
-
-
-def source_lines(classified_history: DataFrame, replaced: DataFrame) -> DataFrame:
-    """The lines of earlier files that hold the replaced rows, marked ``duplicate`` for the quarantine.
-
-    A replaced row was accepted from the latest line with its key, time and rating; that line is now
-    superseded, exactly as a full build of all files would quarantine it.
-    """
-    keys = [*KEYS, "rated_at", "rating"]
-    hits = classified_history.where(F.col(REASON).isNull()).join(
-        F.broadcast(replaced.select(*keys)), keys, "left_semi"
-    )
-    latest = Window.partitionBy(*KEYS).orderBy(F.col(RID).desc())
-    return (
-        hits.withColumn("_n", F.row_number().over(latest)).where(F.col("_n") == 1).drop("_n")
-        .withColumn(REASON, F.lit("duplicate"))
-        .withColumn(DETAIL, F.lit("a later rating of the same movie by the same user wins"))
-    )
-
-
-def replace_source(existing: DataFrame | None, batch_rows: DataFrame, source_files: list[str]) -> DataFrame:
-    """Quarantine rows: those of other source files kept, those of the batch's file(s) replaced."""
+def changed_rows(batch: DataFrame, existing: DataFrame | None) -> DataFrame:
+    """The batch rows the stored table does not hold yet: new keys, and keys whose stored row differs."""
     if existing is None:
-        return batch_rows
-    kept = existing.where(~F.col(SOURCE_FILE).isin(source_files))
-    return kept.unionByName(batch_rows.select(*existing.columns))
+        return batch
+    values = [c for c in batch.columns if c not in KEYS]
+    stored = existing.select(*KEYS, *[F.col(c).alias(f"_new_{c}") for c in values])
+    return batch.join(F.broadcast(stored), KEYS, "left").where(~F.coalesce(_same_row(values), F.lit(False))) \
+        .select(*batch.columns)
 
 
-def partition_digests(df: DataFrame, partition_column: str) -> dict:
-    """Per partition value: (row count, order-independent digest of the rows)."""
-    columns = [c for c in df.columns if c != partition_column]
-    rows = (
-        df.groupBy(partition_column)
-        .agg(F.count(F.lit(1)).alias("rows"), F.bit_xor(F.xxhash64(*columns)).alias("digest"))
-        .collect()
-    )
-    return {r[partition_column]: (r["rows"], r["digest"]) for r in rows}
+CHANGE_COLUMNS = ["user_id", "movie_id", "rating", "rated_at", "rating_date"]
 
 
-def changed_partitions(new: DataFrame, old: DataFrame, partition_column: str) -> tuple[list, list]:
-    """(partition values whose rows differ between ``old`` and ``new``, those of them now empty).
+def change_log(replaced: DataFrame | None, inserted: DataFrame, spark) -> DataFrame:
+    """The day's change log: ``insert`` rows for what the day added, ``delete`` rows for the stored
+    rows it replaced (their values before the day)."""
+    rows = inserted.select(F.lit("insert").alias("change"), *CHANGE_COLUMNS)
+    if replaced is not None:
+        rows = rows.unionByName(replaced.select(F.lit("delete").alias("change"), *CHANGE_COLUMNS))
+    return rows
 
-    One aggregation over each side; the rewrite then touches only these partitions, and a
-    partition whose rows all moved elsewhere (a re-rating in a later year) is deleted.
-    """
-    new_digests = partition_digests(new, partition_column)
-    old_digests = partition_digests(old.select(*new.columns), partition_column)
-    changed = sorted(v for v in set(new_digests) | set(old_digests) if new_digests.get(v) != old_digests.get(v))
-    emptied = [v for v in changed if v not in new_digests]
-    return changed, emptied
+

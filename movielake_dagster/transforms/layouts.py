@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import bisect
 import csv
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field

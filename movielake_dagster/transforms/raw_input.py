@@ -15,11 +15,10 @@ positions are line numbers: a record spanning lines is located by its first line
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from movielake_dagster.lake import spark_uri
@@ -36,8 +35,8 @@ from movielake_dagster.transforms.raw_lines import (
     FileProfile,
     decode_lines,
     file_profiles,
+    first_lines,
     is_blank_line,
-    kept_lines,
     line_offsets,
     profile_partitions,
     read_lines,
@@ -101,22 +100,17 @@ def _layout_decision(profile: FileProfile, header: tuple[str, ...] | None) -> tu
     return layout, "lines", profile.first_line_rid if is_header else None
 
 
-def read_raw(spark: SparkSession, uris: list[str], header: tuple[str, ...] | None = None,
-             keep: Callable[[DataFrame], tuple[DataFrame, Column]] | None = None) -> RawInput:
+def read_raw(spark: SparkSession, uris: list[str], header: tuple[str, ...] | None = None) -> RawInput:
     """Read staged files as records, each in its layout (see the module docstring).
 
     ``header``: the column names a header line would carry (``layouts.HEADERS``); a first line that
-    is exactly these is dropped and counted, never a record. With ``keep`` (the lines as read -> the
-    lines and a column marking those wanted), the same profiling pass also collects the marked lines
-    of line-read files, and ``lines`` holds only them (a few lines looked up in big files without a
-    second pass); files read as records are returned whole.
+    is exactly these is dropped and counted, never a record.
     """
     lines = read_lines(spark, uris)
-    wanted = None
-    if keep is not None:
-        lines, wanted = keep(lines)
-    partition_rows = profile_partitions(lines, wanted).collect()
-    profiles = {p.source_file: p for p in file_profiles(partition_rows)}
+    csv = any(layouts.layout_of(uri) == layouts.CSV for uri in uris)
+    partition_rows = profile_partitions(lines, quotes=csv).collect()
+    first = first_lines(lines, sorted({row[SOURCE_FILE] for row in partition_rows}))
+    profiles = {p.source_file: p for p in file_profiles(partition_rows, first)}
     files: dict[str, FileRecords] = {}
     line_files, csv_line_files, headers, parsed_files = [], [], [], []
     for path, profile in profiles.items():
@@ -131,8 +125,7 @@ def read_raw(spark: SparkSession, uris: list[str], header: tuple[str, ...] | Non
             headers.append((path, header_rid))
         files[path] = FileRecords(path, layout, "lines", profile.lines - profile.blank_lines - (header_rid is not None),
                                   profile.blank_lines, int(header_rid is not None), profile.encoding)
-    source = lines if keep is None else kept_lines(spark, partition_rows)
-    records = _line_records(decode_lines(source, list(profiles.values())), line_files, csv_line_files, headers)
+    records = _line_records(decode_lines(lines, list(profiles.values())), line_files, csv_line_files, headers)
     offsets = line_offsets(spark, partition_rows)
     if parsed_files:
         parsed, parsed_offsets = _parsed_records(spark, parsed_files, header, files)

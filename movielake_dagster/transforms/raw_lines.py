@@ -23,7 +23,6 @@ REASON = "_reason"
 DETAIL = "_detail"
 SOURCE_FILE = "source_file"
 LINE_NUMBER = "line_number"
-KEPT = "_kept"
 FIELDS = "_fields"  # a record's fields when its reader split them (CSV); NULL for '::' lines
 BOM = "\ufeff"  # a UTF-8 byte-order mark opens the first line of some exported files
 REGEX_SPECIAL = set(".$|()[]{}^?*+\\")  # characters a regular expression gives a meaning
@@ -63,46 +62,48 @@ def _is_multibyte_utf8(raw: Column) -> Column:
 
 
 def is_blank_line(raw: Column) -> Column:
-    """Whitespace only (spaces, tabs, a stray CR, form feeds) or empty: not a record."""
-    return F.length(F.btrim(raw, F.lit(" \t\r\f\u000b"))) == 0
+    """Whitespace only (spaces, tabs, a stray CR, form feeds) or empty: not a record. Only a line whose
+    first character is whitespace is trimmed, so the test costs one character for every other line."""
+    return (F.octet_length(raw) == 0) | (
+        (F.ascii(raw) <= 32) & (F.length(F.btrim(raw, F.lit(" \t\r\f\u000b"))) == 0))
 
 
-def profile_partitions(lines: DataFrame, keep: Column | None = None) -> DataFrame:
+def profile_partitions(lines: DataFrame, quotes: bool = False) -> DataFrame:
     """One small row per (file, Spark partition): line count, first row id, encoding evidence.
 
     One cheap aggregation gives everything that needs a whole pass: input counts for the
-    reconciliation (lines, blank lines), line-number offsets, the encoding of each file, and the
-    first non-blank line with whether any line holds a quote (the layout decisions). With ``keep``, each row also
-    holds the (row id, raw bytes) of its lines for which ``keep`` is true (``_kept``): the few lines
-    a caller is looking for come out of the same pass (see :func:`kept_lines`).
+    reconciliation (lines, blank lines), line-number offsets and the encoding of each file; with
+    ``quotes`` (CSV files), also how many lines hold a ``"`` (a CSV file with any is parsed as RFC
+    4180 records).
     """
-    blank = is_blank_line(F.col(RAW))
     measures = [
         F.count(F.lit(1)).alias("lines"),
         F.min(RID).alias("first_rid"),
         F.sum((~F.is_valid_utf8(RAW)).cast("long")).alias("invalid_utf8"),
         F.sum(_is_multibyte_utf8(F.col(RAW)).cast("long")).alias("multibyte_utf8"),
-        F.count_if(blank).alias("blank"),
-        F.count_if(F.col(RAW).contains('"')).alias("quoted"),
-        F.min(F.when(~blank, F.col(RID))).alias("first_text_rid"),
-        F.min_by(F.col(RAW).cast("binary"), F.when(~blank, F.col(RID))).alias("first_text"),
+        F.count_if(is_blank_line(F.col(RAW))).alias("blank"),
+        (F.count_if(F.col(RAW).contains('"')) if quotes else F.lit(0).cast("long")).alias("quoted"),
     ]
-    if keep is not None:  # bytes, not text: an undecodable line must reach decode_lines unchanged
-        measures.append(F.collect_list(F.when(keep, F.struct(RID, F.col(RAW).cast("binary").alias(RAW)))).alias(KEPT))
     return lines.groupBy(SOURCE_FILE, (F.col(RID).bitwiseAND(F.lit(-1 << 33))).alias(PART)).agg(*measures)
 
 
-def kept_lines(spark: SparkSession, partition_rows: list) -> DataFrame:
-    """The lines that :func:`profile_partitions` kept, as rows like those of :func:`read_lines`."""
-    rows = [(bytes(line[RAW]), row[SOURCE_FILE], line[RID]) for row in partition_rows for line in row[KEPT]]
-    return spark.createDataFrame(rows, f"{RAW} binary, {SOURCE_FILE} string, {RID} bigint").withColumn(
-        RAW, F.col(RAW).cast("string"))
+def first_lines(lines: DataFrame, files: list[str]) -> dict[str, tuple[int, bytes]]:
+    """Each file's first non-blank line: (row id, raw bytes). A small job per file that reads only up to
+    that line (Spark scans the partitions in order and stops at the first match)."""
+    found = {}
+    for path in files:
+        rows = (lines.where((F.col(SOURCE_FILE) == path) & ~is_blank_line(F.col(RAW)))
+                .select(RID, F.col(RAW).cast("binary").alias(RAW)).limit(1).collect())
+        if rows:
+            found[path] = (rows[0][RID], bytes(rows[0][RAW]))
+    return found
 
 
-def file_profiles(partition_rows: list) -> list[FileProfile]:
-    """Per-file totals, encoding and first non-blank line from the rows of :func:`profile_partitions`."""
+def file_profiles(partition_rows: list, first: dict[str, tuple[int, bytes]] | None = None) -> list[FileProfile]:
+    """Per-file totals and encoding from the rows of :func:`profile_partitions`, with each file's first
+    non-blank line from :func:`first_lines`."""
     totals: dict[str, list[int]] = {}
-    first: dict[str, tuple[int, bytes]] = {}
+    first = first or {}
     for row in partition_rows:
         t = totals.setdefault(row[SOURCE_FILE], [0, 0, 0, 0, 0])
         t[0] += row["lines"]
@@ -110,9 +111,6 @@ def file_profiles(partition_rows: list) -> list[FileProfile]:
         t[2] += row["multibyte_utf8"]
         t[3] += row["blank"]
         t[4] += row["quoted"]
-        rid = row["first_text_rid"]
-        if rid is not None and (row[SOURCE_FILE] not in first or rid < first[row[SOURCE_FILE]][0]):
-            first[row[SOURCE_FILE]] = (rid, bytes(row["first_text"]))
     return [
         FileProfile(source_file, lines, choose_encoding(invalid, multibyte), invalid, blank, quoted,
                     first.get(source_file, (None, None))[1], first.get(source_file, (None, None))[0])

@@ -23,29 +23,35 @@ RECORD = "_record"
 def slim(classified: DataFrame, dataset: Dataset) -> DataFrame:
     """Only what the outputs need: the dataset's columns, provenance, and the text of rejected rows.
 
-    Applied before caching, so that the raw text of accepted rows is not kept in memory.
+    Applied before caching, so that the raw text of accepted rows is not kept in memory. A declared
+    ``line_number`` (lineage) is computed later, from the row id (:func:`accepted`).
     """
+    provenance = [SOURCE_FILE, RID]
+    columns = [c for c in dataset.column_names if c in classified.columns and c not in provenance]
     return classified.select(
-        *dataset.column_names,
-        SOURCE_FILE,
-        RID,
+        *columns,
+        *provenance,
         REASON,
         DETAIL,
         F.when(F.col(REASON).isNotNull(), raw_text_for_quarantine()).alias(RECORD),
     )
 
 
-def accepted(classified: DataFrame, dataset: Dataset) -> DataFrame:
-    """The rows without a rejection reason, cast to the dataset's declared columns and types."""
-    return classified.where(F.col(REASON).isNull()).select(
-        *[F.col(c.name).cast(c.type).alias(c.name) for c in dataset.columns]
-    )
+def accepted(classified: DataFrame, dataset: Dataset, offsets: DataFrame | None = None) -> DataFrame:
+    """The rows without a rejection reason, cast to the dataset's declared columns and types. A declared
+    ``line_number`` is the row's line in its source file (from its row id and ``offsets``)."""
+    rows = classified.where(F.col(REASON).isNull())
+    if LINE_NUMBER in dataset.column_names and LINE_NUMBER not in rows.columns:
+        rows = with_line_numbers(rows, offsets)
+    return rows.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in dataset.columns])
 
 
 def rejected(classified: DataFrame, dataset_name: str, offsets: DataFrame) -> DataFrame:
     """The rows with a rejection reason, in the quarantine's columns, with their line numbers."""
     rows = classified.where(F.col(REASON).isNotNull())
-    return with_line_numbers(rows, offsets).select(
+    if LINE_NUMBER not in rows.columns:
+        rows = with_line_numbers(rows, offsets)
+    return rows.select(
         F.lit(dataset_name).alias("dataset"),
         F.col(SOURCE_FILE),
         F.col(LINE_NUMBER).cast("bigint").alias(LINE_NUMBER),
