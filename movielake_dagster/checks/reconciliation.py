@@ -42,7 +42,8 @@ def staged_records(spark, uris: list[str], dataset: str) -> dict[str, int]:
     if not uris:
         return counts
     documents = []
-    for row in _line_stats(spark, uris):
+    csv_files = any(layouts.layout_of(u) == layouts.CSV for u in uris)
+    for row in _line_stats(spark, uris, csv_files):
         name = _name(row["file"])
         layout = layouts.layout_of(name)
         first = (row["first"] or "").lstrip("\ufeff")
@@ -60,16 +61,21 @@ def staged_records(spark, uris: list[str], dataset: str) -> dict[str, int]:
     return counts
 
 
-def _line_stats(spark, uris: list[str]) -> list:
-    """Per file: lines, whitespace-only lines, lines with a quote, the first non-blank line."""
-    lines = spark.read.text(list(uris)).select(F.col("_metadata.file_path").alias("file"), "value",
-                                               F.monotonically_increasing_id().alias("_rid"))
-    blank = F.col("value").rlike(r"^\s*$")
-    return lines.groupBy("file").agg(
+def _line_stats(spark, uris: list[str], quotes: bool) -> list[dict]:
+    """Per file: lines, whitespace-only lines, lines with a quote (CSV files only), the first non-blank
+    line. One aggregation over the files, then one small job per file that stops at its first line."""
+    lines = spark.read.text(list(uris)).select(F.col("_metadata.file_path").alias("file"), "value")
+    value = F.col("value")
+    blank = (F.length(value) == 0) | ((F.ascii(value) <= 32) & (F.trim(value, F.lit(" \t\r\f")) == ""))
+    stats = lines.groupBy("file").agg(
         F.count(F.lit(1)).alias("lines"), F.count_if(blank).alias("blank"),
-        F.count_if(F.col("value").contains('"')).alias("quoted"),
-        F.min_by("value", F.when(~blank, F.col("_rid"))).alias("first"),
+        (F.count_if(value.contains('"')) if quotes else F.lit(0)).alias("quoted"),
     ).collect()
+    found = []
+    for row in stats:
+        first = lines.where((F.col("file") == row["file"]) & ~blank).select("value").limit(1).collect()
+        found.append({**row.asDict(), "first": first[0]["value"] if first else None})
+    return found
 
 
 def _count_document(content: bytes, layout: str, header: tuple[str, ...] | None) -> int:
