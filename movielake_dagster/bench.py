@@ -316,8 +316,9 @@ def _warm_up(session, settings, work: Path, ratings: int, baseline: bool, seed: 
 
 def run_bench(ratings: int = ML10M.ratings, work_dir: Path | None = None, baseline: bool = False,
               incremental: bool = True, keep: bool = False, seed: int = 42, warm_up: bool = True,
-              baseline_lake_conf: bool = False, log=print) -> BenchResult:
-    """Generate, build, load one day, optionally run the seed baseline; returns every measurement."""
+              baseline_lake_conf: bool = False, days: int = 1, log=print) -> BenchResult:
+    """Generate, build, load one day (or ``days`` days, then a compaction and one more day), optionally
+    run the seed baseline; returns every measurement."""
     import dagster as dg
 
     from movielake_dagster.cli import failed_error_checks, materialize_all
@@ -363,7 +364,7 @@ def run_bench(ratings: int = ML10M.ratings, work_dir: Path | None = None, baseli
             counts_match = counts == report.expected_clean
 
             if incremental:
-                phases["incremental"] = _incremental(settings, instance, report, raw, memory, log)
+                phases.update(_daily_loads(settings, instance, report, raw, memory, days, log))
             if baseline:
                 from movielake_dagster.seed_baseline import run_seed_pipeline
 
@@ -389,13 +390,13 @@ def run_bench(ratings: int = ML10M.ratings, work_dir: Path | None = None, baseli
                 shutil.rmtree(folder, ignore_errors=True)
 
 
-def _incremental(settings, instance, report: GenerationReport, raw: Path, memory: PeakMemory, log) -> Phase:
-    """Land one day's batch the day after the generated history ends, and run the daily job for it
-    as the schedule requests it: the assets that batch changes, with their checks."""
+def _daily_load(settings, instance, report: GenerationReport, raw: Path, memory: PeakMemory, day: date,
+                name: str, log=None) -> Phase:
+    """Land one day's batch for ``day`` and run the daily job for it as the schedule requests it: the
+    assets that batch changes, with their checks."""
     from movielake_dagster.definitions import build_definitions
     from movielake_dagster.schedules import DAILY_BATCH_ASSETS, DAILY_JOB
 
-    day = date.fromisoformat(report.spec.end) + timedelta(days=1)
     text, lines = one_day_batch(report, day)
     (raw / "ratings").mkdir(exist_ok=True)
     (raw / "ratings" / f"{day.isoformat()}.dat").write_text(text, encoding="utf-8")
@@ -405,11 +406,42 @@ def _incremental(settings, instance, report: GenerationReport, raw: Path, memory
     result = job.execute_in_process(partition_key=day.isoformat(), instance=instance, raise_on_error=False,
                                     asset_selection=list(DAILY_BATCH_ASSETS),
                                     run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
-    phase = Phase("incremental", time.perf_counter() - started, memory.peak, result.success,
+    phase = Phase(name, time.perf_counter() - started, memory.peak, result.success,
                   _steps(instance, result.run_id), note=f"{lines:,} ratings for {day.isoformat()}",
                   peak_processes=memory.peak_processes)
-    log(f"one-day incremental load ({lines:,} ratings): {phase.seconds:.1f} s, success={result.success}")
+    if log:
+        log(f"{name.replace('_', ' ')} ({lines:,} ratings for {day}): {phase.seconds:.1f} s, success={result.success}")
     return phase
+
+
+def _daily_loads(settings, instance, report: GenerationReport, raw: Path, memory: PeakMemory, days: int,
+                 log) -> dict[str, Phase]:
+    """The day after the generated history (the one-day load); with ``days`` > 1, that many consecutive
+    days, then the maintenance job's compaction, then one more day: merge-on-read's deletes pile up
+    over the days and the compaction folds them back into the data files."""
+    from movielake_dagster.definitions import build_definitions
+    from movielake_dagster.maintenance import MAINTENANCE_JOB
+
+    first = date.fromisoformat(report.spec.end) + timedelta(days=1)
+    phases = {"incremental": _daily_load(settings, instance, report, raw, memory, first, "incremental", log)}
+    if days <= 1:
+        return phases
+    for offset in range(1, days):
+        last = _daily_load(settings, instance, report, raw, memory, first + timedelta(days=offset), "last_day")
+    phases["last_day"] = last
+    log(f"day {days}: {last.seconds:.1f} s, success={last.success}")
+    memory.reset()
+    started = time.perf_counter()
+    result = build_definitions(settings).resolve_job_def(MAINTENANCE_JOB).execute_in_process(
+        instance=instance, raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+    phases["compaction"] = Phase("compaction", time.perf_counter() - started, memory.peak, result.success,
+                                 _steps(instance, result.run_id), note="the maintenance job",
+                                 peak_processes=memory.peak_processes)
+    log(f"compaction (maintenance job): {phases['compaction'].seconds:.1f} s, success={result.success}")
+    phases["after_compaction"] = _daily_load(settings, instance, report, raw, memory,
+                                             first + timedelta(days=days), "after_compaction", log)
+    return phases
 
 
 # -- the report ------------------------------------------------------------------------------------------
@@ -450,8 +482,14 @@ def format_report(result: BenchResult, top_stages: int = 15) -> str:
             f"  failed ERROR checks: {', '.join(result.failed_checks) or 'none'}"]
     if "incremental" in result.phases:
         inc = result.phases["incremental"]
-        out.append(f"  one-day incremental load: {inc.seconds:.1f} s = {100 * inc.seconds / build.seconds:.0f}% "
-                   f"of the full build")
+        out.append(f"  one-day incremental load: {inc.seconds:.1f} s ({inc.note})")
+        for name, label in (("last_day", "the last of the consecutive days"), ("compaction", "compaction"),
+                            ("after_compaction", "the day after the compaction")):
+            if name in result.phases:
+                phase = result.phases[name]
+                out.append(f"  {label}: {phase.seconds:.1f} s = {100 * phase.seconds / build.seconds:.0f}% "
+                           f"of the full build")
+        out.append(f"one-day load / full build: {100 * inc.seconds / build.seconds:.0f}%")
     if result.ratio is not None:
         seed = result.phases["seed_baseline"]
         out.append(f"  seed baseline ({seed.note}): {seed.seconds:.1f} s -> the lake is {result.ratio:.1f}x faster")

@@ -177,7 +177,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     result = run_bench(args.ratings, Path(args.out) if args.out else None, baseline=args.baseline,
                        incremental=not args.no_incremental, keep=args.keep, warm_up=not args.no_warm_up,
-                       baseline_lake_conf=args.baseline_lake_conf)
+                       baseline_lake_conf=args.baseline_lake_conf, days=args.days)
     print(format_report(result))
     print(f"movielake: measurements in {result.work_dir}/bench.json")
     return 0 if result.build.success and not result.failed_checks else 1
@@ -220,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--keep", action="store_true", help="keep the generated files and the lakes")
     bench.add_argument("--out", help="working folder (default: a new temporary folder)")
     bench.add_argument("--no-incremental", action="store_true", help="skip the one-day incremental load")
+    bench.add_argument("--days", type=int, default=1,
+                       help="consecutive daily loads; above 1, then a compaction and one more day (default 1)")
     bench.add_argument("--no-warm-up", action="store_true",
                        help="time a cold JVM: skip the small untimed build that warms it up first")
     bench.set_defaults(handler=cmd_bench)

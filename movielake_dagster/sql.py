@@ -14,6 +14,8 @@ read with DuckDB's CSV and JSON readers.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from movielake_dagster.catalog import Catalog, CatalogTable, LakeFiles
 from movielake_dagster.catalog.iceberg import ICEBERG_LAYERS, IcebergCatalog, arrow_dataset, snapshot_as_of
 from movielake_dagster.errors import MovielakeError
 from movielake_dagster.lake import LAYERS
+from movielake_dagster.transforms.layouts import json_starts_document, parse_json_document
 
 DUCKDB_TYPES = {"int": "INTEGER", "bigint": "BIGINT", "smallint": "SMALLINT", "tinyint": "TINYINT",
                 "string": "VARCHAR", "double": "DOUBLE", "float": "FLOAT", "boolean": "BOOLEAN",
@@ -192,9 +195,13 @@ class SqlEngine:
         if on_s3:
             self.skipped.append(f"{table.qualified_name}: raw files on S3 (query them with Athena)")
             return None
-        files = [f"{location}/{name}" for name in table.parameters.get("files", "").split(",") if name]
-        if not files:
+        listed = [f"{location}/{name}" for name in table.parameters.get("files", "").split(",") if name]
+        if not listed:
             return None
+        files = [f for f in listed if os.path.getsize(_local_path(f)) > 0]  # DuckDB cannot sniff an empty file
+        if not files:  # only empty exports: the table's columns, no row
+            return "(SELECT " + ", ".join(f"CAST(NULL AS VARCHAR) AS {_ident(c.name)}" for c in table.columns) \
+                + " WHERE false)"
         columns = "{" + ", ".join(f"{_literal(c.name)}: 'VARCHAR'" for c in table.columns) + "}"
         file_list = "[" + ", ".join(_literal(f) for f in files) + "]"
         encoding = "latin-1" if table.parameters.get("encoding") == "ISO-8859-1" else "utf-8"
@@ -206,6 +213,11 @@ class SqlEngine:
             return (f"read_csv({file_list}, delim = ',', header = {header}, quote = '\"', escape = '\"', "
                     f"columns = {columns}, ignore_errors = true, encoding = '{encoding}')")
         if table.classification == "json":  # JSON lines, or one array (on one line or pretty-printed)
+            documents = [f for f in files if _is_json_document(_local_path(f))]
+            if documents:  # split element by element as the lake reads them: a broken one is skipped
+                handle = f"__staging_{table.name}"
+                connection.register(handle, _json_document_rows(documents, [c.name for c in table.columns]))
+                return _ident(handle)
             return f"read_json({file_list}, format = 'auto', columns = {columns}, ignore_errors = true)"
         self.skipped.append(f"{table.qualified_name}: {table.classification} files are not mapped")
         return None
@@ -238,6 +250,34 @@ class SqlEngine:
         if "connection" in self.__dict__:
             self.connection.close()
             del self.__dict__["connection"]
+
+
+def _local_path(uri: str) -> str:
+    return uri[len("file:"):] if uri.startswith("file:") else uri
+
+
+def _is_json_document(path: str) -> bool:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        first = next((line for line in handle if line.strip()), "")
+    return json_starts_document(first)
+
+
+def _json_document_rows(paths: list[str], columns: list[str]):
+    """The objects of JSON documents (arrays, pretty-printed objects) as text columns, read with the
+    lake's own element-by-element reader; elements it cannot read are left out (they are quarantined)."""
+    import pyarrow as pa
+
+    rows = []
+    for path in paths:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            parsed = parse_json_document(handle.read())
+        for record in parsed.records:
+            if record.problem:
+                continue
+            value = json.loads(record.text)
+            if isinstance(value, dict):
+                rows.append([None if value.get(c) is None else str(value[c]) for c in columns])
+    return pa.table({c: pa.array([r[i] for r in rows], pa.string()) for i, c in enumerate(columns)})
 
 
 def _first_line(error: Exception) -> str:

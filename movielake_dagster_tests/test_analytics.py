@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from movielake_dagster.datasets import (
+    ANALYTICS_ANSWERS,
+    ANALYTICS_BASES,
     ANALYTICS_DATASETS,
     DIM_MOVIE,
     FCT_RATING,
@@ -128,7 +130,7 @@ def test_genres_by_year(facts, stored):
         assert r["average_rating"] == mean(_mean(stars[(r["rating_year"], r["genre"])]))
 
 
-@pytest.mark.parametrize("dataset", ANALYTICS, ids=lambda d: d.name)
+@pytest.mark.parametrize("dataset", ANALYTICS_ANSWERS, ids=lambda d: d.name)
 def test_each_materialization_shows_a_small_png_chart(sample_lake, dataset):
     """The chart is inline Markdown the UI renders; also saved under test-artifacts/charts/."""
     _, result, _ = sample_lake
@@ -202,4 +204,10 @@ def test_analytics_assets_form_their_own_group_over_the_access_layer(tmp_path):
         node = graph.get(dataset.asset_key)
         assert node.group_name == "analytics" and dataset.key.startswith("analytics/"), dataset.name
         assert node.description and len(node.description) > 80, dataset.name
-        assert {k.path[0] for k in node.parent_keys} == {"access"}, dataset.name
+        parents = {k.to_user_string() for k in node.parent_keys}
+        if dataset in ANALYTICS_BASES:  # made from the facts, refreshed from a day's changes
+            assert parents == {"access/fct_rating", "cleanse/rating_changes"}, dataset.name
+        else:  # made from the bases (and dimensions), never from the cleanse layer
+            assert {p.split("/")[0] for p in parents} == {"access", "analytics"}, dataset.name
+            assert {p for p in parents if p.startswith("analytics/")} < {b.asset_key.to_user_string()
+                                                                         for b in ANALYTICS_BASES}, dataset.name

@@ -80,7 +80,7 @@ def test_generate_command_writes_the_three_files(tmp_path: Path, capsys):
 
 @pytest.mark.slow  # four Dagster runs of the whole graph and the seed pipeline twice
 def test_bench_runs_end_to_end_at_small_scale(spark, tmp_path: Path):
-    result = run_bench(2_000, tmp_path / "bench", baseline=True, log=lambda *_: None)
+    result = run_bench(2_000, tmp_path / "bench", baseline=True, days=2, log=lambda *_: None)
     assert isinstance(result, BenchResult)
     assert result.build.success and not result.failed_checks
     assert result.counts_match_generator
@@ -98,6 +98,11 @@ def test_bench_runs_end_to_end_at_small_scale(spark, tmp_path: Path):
     report = format_report(result)
     assert "full build" in report and "faster" in report and "warm-up" in report
     assert "seed baseline (Spark default SQL settings)" in report
+    # two consecutive days, the compaction, then one more day, each with its share of the full build
+    assert all(result.phases[p].success for p in ("last_day", "compaction", "after_compaction"))
+    share = round(100 * result.phases["incremental"].seconds / result.build.seconds)
+    assert f"one-day load / full build: {share}%" in report.splitlines()
+    assert "the day after the compaction" in report
 
 
 def test_seed_baseline_runs_with_sparks_default_sql_settings(spark, monkeypatch, tmp_path):

@@ -64,14 +64,14 @@ def test_all_row_rules_of_a_table_are_counted_in_one_pass(spark):
     t = dt.datetime(2001, 1, 1, 12, 30)
     future = dt.datetime.now() + dt.timedelta(days=400)
     rows = [
-        (1, 10, 4.0, t, t.date()),  # good
-        (1, 11, 3.5, t, t.date()),  # good
-        (2, 10, 4.0, t, t.date()), (2, 10, 5.0, t, t.date()), (2, 10, 1.0, t, t.date()),  # key 3 times
-        (None, 10, 4.0, t, t.date()),  # null key
-        (3, 99, 4.0, t, t.date()),  # unknown movie
-        (9, 10, 4.0, t, t.date()),  # unknown user
-        (1, 12, 7.0, t, t.date()), (3, 10, 3.3, t, t.date()),  # out of range
-        (3, 11, 4.0, future, future.date()),  # in the future
+        (1, 10, 4.0, t, t.date(), "ratings.dat", 1),  # good
+        (1, 11, 3.5, t, t.date(), "ratings.dat", 1),  # good
+        (2, 10, 4.0, t, t.date(), "ratings.dat", 1), (2, 10, 5.0, t, t.date(), "ratings.dat", 1), (2, 10, 1.0, t, t.date(), "ratings.dat", 1),  # key 3 times
+        (None, 10, 4.0, t, t.date(), "ratings.dat", 1),  # null key
+        (3, 99, 4.0, t, t.date(), "ratings.dat", 1),  # unknown movie
+        (9, 10, 4.0, t, t.date(), "ratings.dat", 1),  # unknown user
+        (1, 12, 7.0, t, t.date(), "ratings.dat", 1), (3, 10, 3.3, t, t.date(), "ratings.dat", 1),  # out of range
+        (3, 11, 4.0, future, future.date(), "ratings.dat", 2),  # in the future
     ]
     ratings = spark.createDataFrame(rows, RATINGS.spark_ddl())
     users = spark.createDataFrame([(1,), (2,), (3,), (3,)], "user_id int")  # a duplicate parent key is harmless
@@ -84,7 +84,7 @@ def test_all_row_rules_of_a_table_are_counted_in_one_pass(spark):
         "user_id_references_users": 1, "movie_id_references_movies": 1, "primary_key_unique": 2, "not_empty": 0,
     }
     assert got["not_null"].extra["nulls_per_column"] == {"user_id": 1, "movie_id": 0, "rating": 0, "rated_at": 0,
-                                                         "rating_date": 0}
+                                                         "rating_date": 0, "source_file": 0, "line_number": 0}
     assert sorted(r[2] for r in got["rating_in_half_stars"].sample) == [3.3, 7.0]
     assert got["primary_key_unique"].sample == [(2, 10, 2)]
     assert got["movie_id_references_movies"].sample[0][:2] == (3, 99)
@@ -103,7 +103,7 @@ def test_a_good_table_passes_and_fetches_no_sample(spark):
 def test_schema_contract_names_every_column_that_differs(spark):
     df = spark.createDataFrame([(1, 2, "4.0", 7)], "user_id int, movie_id int, rating string, surprise int")
     outcome = evaluate_schema(df, RATINGS)
-    assert not outcome.passed and outcome.failed_rows == 4
+    assert not outcome.passed and outcome.failed_rows == 6  # rating, rated_at, rating_date, lineage x2, surprise
     assert ("rating", "double", "string") in outcome.sample
     assert ("rated_at", "timestamp", "(missing)") in outcome.sample
     assert ("surprise", "(not declared)", "int") in outcome.sample

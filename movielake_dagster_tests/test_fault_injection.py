@@ -291,7 +291,8 @@ def test_an_empty_file_builds_an_empty_star_schema(empty_file_run):
                       ("cleanse/ratings", "not_empty")]
 
 
-RATINGS_AND_DOWNSTREAM = ["staging/ratings", "cleanse/ratings", "cleanse/quarantine_ratings", "access/fct_rating",
+RATINGS_AND_DOWNSTREAM = ["staging/ratings", "cleanse/ratings", "cleanse/quarantine_ratings", "cleanse/rating_changes",
+                          "access/fct_rating",
                           "access/dim_date"]
 
 

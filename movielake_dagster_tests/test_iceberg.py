@@ -227,14 +227,16 @@ def _new_fct_files(lake: str, s3_endpoint: str | None, known: set[str]) -> list[
     return sorted(found - known)
 
 
-def _kill_during_fct_commit(raw: Path, lake: str, env: dict, s3_endpoint: str | None, known: set[str],
-                            tmp_path: Path) -> float:
-    """Start `movielake run` in its own process group; kill -9 it as soon as it writes fct_rating's data
-    files (before they are committed). Returns when it was killed."""
+def _kill_during_fct_commit(lake: str, env: dict, s3_endpoint: str | None, known: set[str], tmp_path: Path) -> None:
+    """Materialize fct_rating with Dagster's own CLI, in its own process group (its JVM included), and
+    kill -9 the group as soon as the run writes the table's data files, before they are committed."""
+    home = tmp_path / "dagster-home"
+    home.mkdir(exist_ok=True)
     process = subprocess.Popen(
-        [sys.executable, "-m", "movielake_dagster.cli", "run", "--raw", str(raw), "--lake", lake],
-        env={**os.environ, **env}, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "movielake_dagster.definitions",
+         "--select", FCT_RATING.asset_key.to_user_string()],
+        env={**os.environ, **env, "DAGSTER_HOME": str(home)}, cwd=tmp_path, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 300
         while time.time() < deadline and process.poll() is None:
@@ -243,7 +245,6 @@ def _kill_during_fct_commit(raw: Path, lake: str, env: dict, s3_endpoint: str | 
                 break
             time.sleep(0.02)
         assert process.wait(timeout=60) == -signal.SIGKILL, "the run ended before it wrote fct_rating"
-        return time.time()
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -252,6 +253,9 @@ def _kill_during_fct_commit(raw: Path, lake: str, env: dict, s3_endpoint: str | 
 
 def _killed_run_leaves_readers_on_whole_snapshots(raw: Path, lake: str, tmp_path: Path, s3_endpoint=None,
                                                    **overrides):
+    from movielake_dagster.definitions import build_definitions
+    from movielake_dagster.settings import Settings
+
     settings = {"step_retries": 0, "catalog_path": str(tmp_path / "catalog.db"), **overrides}
     if s3_endpoint:
         settings["s3_endpoint"] = s3_endpoint
@@ -269,9 +273,10 @@ def _killed_run_leaves_readers_on_whole_snapshots(raw: Path, lake: str, tmp_path
     reader = threading.Thread(target=poll)
     reader.start()
     env = {"MOVIELAKE_STEP_RETRIES": "0", "MOVIELAKE_CATALOG_PATH": settings["catalog_path"],
+           "MOVIELAKE_LAKE": lake, "MOVIELAKE_LANDING": str(raw),
            **({"MOVIELAKE_S3_ENDPOINT": s3_endpoint} if s3_endpoint else {})}
     try:
-        _kill_during_fct_commit(raw, lake, env, s3_endpoint, known, tmp_path)
+        _kill_during_fct_commit(lake, env, s3_endpoint, known, tmp_path)
         time.sleep(0.5)
     finally:
         done.set()
@@ -280,8 +285,11 @@ def _killed_run_leaves_readers_on_whole_snapshots(raw: Path, lake: str, tmp_path
     assert fct.metadata.current_snapshot_id == published, "the killed run published nothing"
     assert seen and set(seen) == {len(clean[FCT_RATING.name])}, "readers saw only the last good snapshot"
     assert _new_fct_files(lake, s3_endpoint, known), "the killed write left uncommitted files (orphans)"
-    result, _ = build_lake(raw, lake, **settings)  # the next run succeeds ...
-    assert result.success
+    defs = build_definitions(Settings.from_env(landing=str(raw), lake=lake, **settings))
+    rerun = defs.resolve_job_def("materialize_lake").execute_in_process(  # the next run succeeds ...
+        asset_selection=[FCT_RATING.asset_key], raise_on_error=False)
+    assert rerun.success
+    assert iceberg.table(FCT_RATING.layer, FCT_RATING.name).metadata.current_snapshot_id != published
     assert {d.name: _rows(resources, d) for d in TABLES} == clean  # ... and equals the clean build
 
 

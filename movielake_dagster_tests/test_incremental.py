@@ -183,6 +183,42 @@ def test_replaying_a_batch_commits_nothing(spark, loaded):
     assert snapshots() == before
 
 
+@pytest.mark.slow  # four runs of the whole graph with its checks
+def test_a_day_that_breaks_a_blocking_rule_is_never_published(spark, loaded, landing):
+    """A bug forces a duplicated key past the quarantine on day 3: the unique-key check fails, the run
+    fails naming it, main keeps yesterday's rows (nothing downstream runs) and the run's branch holds
+    the rejected rows for inspection. Runs last: it adds a day to the module's lake."""
+    from movielake_dagster.catalog.iceberg import run_branch
+    from movielake_dagster.transforms import incremental
+
+    day3 = "2026-11-26"
+    day1_lines = (landing["dir"] / "ratings" / f"{DAY1}.dat").read_bytes().splitlines()
+    stamp = int(datetime(landing["last_year"], 12, 1, tzinfo=timezone.utc).timestamp())
+    batch = [b"::".join([str(u).encode(), str(m).encode(), b"2", str(stamp + i).encode()])
+             for i, (u, m, _) in enumerate(v for v in map(_valid, day1_lines[:40]) if v)]
+    (landing["dir"] / "ratings" / f"{day3}.dat").write_bytes(b"\n".join(batch) + b"\n")
+    resources = lake_resources(loaded["incremental"])
+    iceberg = resources["catalog"].iceberg()
+    watched = (RATINGS, FCT_RATING)
+    before = {d.name: iceberg.table(d.layer, d.name).metadata.current_snapshot_id for d in watched}
+    rows_before = _table(spark, loaded["incremental"], RATINGS)
+    changed = incremental.changed_rows
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(incremental, "changed_rows", lambda *a: (lambda df: df.unionByName(df.limit(1)))(changed(*a)))
+        result = loaded["defs"].resolve_job_def(DAILY_JOB).execute_in_process(
+            partition_key=day3, instance=loaded["instance"], raise_on_error=False)
+    assert not result.success
+    failed = {(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations() if not e.passed}
+    assert ("cleanse/ratings", "primary_key_unique") in failed
+    assert {d.name: iceberg.table(d.layer, d.name).metadata.current_snapshot_id for d in watched} == before
+    assert _table(spark, loaded["incremental"], RATINGS) == rows_before  # readers see yesterday's rows
+    assert "access/fct_rating" not in {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    ratings = iceberg.table(RATINGS.layer, RATINGS.name)
+    on_branch = ratings.scan(snapshot_id=ratings.metadata.refs[run_branch(result.run_id)].snapshot_id).to_arrow()
+    keys = list(zip(on_branch.column("user_id").to_pylist(), on_branch.column("movie_id").to_pylist()))
+    assert len(keys) - len(set(keys)) == 1  # the rejected rows, duplicate included, stay inspectable
+
+
 # -- a failed or killed write leaves the previous version readable ----------------------------------
 
 def _facts(spark, rows: int, fail_after: int | None = None):
@@ -224,22 +260,65 @@ def test_a_write_that_fails_midway_leaves_the_previous_table_readable(spark, io_
     assert _stored(resources) == before
 
 
-def test_a_partition_rewrite_that_fails_midway_leaves_every_old_partition(spark, io_manager):
+def test_row_changes_that_fail_midway_leave_every_old_row(spark, io_manager):
+    """A day's changes are a DELETE commit then an append on the run's branch: when the append fails
+    after the DELETE committed, main still has every old row; a later run applies its changes whole."""
     from pyspark.sql import functions as F
 
-    from movielake_dagster.io_managers.iceberg import PartitionsUpdate
+    from movielake_dagster.io_managers.iceberg import RowChanges
 
     manager, resources = io_manager
     _write(manager, _facts(spark, 300), "run-one-0000")
     before = _stored(resources)
-    failing = _facts(spark, 4000, fail_after=3500).where(F.col("rating_year").isin(2001, 2002))
+    keys = _facts(spark, 300).where(F.col("rating_year") == 2002).select("user_id", "movie_id")
+    failing = _facts(spark, 4000, fail_after=3500).where(F.col("rating_year") == 2002)
     with pytest.raises(Exception, match="executor lost mid-write"):
-        _write(manager, PartitionsUpdate(failing, (2001, 2002)), "run-two-0000")
+        _write(manager, RowChanges(deleted=keys, inserted=failing), "run-two-0000")
     assert _stored(resources) == before
-    _write(manager, PartitionsUpdate(_facts(spark, 600).where(F.col("rating_year") == 2002), (2002,)), "run-3-0000")
+    inserted = _facts(spark, 600).where(F.col("rating_year") == 2002)
+    _write(manager, RowChanges(delete_where="rating_year = 2002", inserted=inserted), "run-3-0000")
     after = _stored(resources)
     assert [r for r in after if r[-1] != 2002] == [r for r in before if r[-1] != 2002]
     assert len([r for r in after if r[-1] == 2002]) == 200
+
+
+@pytest.mark.slow  # 30 commits of row changes, then a compaction
+def test_thirty_days_of_row_changes_then_a_compaction_keep_the_table_exact(spark, io_manager):
+    """30 days, each replacing some stored rows (position deletes) and adding new ones (an append):
+    the table equals the rows computed in plain Python after every kind of day, and the maintenance
+    job's compaction leaves the same rows in fewer files with no delete file left."""
+    from movielake_dagster.io_managers.iceberg import RowChanges
+    from movielake_dagster.maintenance import MaintenanceConfig, maintain_table
+
+    manager, resources = io_manager
+    columns = [c.name for c in FCT_RATING.columns]
+    stamp = datetime(2001, 3, 1, tzinfo=timezone.utc)
+
+    def fact(user: int, movie: int, rating: float, day: int) -> tuple:
+        rated = stamp.replace(day=1 + day % 28, hour=day % 24)
+        return (user, movie, int(rated.strftime("%Y%m%d")), rated, rated.hour, rating, rated.year)
+
+    expected = {(u, m): fact(u, m, 3.0, 0) for u in range(20) for m in range(10)}
+    _write(manager, spark.createDataFrame(list(expected.values()), FCT_RATING.spark_ddl()), "run-day-0000")
+    for day in range(1, 31):
+        replaced = [(u, m) for (u, m) in sorted(expected) if (u * 7 + m + day) % 23 == 0][:6]
+        new = [fact(u, m, 0.5 + (day % 10) / 2, day) for u, m in replaced]
+        new += [fact(100 + day, m, 4.5, day) for m in range(3)]
+        expected.update({(r[0], r[1]): r for r in new})
+        _write(manager, RowChanges(deleted=spark.createDataFrame(replaced, "user_id int, movie_id int"),
+                                   inserted=spark.createDataFrame(new, FCT_RATING.spark_ddl())), f"run-day-{day:04d}")
+    iceberg = resources["catalog"].iceberg()
+    table = iceberg.table(FCT_RATING.layer, FCT_RATING.name)
+    rows = lambda: sorted(tuple(r[c] for c in columns) for r in table_rows(resources, FCT_RATING))  # noqa: E731
+    assert rows() == sorted(expected.values())
+    files = lambda t: t.inspect.files().column("content").to_pylist()  # noqa: E731  0 data, 1 position deletes
+    assert files(table).count(1) >= 25  # merge-on-read: the days' deletes are files of their own
+    figures = maintain_table(spark, f"{FCT_RATING.layer}.{FCT_RATING.name}", table, MaintenanceConfig(),
+                             datetime.now(timezone.utc).replace(tzinfo=None))
+    compacted = iceberg.table(FCT_RATING.layer, FCT_RATING.name)
+    assert figures["data_files_rewritten"] > figures["data_files_added"] > 0
+    assert files(compacted).count(1) == 0 and files(compacted).count(0) < files(table).count(0)
+    assert rows() == sorted(expected.values())
 
 
 def test_leftovers_of_a_killed_run_are_invisible_and_maintenance_removes_them(spark, io_manager):

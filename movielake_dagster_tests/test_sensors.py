@@ -71,7 +71,8 @@ def test_one_run_per_new_file_for_exactly_its_data_then_none(landing, tmp_path):
     batch = runs["ratings/2026-11-25.dat"]
     assert batch.job_name == DAILY_JOB and batch.partition_key == "2026-11-25"
     assert {k.to_user_string() for k in batch.asset_selection} == {
-        "staging/rating_batch", "cleanse/ratings", "cleanse/quarantine_ratings", "access/fct_rating",
+        "staging/rating_batch", "cleanse/ratings", "cleanse/quarantine_ratings", "cleanse/rating_changes",
+        "access/fct_rating",
         "access/dim_date", *ANALYTICS}
     movies = runs["movies.dat"]
     assert movies.job_name == "materialize_lake" and movies.partition_key is None
