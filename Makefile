@@ -36,11 +36,13 @@ $(MOVIELAKE_JARS_DIR)/.complete: connectors/pom.xml
 run: setup
 	$(BIN)/movielake run
 
+# Two pytest workers (the machine has 2 cores; much of a test's time is Dagster and Spark overhead on
+# tiny data, not CPU): tests sharing a built lake run on one worker (conftest's xdist groups).
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 test-fast: setup
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n 2 --dist loadgroup -m "not slow"
 
 dev: setup
 	$(BIN)/dagster dev

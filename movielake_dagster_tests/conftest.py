@@ -34,12 +34,22 @@ def spark(tmp_path_factory):
     session.stop()
 
 
-def build_lake(raw_dir: Path | str, lake_dir: Path | str, **overrides):
-    """Materialize every asset from ``raw_dir`` into ``lake_dir``; returns (result, resources)."""
+def build_lake(raw_dir: Path | str, lake_dir: Path | str, assets: list[str] | None = None, **overrides):
+    """Materialize every asset (or only ``assets``, keys like ``cleanse/movies``, with their checks)
+    from ``raw_dir`` into ``lake_dir``; returns (result, resources)."""
+    import dagster as dg
+
     from movielake_dagster.cli import materialize_all
+    from movielake_dagster.definitions import build_definitions
 
     settings = Settings.from_env(landing=str(raw_dir), lake=str(lake_dir), **overrides)
-    result, resources = materialize_all(settings)
+    if assets is None:
+        result, resources = materialize_all(settings)
+    else:
+        defs = build_definitions(settings)
+        resources = defs.resources
+        result = defs.resolve_job_def("materialize_lake").execute_in_process(
+            asset_selection=[dg.AssetKey.from_user_string(a) for a in assets], raise_on_error=False)
     assert result.success, [e.event_specific_data.error for e in result.get_step_failure_events()]
     return result, resources
 
@@ -50,6 +60,26 @@ def sample_lake(spark, tmp_path_factory):
     lake_dir = tmp_path_factory.mktemp("sample-lake")
     result, resources = build_lake(SAMPLE_DATA_DIR, lake_dir)
     return lake_dir, result, resources
+
+
+@pytest.fixture(scope="session")
+def ml100k_lake(spark, tmp_path_factory):
+    """Real MovieLens 100k (seed format) materialized once (shared, read-only)."""
+    if not ML100K_SEED_FORMAT.exists():
+        pytest.skip(f"real MovieLens files not present at {ML100K_SEED_FORMAT}")
+    result, resources = build_lake(ML100K_SEED_FORMAT, tmp_path_factory.mktemp("ml100k-lake"))
+    return result, resources
+
+
+def pytest_collection_modifyitems(config, items):
+    """Groups for ``pytest -n 2 --dist loadgroup`` (make test): the tests of one shared lake run on
+    one worker, so it is built once; other tests stay with their module (its fixtures built once)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        names = getattr(item, "fixturenames", ())
+        group = next((f for f in ("sample_lake", "ml100k_lake") if f in names), item.module.__name__)
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

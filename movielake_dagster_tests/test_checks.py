@@ -16,7 +16,6 @@ from movielake_dagster.checks.rules import evaluate_rows, evaluate_schema, forei
 from movielake_dagster.datasets import FCT_RATING, MOVIES, QUARANTINE_RATINGS, RATINGS, USERS
 from movielake_dagster.settings import SAMPLE_DATA_DIR
 
-from .conftest import ML100K_SEED_FORMAT, build_lake, requires_real_data
 
 ERROR_CHECKS = {"schema_contract", "not_null", "primary_key_unique", "reconciliation"}
 
@@ -171,9 +170,8 @@ def test_every_check_passes_on_the_bundled_sample(sample_lake):
 
 
 @pytest.mark.slow
-@requires_real_data(ML100K_SEED_FORMAT)
-def test_every_check_passes_on_real_movielens_100k(spark, tmp_path):
-    result, _ = build_lake(ML100K_SEED_FORMAT, tmp_path / "lake")
+def test_every_check_passes_on_real_movielens_100k(ml100k_lake):
+    result, _ = ml100k_lake
     _assert_every_check_ran_and_passed(result)
 
 
