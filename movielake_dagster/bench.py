@@ -420,21 +420,25 @@ def _daily_loads(settings, instance, report: GenerationReport, raw: Path, memory
     days, then the maintenance job's compaction, then one more day: merge-on-read's deletes pile up
     over the days and the compaction folds them back into the data files."""
     from movielake_dagster.definitions import build_definitions
+    from movielake_dagster.datasets import ANALYTICS_BASES, FCT_RATING, QUARANTINE_RATINGS, RATINGS
     from movielake_dagster.maintenance import MAINTENANCE_JOB
+
+    daily_tables = (RATINGS, QUARANTINE_RATINGS, FCT_RATING, *ANALYTICS_BASES)
 
     first = date.fromisoformat(report.spec.end) + timedelta(days=1)
     phases = {"incremental": _daily_load(settings, instance, report, raw, memory, first, "incremental", log)}
     if days <= 1:
         return phases
     for offset in range(1, days):
-        last = _daily_load(settings, instance, report, raw, memory, first + timedelta(days=offset), "last_day")
+        last = _daily_load(settings, instance, report, raw, memory, first + timedelta(days=offset), "last_day", log)
     phases["last_day"] = last
-    log(f"day {days}: {last.seconds:.1f} s, success={last.success}")
     memory.reset()
     started = time.perf_counter()
+    tables = [f"{d.layer}.{d.name}" for d in daily_tables]  # the tables a day writes row changes to
     result = build_definitions(settings).resolve_job_def(MAINTENANCE_JOB).execute_in_process(
         instance=instance, raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}},
+                    "ops": {"maintain_tables": {"config": {"tables": tables}}}})
     phases["compaction"] = Phase("compaction", time.perf_counter() - started, memory.peak, result.success,
                                  _steps(instance, result.run_id), note="the maintenance job",
                                  peak_processes=memory.peak_processes)

@@ -46,6 +46,8 @@ class MaintenanceConfig(dg.Config):
     ones may belong to a commit in progress, and Iceberg refuses less than 24 hours)."""
     target_file_mb: int = 128
     """Compaction writes data files of about this size."""
+    tables: list[str] = []
+    """Only these tables (``layer.name``, e.g. ``access.fct_rating``); empty: every table of the lake."""
 
 
 def _call(session, procedure: str, **arguments) -> dict:
@@ -106,6 +108,8 @@ def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig, s
         context.log.info(f"removed {folder}, a scratch folder left by a run that did not finish")
     for layer, name in iceberg.tables():
         identifier = f"{layer}.{name}"
+        if config.tables and identifier not in config.tables:
+            continue
         figures = maintain_table(session, identifier, iceberg.table(layer, name), config, now)
         context.log.info(f"{identifier}: {figures}")
         dataset = dataset_for_table(layer, name)

@@ -71,6 +71,7 @@ def ml100k_lake(spark, tmp_path_factory):
     return result, resources
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     """Groups for ``pytest -n 2 --dist loadgroup`` (make test): the tests of one shared lake run on
     one worker, so it is built once; other tests stay with their module (its fixtures built once)."""
