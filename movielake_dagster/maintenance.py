@@ -74,7 +74,10 @@ def maintain_table(session, identifier: str, table, config: MaintenanceConfig, n
     if table.metadata.current_snapshot_id is not None:
         rewritten = _call(session, "rewrite_data_files", table=identifier, options={
             "min-input-files": 2, "delete-file-threshold": 1,
-            "target-file-size-bytes": config.target_file_mb * 1024 * 1024, "partial-progress.enabled": "true"})
+            "target-file-size-bytes": config.target_file_mb * 1024 * 1024, "partial-progress.enabled": "true",
+            # the delete files the rewrite applied would otherwise stay live and keep counting in the
+            # snapshot's total-position-deletes, from which the day's checks take the row counts
+            "remove-dangling-deletes": "true"})
         figures["data_files_rewritten"] = int(rewritten.get("rewritten_data_files_count", 0))
         figures["data_files_added"] = int(rewritten.get("added_data_files_count", 0))
         deletes = _call(session, "rewrite_position_delete_files", table=identifier)

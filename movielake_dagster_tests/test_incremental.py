@@ -183,6 +183,36 @@ def test_replaying_a_batch_commits_nothing(spark, loaded):
     assert snapshots() == before
 
 
+def _day_batch(landing: dict, day: str, stars: bytes, month: int) -> None:
+    """A batch re-rating 40 of day 1's pairs later than any stored rating."""
+    day1_lines = (landing["dir"] / "ratings" / f"{DAY1}.dat").read_bytes().splitlines()
+    stamp = int(datetime(landing["last_year"], month, 1, tzinfo=timezone.utc).timestamp())
+    batch = [b"::".join([str(u).encode(), str(m).encode(), stars, str(stamp + i).encode()])
+             for i, (u, m, _) in enumerate(v for v in map(_valid, day1_lines[:40]) if v)]
+    (landing["dir"] / "ratings" / f"{day}.dat").write_bytes(b"\n".join(batch) + b"\n")
+
+
+@pytest.mark.slow  # four runs of the whole graph with its checks
+def test_a_compaction_between_days_keeps_the_next_day_incremental(spark, loaded, landing):
+    """Compaction commits ``replace`` snapshots (same rows, new files): the next day still applies its
+    changes to the facts instead of rebuilding them, and the facts and the analytics' sums stay exact."""
+    from movielake_dagster.datasets import ANALYTICS_BASES, RATING_CHANGES
+    from movielake_dagster.maintenance import MAINTENANCE_JOB
+
+    tables = [f"{d.layer}.{d.name}" for d in (RATINGS, QUARANTINE_RATINGS, RATING_CHANGES, FCT_RATING, *ANALYTICS_BASES)]
+    maintained = loaded["defs"].resolve_job_def(MAINTENANCE_JOB).execute_in_process(
+        instance=loaded["instance"], run_config={"ops": {"maintain_tables": {"config": {"tables": tables}}}})
+    assert maintained.success
+    iceberg = lake_resources(loaded["incremental"])["catalog"].iceberg()
+    assert iceberg.table(RATINGS.layer, RATINGS.name).current_snapshot().summary.operation.value == "replace"
+    _day_batch(landing, "2026-11-26", b"2", 8)
+    day = _daily_run(loaded["defs"], loaded["instance"], "2026-11-26", scheduled=True)
+    assert _metadata(day, "access/fct_rating")["movielake/write"] == "row changes"  # not rebuilt
+    facts = {(r[0], r[1]): r[5] for r in _table(spark, loaded["incremental"], FCT_RATING)}
+    assert facts == {(r[0], r[1]): r[2] for r in _table(spark, loaded["incremental"], RATINGS)}
+    assert sum(r[3] for r in _table(spark, loaded["incremental"], ANALYTICS_BASES[0])) == len(facts)
+
+
 @pytest.mark.slow  # four runs of the whole graph with its checks
 def test_a_day_that_breaks_a_blocking_rule_is_never_published(spark, loaded, landing):
     """A bug forces a duplicated key past the quarantine on day 3: the unique-key check fails, the run
@@ -191,12 +221,8 @@ def test_a_day_that_breaks_a_blocking_rule_is_never_published(spark, loaded, lan
     from movielake_dagster.catalog.iceberg import run_branch
     from movielake_dagster.transforms import incremental
 
-    day3 = "2026-11-26"
-    day1_lines = (landing["dir"] / "ratings" / f"{DAY1}.dat").read_bytes().splitlines()
-    stamp = int(datetime(landing["last_year"], 12, 1, tzinfo=timezone.utc).timestamp())
-    batch = [b"::".join([str(u).encode(), str(m).encode(), b"2", str(stamp + i).encode()])
-             for i, (u, m, _) in enumerate(v for v in map(_valid, day1_lines[:40]) if v)]
-    (landing["dir"] / "ratings" / f"{day3}.dat").write_bytes(b"\n".join(batch) + b"\n")
+    day3 = "2026-11-27"
+    _day_batch(landing, day3, b"3", 9)
     resources = lake_resources(loaded["incremental"])
     iceberg = resources["catalog"].iceberg()
     watched = (RATINGS, FCT_RATING)

@@ -207,7 +207,9 @@ class SnapshotInfo:
 
 def live_rows(summary) -> int:
     """The rows a snapshot holds: the rows of its data files less those its position deletes remove
-    (merge-on-read; a row is never deleted twice, and the lake writes no equality deletes)."""
+    (merge-on-read; a row is never deleted twice, and the lake writes no equality deletes). Exact as
+    long as no delete file outlives the data file it applies to: the maintenance job's compaction
+    removes such dangling deletes (``remove-dangling-deletes``)."""
     return _summary_int(summary, "total-records") - _summary_int(summary, "total-position-deletes")
 
 

@@ -227,8 +227,28 @@ class RatingDelta:
     unchanged: bool = False  # the derived table already reflects the current ratings
 
 
+def _is_compaction(snapshot) -> bool:
+    """A ``replace`` snapshot: files rewritten (compaction, delete files folded in), rows unchanged."""
+    return snapshot.summary is not None and snapshot.summary.operation.value == "replace"
+
+
+def _same_rows(table, snapshot_id) -> list[str]:
+    """The snapshot and the ancestors it only compacted: the snapshots holding the same rows."""
+    snapshot = table.snapshot_by_id(int(snapshot_id)) if table is not None and snapshot_id else None
+    same = []
+    while snapshot is not None:
+        same.append(str(snapshot.snapshot_id))
+        if not _is_compaction(snapshot) or snapshot.parent_snapshot_id is None:
+            break
+        snapshot = table.snapshot_by_id(snapshot.parent_snapshot_id)
+    return same
+
+
 def _summary(table, ref: str = "main") -> dict:
+    """The summary properties of the branch's last commit that changed rows (a compaction carries none)."""
     snapshot = table.snapshot_by_name(ref) if table is not None else None
+    while snapshot is not None and _is_compaction(snapshot) and snapshot.parent_snapshot_id is not None:
+        snapshot = table.snapshot_by_id(snapshot.parent_snapshot_id)
     return dict(snapshot.summary.additional_properties) if snapshot is not None and snapshot.summary else {}
 
 
@@ -246,6 +266,7 @@ def rating_delta(session: SparkSession, iceberg: IcebergCatalog, consumer: Datas
     Exact when the consumer reflects the ratings snapshot the change log starts from, and the ratings'
     commits since then are those of the run that wrote the change log (its day's deletes and append).
     A consumer that already reflects the current ratings has nothing to apply (a replayed day).
+    Compactions (``replace`` snapshots, same rows) of either table do not count as changes.
     """
     from movielake_dagster.datasets import RATING_CHANGES, RATINGS
 
@@ -253,15 +274,15 @@ def rating_delta(session: SparkSession, iceberg: IcebergCatalog, consumer: Datas
     synced = _summary(iceberg.table(consumer.layer, consumer.name)).get(RATINGS_SYNC)
     if synced is None:
         return None
-    if synced == str(now):
+    ratings = iceberg.table(RATINGS.layer, RATINGS.name)
+    if synced in _same_rows(ratings, now):
         empty = session.createDataFrame([], RATING_CHANGES.spark_ddl())
         return RatingDelta(empty, empty, now, unchanged=True)
     changes = iceberg.table(RATING_CHANGES.layer, RATING_CHANGES.name)
     log = _summary(changes)
     base, run = log.get(CHANGES_BASE), log.get(RUN_ID_PROPERTY)
-    if base is None or base == FULL_BUILD or synced != base:
+    if base is None or base == FULL_BUILD or synced not in _same_rows(ratings, base):
         return None
-    ratings = iceberg.table(RATINGS.layer, RATINGS.name)
     snapshot = ratings.snapshot_by_id(now) if now is not None else None
     while snapshot is not None and snapshot.summary is not None \
             and snapshot.summary.additional_properties.get(RUN_ID_PROPERTY) == run:
