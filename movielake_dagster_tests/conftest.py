@@ -71,18 +71,6 @@ def ml100k_lake(spark, tmp_path_factory):
     return result, resources
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the test ids
-def pytest_collection_modifyitems(config, items):
-    """Groups for ``pytest -n 2 --dist loadgroup`` (make test): the tests of one shared lake run on
-    one worker, so it is built once; other tests stay with their module (its fixtures built once)."""
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        names = getattr(item, "fixturenames", ())
-        group = next((f for f in ("sample_lake", "ml100k_lake") if f in names), item.module.__name__)
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def s3_server():
     """A moto S3 (and Glue) server on loopback, started for the tests that need it and stopped after."""
