@@ -203,6 +203,9 @@ def test_a_compaction_between_days_keeps_the_next_day_incremental(spark, loaded,
     maintained = loaded["defs"].resolve_job_def(MAINTENANCE_JOB).execute_in_process(
         instance=loaded["instance"], run_config={"ops": {"maintain_tables": {"config": {"tables": tables}}}})
     assert maintained.success
+    observed = {e.asset_key.to_user_string() for e in maintained.all_events if e.event_type_value == "ASSET_OBSERVATION"}
+    assert observed == {d.asset_key.to_user_string() for d in (RATINGS, QUARANTINE_RATINGS, RATING_CHANGES, FCT_RATING,
+                                                                 *ANALYTICS_BASES)}  # only the tables asked for
     iceberg = lake_resources(loaded["incremental"])["catalog"].iceberg()
     assert iceberg.table(RATINGS.layer, RATINGS.name).current_snapshot().summary.operation.value == "replace"
     _day_batch(landing, "2026-11-26", b"2", 8)
