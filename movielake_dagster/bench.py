@@ -390,17 +390,15 @@ def run_bench(ratings: int = ML10M.ratings, work_dir: Path | None = None, baseli
                 shutil.rmtree(folder, ignore_errors=True)
 
 
-def _daily_load(settings, instance, report: GenerationReport, raw: Path, memory: PeakMemory, day: date,
+def _daily_load(job, instance, report: GenerationReport, raw: Path, memory: PeakMemory, day: date,
                 name: str, log=None) -> Phase:
-    """Land one day's batch for ``day`` and run the daily job for it as the schedule requests it: the
-    assets that batch changes, with their checks."""
-    from movielake_dagster.definitions import build_definitions
-    from movielake_dagster.schedules import DAILY_BATCH_ASSETS, DAILY_JOB
+    """Land one day's batch for ``day`` and run the daily ``job`` for it as the schedule requests it:
+    the assets that batch changes, with their checks."""
+    from movielake_dagster.schedules import DAILY_BATCH_ASSETS
 
     text, lines = one_day_batch(report, day)
     (raw / "ratings").mkdir(exist_ok=True)
     (raw / "ratings" / f"{day.isoformat()}.dat").write_text(text, encoding="utf-8")
-    job = build_definitions(settings).resolve_job_def(DAILY_JOB)
     memory.reset()
     started = time.perf_counter()
     result = job.execute_in_process(partition_key=day.isoformat(), instance=instance, raise_on_error=False,
@@ -423,19 +421,22 @@ def _daily_loads(settings, instance, report: GenerationReport, raw: Path, memory
     from movielake_dagster.datasets import ANALYTICS_BASES, FCT_RATING, QUARANTINE_RATINGS, RATINGS
     from movielake_dagster.maintenance import MAINTENANCE_JOB
 
-    daily_tables = (RATINGS, QUARANTINE_RATINGS, FCT_RATING, *ANALYTICS_BASES)
+    from movielake_dagster.schedules import DAILY_JOB
 
+    daily_tables = (RATINGS, QUARANTINE_RATINGS, FCT_RATING, *ANALYTICS_BASES)
+    definitions = build_definitions(settings)
+    job = definitions.resolve_job_def(DAILY_JOB)
     first = date.fromisoformat(report.spec.end) + timedelta(days=1)
-    phases = {"incremental": _daily_load(settings, instance, report, raw, memory, first, "incremental", log)}
+    phases = {"incremental": _daily_load(job, instance, report, raw, memory, first, "incremental", log)}
     if days <= 1:
         return phases
     for offset in range(1, days):
-        last = _daily_load(settings, instance, report, raw, memory, first + timedelta(days=offset), "last_day", log)
+        last = _daily_load(job, instance, report, raw, memory, first + timedelta(days=offset), "last_day", log)
     phases["last_day"] = last
     memory.reset()
     started = time.perf_counter()
     tables = [f"{d.layer}.{d.name}" for d in daily_tables]  # the tables a day writes row changes to
-    result = build_definitions(settings).resolve_job_def(MAINTENANCE_JOB).execute_in_process(
+    result = definitions.resolve_job_def(MAINTENANCE_JOB).execute_in_process(
         instance=instance, raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}},
                     "ops": {"maintain_tables": {"config": {"tables": tables}}}})
@@ -443,7 +444,7 @@ def _daily_loads(settings, instance, report: GenerationReport, raw: Path, memory
                                  _steps(instance, result.run_id), note="the maintenance job",
                                  peak_processes=memory.peak_processes)
     log(f"compaction (maintenance job): {phases['compaction'].seconds:.1f} s, success={result.success}")
-    phases["after_compaction"] = _daily_load(settings, instance, report, raw, memory,
+    phases["after_compaction"] = _daily_load(job, instance, report, raw, memory,
                                              first + timedelta(days=days), "after_compaction", log)
     return phases
 

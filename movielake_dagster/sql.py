@@ -27,7 +27,7 @@ import duckdb
 from movielake_dagster.catalog import Catalog, CatalogTable, LakeFiles
 from movielake_dagster.catalog.iceberg import ICEBERG_LAYERS, IcebergCatalog, arrow_dataset, snapshot_as_of
 from movielake_dagster.errors import MovielakeError
-from movielake_dagster.lake import LAYERS
+from movielake_dagster.lake import LAYERS, store_uri
 from movielake_dagster.transforms.layouts import json_starts_document, parse_json_document
 
 DUCKDB_TYPES = {"int": "INTEGER", "bigint": "BIGINT", "smallint": "SMALLINT", "tinyint": "TINYINT",
@@ -198,7 +198,7 @@ class SqlEngine:
         listed = [f"{location}/{name}" for name in table.parameters.get("files", "").split(",") if name]
         if not listed:
             return None
-        files = [f for f in listed if os.path.getsize(_local_path(f)) > 0]  # DuckDB cannot sniff an empty file
+        files = [f for f in listed if os.path.getsize(store_uri(f)) > 0]  # DuckDB cannot sniff an empty file
         if not files:  # only empty exports: the table's columns, no row
             return "(SELECT " + ", ".join(f"CAST(NULL AS VARCHAR) AS {_ident(c.name)}" for c in table.columns) \
                 + " WHERE false)"
@@ -213,7 +213,7 @@ class SqlEngine:
             return (f"read_csv({file_list}, delim = ',', header = {header}, quote = '\"', escape = '\"', "
                     f"columns = {columns}, ignore_errors = true, encoding = '{encoding}')")
         if table.classification == "json":  # JSON lines, or one array (on one line or pretty-printed)
-            documents = [f for f in files if _is_json_document(_local_path(f))]
+            documents = [f for f in files if _is_json_document(store_uri(f))]
             if documents:  # split element by element as the lake reads them: a broken one is skipped
                 handle = f"__staging_{table.name}"
                 connection.register(handle, _json_document_rows(documents, [c.name for c in table.columns]))
@@ -250,10 +250,6 @@ class SqlEngine:
         if "connection" in self.__dict__:
             self.connection.close()
             del self.__dict__["connection"]
-
-
-def _local_path(uri: str) -> str:
-    return uri[len("file:"):] if uri.startswith("file:") else uri
 
 
 def _is_json_document(path: str) -> bool:
