@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-CONNECTORS := spark4.1-iceberg1.12.0
+CONNECTORS := spark4.1-iceberg1.12.0-comet1.2.0
 UV_VERSION := 0.13.9
 MOVIELAKE_JARS_DIR ?= $(HOME)/.cache/movielake/jars/$(CONNECTORS)
 export MOVIELAKE_JARS_DIR
@@ -24,7 +24,7 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 lock: $(BIN)/.installed
 	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --universal -o requirements.lock
 
-# Spark's connector jars (Iceberg, S3, the SQLite catalog) from Maven Central, cached outside the
+# Spark's connector jars (Iceberg, S3, the SQLite catalog, the Comet engine) from Maven Central, cached outside the
 # clone (a rerun downloads nothing).
 $(MOVIELAKE_JARS_DIR)/.complete: connectors/pom.xml
 	mkdir -p $(MOVIELAKE_JARS_DIR)

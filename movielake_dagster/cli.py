@@ -14,7 +14,7 @@ from typing import Sequence
 from tabulate import tabulate
 
 from movielake_dagster.catalog.commands import add_commands, answer_questions
-from movielake_dagster.errors import MovielakeError
+from movielake_dagster.errors import ConfigurationError, MovielakeError
 from movielake_dagster.settings import Settings
 
 
@@ -175,12 +175,40 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from movielake_dagster.bench import format_report, run_bench
 
+    if args.cold or args.scale:
+        return _cold_bench(args)
     result = run_bench(args.ratings, Path(args.out) if args.out else None, baseline=args.baseline,
                        incremental=not args.no_incremental, keep=args.keep, warm_up=not args.no_warm_up,
                        baseline_lake_conf=args.baseline_lake_conf, days=args.days)
     print(format_report(result))
     print(f"movielake: measurements in {result.work_dir}/bench.json")
     return 0 if result.build.success and not result.failed_checks else 1
+
+
+def _cold_bench(args: argparse.Namespace) -> int:
+    """``bench --cold`` / ``bench --scale``: separate-process runs, as users run things (bench_cold.py)."""
+    import tempfile
+    from pathlib import Path
+
+    from movielake_dagster.bench_cold import DEFAULT_NOTEBOOK, cold_compare, parse_sizes, scale_curve
+    from movielake_dagster.settings import SPARK_ENGINES
+
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    unknown = [e for e in engines if e not in SPARK_ENGINES]
+    if unknown or not engines:
+        raise ConfigurationError(f"--engines has {', '.join(unknown) or 'nothing'}",
+                                 f"list engines from {', '.join(SPARK_ENGINES)}, e.g. --engines comet,spark")
+    sizes = parse_sizes(args.scale) if args.scale else []
+    work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="movielake-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    runs = []
+    if args.cold:
+        runs += cold_compare(args.ratings, work, engines, Path(args.notebook or DEFAULT_NOTEBOOK),
+                             rounds=args.rounds)
+    if sizes:
+        runs += scale_curve(sizes, work, engines[0])
+    print(f"movielake: measurements in {work} (cold.json, scale.json, one log per run)")
+    return 0 if all(r.returncode == 0 for r in runs) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,6 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="consecutive daily loads; above 1, then a compaction and one more day (default 1)")
     bench.add_argument("--no-warm-up", action="store_true",
                        help="time a cold JVM: skip the small untimed build that warms it up first")
+    bench.add_argument("--cold", action="store_true",
+                       help="instead: `movielake run` per engine and the seed notebook's script, each a fresh "
+                            "process on the same files, interleaved; print each one's speed against the notebook")
+    bench.add_argument("--scale", metavar="SIZES",
+                       help="instead: `movielake run` in a fresh process per size, e.g. 1M,3M,10M; time, rows/s, memory")
+    bench.add_argument("--engines", default="comet,spark",
+                       help="engines of the cold runs (the first one for --scale; default %(default)s)")
+    bench.add_argument("--rounds", type=int, default=1, help="rounds of the interleaved cold runs (default 1)")
+    bench.add_argument("--notebook",
+                       help="the seed notebook as a script, run as `seed_notebook.py RAW_DIR OUT_DIR` "
+                            "(default: ../shared/bench/seed_notebook.py beside the project)")
     bench.set_defaults(handler=cmd_bench)
     add_commands(commands)  # crawl, query, dictionary
     return parser

@@ -64,6 +64,7 @@ def build_resources(settings: Settings) -> dict:
         remote=settings.spark_remote,
         driver_memory=settings.spark_driver_memory,
         shuffle_partitions=settings.spark_shuffle_partitions,
+        engine=settings.spark_engine,
         jars_dir=settings.jars_dir,
         extra_conf=settings.extra_spark_conf,
     )

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -75,7 +76,7 @@ def check_jars(settings: Settings) -> Finding:
         return Finding("connector jars", True, "provided by the Spark Connect server's own classpath")
     folder = Path(os.path.expanduser(settings.jars_dir))
     jars = connector_jars(str(folder))
-    missing = missing_jars(jars, _uses_s3(settings), settings.catalog)
+    missing = missing_jars(jars, _uses_s3(settings), settings.catalog, settings.spark_engine)
     if missing:
         return Finding("connector jars", False,
                        f"{folder} lacks {', '.join(f'{m} ({REQUIRED_JARS[m]})' for m in missing)}",
@@ -216,7 +217,33 @@ def check_definitions(settings: Settings) -> Finding:
                                      f"fresh by {settings.fresh_by}")
 
 
-CHECKS = (check_java, check_jars, check_lake, check_landing, check_s3_credentials, check_catalog, check_definitions)
+def check_engine(settings: Settings) -> Finding:
+    """With ``MOVIELAKE_SPARK_ENGINE=comet``: start Spark as a run would and ask its JVM whether
+    Comet's native library loaded (a plugin that fails to load only logs; queries would then run on
+    Spark alone, slower, with no error)."""
+    from movielake_dagster.definitions import build_resources
+    from movielake_dagster.resources.spark import comet_status
+
+    if settings.spark_engine != "comet":
+        return Finding("engine", True, f"Spark's own engine (MOVIELAKE_SPARK_ENGINE={settings.spark_engine})")
+    if settings.spark_remote:
+        return Finding("engine", True, "Comet is the Spark Connect server's to load, not checked from here")
+    # Spark starts against a throwaway local lake: the doctor creates nothing in the user's lake.
+    with tempfile.TemporaryDirectory(prefix="movielake-doctor-") as scratch:
+        scratch_settings = settings.with_overrides(lake=scratch, landing=scratch, catalog="local", catalog_path="")
+        try:
+            session = build_resources(scratch_settings)["spark"].get_session()
+        except MovielakeError as error:
+            return Finding("engine", False, f"Spark did not start: {error.problem}", error.fix)
+        reason = comet_status(session)
+    if reason:
+        return Finding("engine", False, f"Comet did not load: {reason}",
+                       "run `make setup`, or set MOVIELAKE_SPARK_ENGINE=spark to run on Spark alone")
+    return Finding("engine", True, "Comet's native library is loaded; Spark's plans run on it where it can")
+
+
+CHECKS = (check_java, check_jars, check_lake, check_landing, check_s3_credentials, check_catalog,
+          check_definitions, check_engine)
 
 
 def run_checks(settings: Settings, checks=CHECKS) -> list[Finding]:

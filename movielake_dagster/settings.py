@@ -17,7 +17,8 @@ from typing import Mapping
 from movielake_dagster.errors import ConfigurationError
 
 SAMPLE_DATA_DIR = Path(__file__).parent / "sample_data"
-CONNECTORS = "spark4.1-iceberg1.12.0"  # the jar set of connectors/pom.xml (the Makefile's CONNECTORS)
+CONNECTORS = "spark4.1-iceberg1.12.0-comet1.2.0"  # the jar set of connectors/pom.xml (the Makefile's CONNECTORS)
+SPARK_ENGINES = ("comet", "spark")
 DEFAULT_JARS_DIR = Path.home() / ".cache" / "movielake" / "jars" / CONNECTORS
 
 
@@ -49,6 +50,11 @@ class Settings:
     """Partitions of a shuffle before adaptive execution merges small ones (into pieces of about
     16 MB). 32 keeps each sort or hash table of a 10M-rating build small enough not to spill on one
     machine (docs/performance.md); raise it on a cluster (a few per core)."""
+    spark_engine: str = "comet"
+    """What executes Spark's plans: ``comet`` (Apache DataFusion Comet, a native vectorized engine
+    that runs the scans, filters, aggregations, joins and shuffles it supports and hands the rest
+    back to Spark) or ``spark`` (Spark's own JVM engine only). Set ``spark`` to rule Comet out
+    when a result looks wrong, or where its native library cannot load (macOS, other CPUs)."""
     spark_conf: str = ""
     """Further Spark properties, ``key=value`` pairs separated by commas (for example
     ``spark.executor.memory=4g,spark.executor.cores=4``); they are applied after, and so override,
@@ -86,6 +92,11 @@ class Settings:
 
     def __post_init__(self) -> None:
         parse_spark_conf(self.spark_conf)  # a malformed value fails when the settings are made
+        if self.spark_engine not in SPARK_ENGINES:
+            raise ConfigurationError(
+                f"{_env_name('spark_engine')}={self.spark_engine!r} is not an engine movielake knows",
+                f"set it to one of {', '.join(SPARK_ENGINES)}",
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":

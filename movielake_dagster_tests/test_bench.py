@@ -125,3 +125,27 @@ def test_seed_baseline_runs_with_sparks_default_sql_settings(spark, monkeypatch,
     seed_baseline.run_seed_pipeline(spark, tmp_path, tmp_path)
     seed_baseline.run_seed_pipeline(spark, tmp_path, tmp_path, lake_conf=True)
     assert seen == ["200", tuned]
+
+
+def test_scale_sizes_parse_with_suffixes_and_name_a_bad_item():
+    from movielake_dagster.bench_cold import parse_sizes
+    from movielake_dagster.errors import ConfigurationError
+
+    assert parse_sizes("1M, 3M,10m,500k,20000,1.5M") == [1_000_000, 3_000_000, 10_000_000, 500_000, 20_000, 1_500_000]
+    with pytest.raises(ConfigurationError, match="'ten'"):
+        parse_sizes("1M,ten")
+
+
+def test_a_cold_run_measures_its_childs_process_tree(tmp_path: Path):
+    """run_cold times a separate process and samples the memory of its tree (a grandchild holding
+    300 MB counts), and keeps the child's output and exit code."""
+    import sys
+
+    from movielake_dagster.bench_cold import run_cold
+
+    holder = "import time; b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1.5)"
+    child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {holder!r}]); print('done'); sys.exit(3)"
+    run = run_cold("child", [sys.executable, "-c", child], ratings=3_000, log_file=tmp_path / "child.log")
+    assert run.returncode == 3 and (tmp_path / "child.log").read_text().strip() == "done"
+    assert run.seconds >= 1.5 and run.rows_per_second == 3_000 / run.seconds
+    assert run.peak_rss > 300 * 2**20

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from movielake_dagster.datasets import ALL_DATASETS
 from movielake_dagster.definitions import build_definitions, build_resources
+from movielake_dagster.errors import ConfigurationError
 from movielake_dagster.settings import Settings
 
 
@@ -72,3 +74,28 @@ def test_the_lakes_jvm_runs_the_parallel_collector(spark):
     management = spark.sparkContext._jvm.java.lang.management.ManagementFactory
     collectors = {bean.getName() for bean in management.getGarbageCollectorMXBeans()}
     assert collectors == {"PS Scavenge", "PS MarkSweep"}, collectors
+
+
+def test_comet_runs_the_lakes_queries_natively(spark, tmp_path):
+    """The test run's session is the lake's default (Comet on): its native library loaded in the JVM,
+    and a scan-filter-aggregate of Parquet runs as Comet operators, not only planned for them."""
+    from movielake_dagster.resources.spark import comet_status
+
+    assert comet_status(spark) is None
+    spark.range(10_000).selectExpr("id", "id % 7 AS k").write.parquet(str(tmp_path / "numbers"))
+    query = spark.read.parquet(str(tmp_path / "numbers")).where("id > 100").groupBy("k").count()
+    assert sorted(tuple(r) for r in query.collect()) == sorted(
+        (k, sum(1 for i in range(101, 10_000) if i % 7 == k)) for k in range(7))
+    plan = query._jdf.queryExecution().executedPlan().toString()
+    assert "CometHashAggregate" in plan and ("CometScan" in plan or "CometNativeScan" in plan), plan
+
+
+def test_the_engine_setting_turns_comet_off_and_names_bad_values():
+    from movielake_dagster.resources.spark import COMET_PLUGIN
+
+    assert build_resources(Settings())["spark"].spark_conf()["spark.plugins"] == COMET_PLUGIN
+    spark_only = build_resources(Settings.from_env({"MOVIELAKE_SPARK_ENGINE": "spark"}))["spark"].spark_conf()
+    assert not any(k == "spark.plugins" or k.startswith("spark.comet.") for k in spark_only)
+    assert "spark.shuffle.manager" not in spark_only and "spark.memory.offHeap.enabled" not in spark_only
+    with pytest.raises(ConfigurationError, match="MOVIELAKE_SPARK_ENGINE='turbo'.*comet, spark"):
+        Settings.from_env({"MOVIELAKE_SPARK_ENGINE": "turbo"})

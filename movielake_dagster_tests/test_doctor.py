@@ -13,11 +13,22 @@ def _problems(findings) -> dict[str, str]:
     return {f.check: f.line() for f in findings if not f.ok}
 
 
-def test_a_local_setup_with_the_sample_has_no_problems(tmp_path):
+def test_a_local_setup_with_the_sample_has_no_problems(spark, tmp_path):
     findings = doctor.run_checks(Settings(lake=str(tmp_path / "lake"), landing=str(SAMPLE_DATA_DIR)))
     assert _problems(findings) == {}
     assert [f.check for f in findings] == ["java", "connector jars", "lake", "landing", "s3 credentials", "catalog",
-                                           "settings"]
+                                           "settings", "engine"]
+    assert "Comet's native library is loaded" in findings[-1].detail
+    assert not (tmp_path / "lake").exists()  # the engine check started Spark on a scratch lake
+
+
+def test_the_engine_check_names_a_missing_comet_jar_and_the_way_out(tmp_path):
+    settings = Settings(lake=str(tmp_path / "lake"), jars_dir=str(tmp_path / "no-jars"))
+    assert "comet-spark (the Comet engine" in _problems([doctor.check_jars(settings)])["connector jars"]
+    engine = doctor.check_engine(settings)
+    assert not engine.ok and "Spark did not start" in engine.detail and "make setup" in engine.fix
+    spark_only = doctor.check_engine(settings.with_overrides(spark_engine="spark"))
+    assert spark_only.ok and "Spark's own engine" in spark_only.detail
 
 
 @pytest.mark.parametrize("version, problem", [
@@ -52,7 +63,8 @@ def test_an_s3_lake_without_connector_jars_or_a_reachable_endpoint(tmp_path):
     assert "make setup" in lines["connector jars"]
     assert "cannot reach the S3 endpoint http://127.0.0.1:9" in lines["lake"]
     (tmp_path / "jars").mkdir()
-    for name in ("hadoop-aws-3.4.2.jar", "iceberg-spark-runtime-4.1_2.13-1.12.0.jar", "sqlite-jdbc-3.54.1.0.jar"):
+    for name in ("hadoop-aws-3.4.2.jar", "iceberg-spark-runtime-4.1_2.13-1.12.0.jar", "sqlite-jdbc-3.54.1.0.jar",
+                 "comet-spark-spark4.1_2.13-1.2.0.jar"):
         (tmp_path / "jars" / name).write_bytes(b"")
     missing = doctor.check_jars(Settings(lake="s3://", jars_dir=str(tmp_path / "jars")))
     assert not missing.ok and "iceberg-aws-bundle" in missing.detail  # S3FileIO and Glue need it

@@ -35,15 +35,18 @@ def connector_jars(jars_dir: str) -> list[str]:
 
 REQUIRED_JARS = {  # jar name prefix -> what needs it
     "iceberg-spark-runtime": "Iceberg tables (every lake)",
+    "comet-spark": "the Comet engine (MOVIELAKE_SPARK_ENGINE=comet)",
     "sqlite-jdbc": "the local Iceberg catalog",
     "iceberg-aws-bundle": "Iceberg on S3 and the Glue catalog",
     "hadoop-aws": "Spark's s3a:// reads of raw files on S3",
 }
 
 
-def missing_jars(jars: list[str], on_s3: bool, backend: str) -> list[str]:
+def missing_jars(jars: list[str], on_s3: bool, backend: str, engine: str = "spark") -> list[str]:
     """The connector jars a lake with these settings needs and ``jars`` lacks (by name prefix)."""
     needed = ["iceberg-spark-runtime"]
+    if engine == "comet":
+        needed.append("comet-spark")
     if backend == "local":
         needed.append("sqlite-jdbc")
     if on_s3 or backend == "glue":
@@ -52,6 +55,61 @@ def missing_jars(jars: list[str], on_s3: bool, backend: str) -> list[str]:
         needed.append("hadoop-aws")
     names = [os.path.basename(j) for j in jars]
     return [n for n in needed if not any(name.startswith(n + "-") for name in names)]
+
+
+COMET_PLUGIN = "org.apache.spark.CometPlugin"
+
+
+def comet_conf(jars: list[str], local: bool) -> dict[str, str]:
+    """Spark properties that put Apache DataFusion Comet under Spark's plans.
+
+    Comet replaces the physical operators it supports (scans, filters, projections, hash
+    aggregations, joins, sorts, shuffles) with native Arrow/DataFusion ones and leaves the rest to
+    Spark, converting batches at the boundaries; Iceberg and Parquet writes stay on Spark. Each
+    choice below was measured on this project's 10M-rating build (docs/performance.md):
+
+    - off-heap memory on, 768 MB: Comet's operators reserve their memory from Spark's off-heap pool
+      and refuse to start without one; the pool sits beside the driver's heap, so together they
+      stay within the lake's 3 GiB budget for the whole process tree.
+    - native shuffle (``CometShuffleManager``): shuffles between native stages stay columnar.
+    - windows stay on Spark (``spark.comet.exec.window.enabled=false``): ``row_number`` over a
+      sorted partition, which ranks duplicates, ran about 2x slower natively.
+
+    On a cluster the plugin and the shuffle manager are loaded when an executor starts, before it
+    fetches ``spark.jars``, so the jar also goes on the executors' class path: it must exist at the
+    same path on every worker (``make setup`` there, or a shared folder).
+    """
+    conf = {
+        "spark.plugins": COMET_PLUGIN,
+        "spark.shuffle.manager": "org.apache.spark.sql.comet.execution.shuffle.CometShuffleManager",
+        "spark.comet.enabled": "true",
+        "spark.comet.exec.enabled": "true",
+        "spark.comet.shuffle.enabled": "true",
+        "spark.memory.offHeap.enabled": "true",
+        "spark.memory.offHeap.size": "768m",
+        "spark.comet.exec.window.enabled": "false",
+        "spark.executorEnv.COMET_LOG_LEVEL": "WARN",
+    }
+    comet = [j for j in jars if os.path.basename(j).startswith("comet-spark-")]
+    if comet and not local:
+        conf["spark.executor.extraClassPath"] = comet[0]
+    return conf
+
+
+def comet_status(session) -> str | None:
+    """``None`` when Comet's native library is loaded in this (local) session's JVM, else why not.
+
+    A plugin that fails to load does not stop Spark: queries silently run on Spark alone. So this
+    asks the JVM directly (Comet's ``NativeBase.isLoaded``) and reports the reason it gives.
+    """
+    conf = session.sparkContext.getConf()
+    if COMET_PLUGIN not in (conf.get("spark.plugins") or ""):
+        return "the Comet plugin is not in spark.plugins (MOVIELAKE_SPARK_ENGINE=spark?)"
+    try:
+        loaded = session._jvm.org.apache.comet.NativeBase.isLoaded()
+    except Exception as error:  # noqa: BLE001 - py4j wraps the JVM's reason; report its first line
+        return str(error).strip().splitlines()[0][:300]
+    return None if loaded else "Comet's native library did not load"
 
 
 class SparkResource(dg.ConfigurableResource):
@@ -64,6 +122,7 @@ class SparkResource(dg.ConfigurableResource):
     app_name: str = "movielake"
     driver_memory: str = "1536m"
     shuffle_partitions: int = 32
+    engine: str = "comet"
     jars_dir: str = ""
     extra_conf: dict[str, str] = {}
 
@@ -110,6 +169,8 @@ class SparkResource(dg.ConfigurableResource):
             conf["spark.jars"] = ",".join(jars)
         conf.update({f"spark.hadoop.{k}": v for k, v in self.s3a_options().items()})
         conf.update(self.catalog.iceberg().spark_conf())
+        if self.engine == "comet":
+            conf.update(comet_conf(jars, local=self.master.startswith("local")))
         conf.update(self.extra_conf)  # the user's own properties win
         return conf
 
@@ -118,7 +179,7 @@ class SparkResource(dg.ConfigurableResource):
         from pyspark.sql import SparkSession
 
         missing = [] if self.remote else missing_jars(connector_jars(self.jars_dir), self.lake.is_s3,
-                                                       self.catalog.backend)
+                                                       self.catalog.backend, self.engine)
         if missing:
             raise EnvironmentProblem(
                 f"the Spark connector jars {', '.join(missing)} are missing from "
@@ -135,9 +196,17 @@ class SparkResource(dg.ConfigurableResource):
                 "Java was not found (Spark needs a JDK 17 or 21)",
                 "install one (apt-get install openjdk-17-jre-headless) or set JAVA_HOME",
             )
+        if self.engine == "comet":
+            # Comet's native library logs at INFO to stderr unless told otherwise; it reads the
+            # level from the environment of the JVM that pyspark is about to start.
+            os.environ.setdefault("COMET_LOG_LEVEL", "WARN")
         builder = SparkSession.builder
         builder = builder.remote(self.remote) if self.remote else builder.master(self.master)
-        for key, value in self.spark_conf().items():
+        conf = self.spark_conf()
+        if self.remote:  # a Connect server's own properties (jars, extensions, memory) were fixed when it started
+            conf = {k: v for k, v in conf.items() if k in self.extra_conf or (
+                k.startswith(("spark.sql.", "spark.hadoop.", "spark.comet.")) and k != "spark.sql.extensions")}
+        for key, value in conf.items():
             builder = builder.config(key, value)
         session = builder.getOrCreate()
         if not self.remote:
