@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "process on the same files, interleaved; print each one's speed against the notebook")
     bench.add_argument("--scale", metavar="SIZES",
                        help="instead: `movielake run` in a fresh process per size, e.g. 1M,3M,10M; time, rows/s, memory")
-    bench.add_argument("--engines", default="comet,spark",
+    bench.add_argument("--engines", default="spark,comet",
                        help="engines of the cold runs (the first one for --scale; default %(default)s)")
     bench.add_argument("--rounds", type=int, default=1, help="rounds of the interleaved cold runs (default 1)")
     bench.add_argument("--notebook",

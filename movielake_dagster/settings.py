@@ -50,11 +50,12 @@ class Settings:
     """Partitions of a shuffle before adaptive execution merges small ones (into pieces of about
     16 MB). 32 keeps each sort or hash table of a 10M-rating build small enough not to spill on one
     machine (docs/performance.md); raise it on a cluster (a few per core)."""
-    spark_engine: str = "comet"
-    """What executes Spark's plans: ``comet`` (Apache DataFusion Comet, a native vectorized engine
-    that runs the scans, filters, aggregations, joins and shuffles it supports and hands the rest
-    back to Spark) or ``spark`` (Spark's own JVM engine only). Set ``spark`` to rule Comet out
-    when a result looks wrong, or where its native library cannot load (macOS, other CPUs)."""
+    spark_engine: str = "spark"
+    """What executes Spark's plans: ``spark`` (Spark's own JVM engine) or ``comet`` (Apache
+    DataFusion Comet, a native vectorized engine that runs the scans, filters, aggregations, joins
+    and shuffles it supports and hands the rest back to Spark). Comet is opt-in: on this lake's
+    graph it measured slower, not faster (docs/performance.md, run N: 10M ratings, cold
+    ``movielake run`` 599 s with Comet against 172 s without), so it stays off until that changes."""
     spark_conf: str = ""
     """Further Spark properties, ``key=value`` pairs separated by commas (for example
     ``spark.executor.memory=4g,spark.executor.cores=4``); they are applied after, and so override,

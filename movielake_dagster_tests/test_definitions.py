@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import dagster as dg
 import pytest
 
@@ -76,25 +80,42 @@ def test_the_lakes_jvm_runs_the_parallel_collector(spark):
     assert collectors == {"PS Scavenge", "PS MarkSweep"}, collectors
 
 
-def test_comet_runs_the_lakes_queries_natively(spark, tmp_path):
-    """The test run's session is the lake's default (Comet on): its native library loaded in the JVM,
-    and a scan-filter-aggregate of Parquet runs as Comet operators, not only planned for them."""
-    from movielake_dagster.resources.spark import comet_status
+COMET_PROBE = """
+import sys
+from movielake_dagster.definitions import build_resources
+from movielake_dagster.resources.spark import comet_status
+from movielake_dagster.settings import Settings
 
-    assert comet_status(spark) is None
-    spark.range(10_000).selectExpr("id", "id % 7 AS k").write.parquet(str(tmp_path / "numbers"))
-    query = spark.read.parquet(str(tmp_path / "numbers")).where("id > 100").groupBy("k").count()
-    assert sorted(tuple(r) for r in query.collect()) == sorted(
-        (k, sum(1 for i in range(101, 10_000) if i % 7 == k)) for k in range(7))
-    plan = query._jdf.queryExecution().executedPlan().toString()
-    assert "CometHashAggregate" in plan and ("CometScan" in plan or "CometNativeScan" in plan), plan
+spark = build_resources(Settings.from_env(lake=sys.argv[1] + "/lake"))["spark"].get_session()
+print("status:", comet_status(spark))
+spark.range(10_000).selectExpr("id", "id % 7 AS k").write.parquet(sys.argv[1] + "/numbers")
+query = spark.read.parquet(sys.argv[1] + "/numbers").where("id > 100").groupBy("k").count()
+print("rows:", sorted(tuple(r) for r in query.collect()))
+print("plan:", query._jdf.queryExecution().executedPlan().toString().replace(chr(10), " "))
+"""
+
+
+def test_comet_when_chosen_loads_and_runs_queries_natively(tmp_path):
+    """MOVIELAKE_SPARK_ENGINE=comet (its own JVM: the plugin is fixed when Spark starts): the native
+    library is loaded, and a scan-filter-aggregate of Parquet runs as Comet operators with Spark's
+    answer."""
+    env = {**os.environ, "MOVIELAKE_SPARK_ENGINE": "comet"}
+    done = subprocess.run([sys.executable, "-c", COMET_PROBE, str(tmp_path)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    lines = {line.split(":", 1)[0]: line.split(": ", 1)[1] for line in done.stdout.splitlines() if ": " in line}
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert lines["status"] == "None"
+    expected = sorted((k, sum(1 for i in range(101, 10_000) if i % 7 == k)) for k in range(7))
+    assert lines["rows"] == str(expected)
+    assert "CometHashAggregate" in lines["plan"] and ("CometScan" in lines["plan"] or "CometNativeScan" in lines["plan"])
 
 
 def test_the_engine_setting_turns_comet_off_and_names_bad_values():
     from movielake_dagster.resources.spark import COMET_PLUGIN
 
-    assert build_resources(Settings())["spark"].spark_conf()["spark.plugins"] == COMET_PLUGIN
-    spark_only = build_resources(Settings.from_env({"MOVIELAKE_SPARK_ENGINE": "spark"}))["spark"].spark_conf()
+    comet = build_resources(Settings.from_env({"MOVIELAKE_SPARK_ENGINE": "comet"}))["spark"].spark_conf()
+    assert comet["spark.plugins"] == COMET_PLUGIN and comet["spark.memory.offHeap.enabled"] == "true"
+    spark_only = build_resources(Settings())["spark"].spark_conf()  # the default
     assert not any(k == "spark.plugins" or k.startswith("spark.comet.") for k in spark_only)
     assert "spark.shuffle.manager" not in spark_only and "spark.memory.offHeap.enabled" not in spark_only
     with pytest.raises(ConfigurationError, match="MOVIELAKE_SPARK_ENGINE='turbo'.*comet, spark"):

@@ -18,12 +18,20 @@ def test_a_local_setup_with_the_sample_has_no_problems(spark, tmp_path):
     assert _problems(findings) == {}
     assert [f.check for f in findings] == ["java", "connector jars", "lake", "landing", "s3 credentials", "catalog",
                                            "settings", "engine"]
-    assert "Comet's native library is loaded" in findings[-1].detail
-    assert not (tmp_path / "lake").exists()  # the engine check started Spark on a scratch lake
+    assert "Spark's own engine" in findings[-1].detail  # Comet is opt-in
+
+
+def test_the_engine_check_starts_spark_with_comet_on_a_scratch_lake(spark, tmp_path):
+    """The test run's JVM has no Comet plugin: the check starts Spark as a run would (here: gets the
+    running session) and reports that Comet is not in it, with the way out; nothing is created."""
+    finding = doctor.check_engine(Settings(lake=str(tmp_path / "lake"), spark_engine="comet"))
+    assert not finding.ok and "Comet did not load: the Comet plugin is not in spark.plugins" in finding.detail
+    assert "MOVIELAKE_SPARK_ENGINE=spark" in finding.fix
+    assert not (tmp_path / "lake").exists()
 
 
 def test_the_engine_check_names_a_missing_comet_jar_and_the_way_out(tmp_path):
-    settings = Settings(lake=str(tmp_path / "lake"), jars_dir=str(tmp_path / "no-jars"))
+    settings = Settings(lake=str(tmp_path / "lake"), jars_dir=str(tmp_path / "no-jars"), spark_engine="comet")
     assert "comet-spark (the Comet engine" in _problems([doctor.check_jars(settings)])["connector jars"]
     engine = doctor.check_engine(settings)
     assert not engine.ok and "Spark did not start" in engine.detail and "make setup" in engine.fix
@@ -66,7 +74,7 @@ def test_an_s3_lake_without_connector_jars_or_a_reachable_endpoint(tmp_path):
     for name in ("hadoop-aws-3.4.2.jar", "iceberg-spark-runtime-4.1_2.13-1.12.0.jar", "sqlite-jdbc-3.54.1.0.jar",
                  "comet-spark-spark4.1_2.13-1.2.0.jar"):
         (tmp_path / "jars" / name).write_bytes(b"")
-    missing = doctor.check_jars(Settings(lake="s3://", jars_dir=str(tmp_path / "jars")))
+    missing = doctor.check_jars(Settings(lake="s3://", jars_dir=str(tmp_path / "jars"), spark_engine="comet"))
     assert not missing.ok and "iceberg-aws-bundle" in missing.detail  # S3FileIO and Glue need it
     (tmp_path / "jars" / "iceberg-aws-bundle-1.12.0.jar").write_bytes(b"")
     assert doctor.check_jars(Settings(lake="s3://", jars_dir=str(tmp_path / "jars"))).ok

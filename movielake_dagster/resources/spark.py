@@ -66,14 +66,18 @@ def comet_conf(jars: list[str], local: bool) -> dict[str, str]:
     Comet replaces the physical operators it supports (scans, filters, projections, hash
     aggregations, joins, sorts, shuffles) with native Arrow/DataFusion ones and leaves the rest to
     Spark, converting batches at the boundaries; Iceberg and Parquet writes stay on Spark. Each
-    choice below was measured on this project's 10M-rating build (docs/performance.md):
+    choice below follows Comet's tuning guide and the prototype of issue 16:
 
     - off-heap memory on, 768 MB: Comet's operators reserve their memory from Spark's off-heap pool
       and refuse to start without one; the pool sits beside the driver's heap, so together they
       stay within the lake's 3 GiB budget for the whole process tree.
     - native shuffle (``CometShuffleManager``): shuffles between native stages stay columnar.
     - windows stay on Spark (``spark.comet.exec.window.enabled=false``): ``row_number`` over a
-      sorted partition, which ranks duplicates, ran about 2x slower natively.
+      sorted partition, which ranks duplicates, ran about 2x slower natively in the prototype.
+
+    It is opt-in (``MOVIELAKE_SPARK_ENGINE=comet``): on the lake's whole graph it measured slower
+    (docs/performance.md, run N). The lake's plans cross between Spark and Comet often (the text
+    scan of raw files, windows, Iceberg writes stay on Spark), and each crossing converts rows.
 
     On a cluster the plugin and the shuffle manager are loaded when an executor starts, before it
     fetches ``spark.jars``, so the jar also goes on the executors' class path: it must exist at the
@@ -122,7 +126,7 @@ class SparkResource(dg.ConfigurableResource):
     app_name: str = "movielake"
     driver_memory: str = "1536m"
     shuffle_partitions: int = 32
-    engine: str = "comet"
+    engine: str = "spark"
     jars_dir: str = ""
     extra_conf: dict[str, str] = {}
 
