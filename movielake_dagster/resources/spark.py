@@ -57,6 +57,13 @@ def missing_jars(jars: list[str], on_s3: bool, backend: str, engine: str = "spar
     return [n for n in needed if not any(name.startswith(n + "-") for name in names)]
 
 
+def session_property(key: str) -> bool:
+    """Whether a client of a Spark Connect server may set ``key`` on its own session: SQL properties (the
+    catalog, the time zone; Hadoop and Comet ones are accepted there too). The others (jars, extensions,
+    driver, executors, plugins) are the server's, given when it starts; a client's try only warns."""
+    return key.startswith(("spark.sql.", "spark.hadoop.", "spark.comet.")) and key != "spark.sql.extensions"
+
+
 COMET_PLUGIN = "org.apache.spark.CometPlugin"
 
 
@@ -208,8 +215,7 @@ class SparkResource(dg.ConfigurableResource):
         builder = builder.remote(self.remote) if self.remote else builder.master(self.master)
         conf = self.spark_conf()
         if self.remote:  # a Connect server's own properties (jars, extensions, memory) were fixed when it started
-            conf = {k: v for k, v in conf.items() if k in self.extra_conf or (
-                k.startswith(("spark.sql.", "spark.hadoop.", "spark.comet.")) and k != "spark.sql.extensions")}
+            conf = {k: v for k, v in conf.items() if k in self.extra_conf or session_property(k)}
         for key, value in conf.items():
             builder = builder.config(key, value)
         session = builder.getOrCreate()
