@@ -291,7 +291,7 @@ def one_day_batch(report: GenerationReport, day: date) -> tuple[str, int]:
 
 
 def _warm_up(session, settings, work: Path, ratings: int, baseline: bool, seed: int, memory: "PeakMemory",
-             log, baseline_lake_conf: bool = False) -> Phase:
+             log, baseline_lake_conf: bool = False, progress=None) -> Phase:
     """The lake (and the seed pipeline) once on a small generated dataset, before anything is timed.
 
     A new JVM compiles Spark's generated code and its own hot paths during its first queries: the
@@ -305,7 +305,7 @@ def _warm_up(session, settings, work: Path, ratings: int, baseline: bool, seed: 
     memory.reset()
     started = time.perf_counter()
     generate_dataset(raw, bench_spec(ratings, seed))
-    materialize_all(replace(settings, landing=str(raw), lake=str(work / "warm-up" / "lake")))
+    materialize_all(replace(settings, landing=str(raw), lake=str(work / "warm-up" / "lake")), progress=progress)
     if baseline:
         run_seed_pipeline(session, raw, work / "warm-up" / "seed-lake", lake_conf=baseline_lake_conf)
     phase = Phase("warm_up", time.perf_counter() - started, memory.peak, True, note=f"{ratings:,} ratings")
@@ -316,9 +316,11 @@ def _warm_up(session, settings, work: Path, ratings: int, baseline: bool, seed: 
 
 def run_bench(ratings: int = ML10M.ratings, work_dir: Path | None = None, baseline: bool = False,
               incremental: bool = True, keep: bool = False, seed: int = 42, warm_up: bool = True,
-              baseline_lake_conf: bool = False, days: int = 1, log=print) -> BenchResult:
+              baseline_lake_conf: bool = False, days: int = 1, log=print, progress=None) -> BenchResult:
     """Generate, build, load one day (or ``days`` days, then a compaction and one more day), optionally
-    run the seed baseline; returns every measurement."""
+    run the seed baseline; returns every measurement. ``log`` gets one line per finished phase;
+    ``progress`` (a :class:`movielake_dagster.progress.Progress`, or None) one per asset and check step
+    of every build and daily load while it runs."""
     import dagster as dg
 
     from movielake_dagster.cli import failed_error_checks, materialize_all
@@ -346,25 +348,27 @@ def run_bench(ratings: int = ML10M.ratings, work_dir: Path | None = None, baseli
             spark_start = time.perf_counter() - started
             phases["spark_start"] = Phase("spark_start", spark_start, memory.peak,
                                           peak_processes=memory.peak_processes)
+            log(f"Spark session started: {spark_start:.1f} s")
 
             if warm_up:
                 phases["warm_up"] = _warm_up(session, settings, work, min(WARM_UP_RATINGS, ratings), baseline, seed,
-                                             memory, log, baseline_lake_conf)
+                                             memory, log, baseline_lake_conf, progress)
 
             memory.reset()
             instance = dg.DagsterInstance.ephemeral()
             started = time.perf_counter()
-            result, _ = materialize_all(settings, instance=instance)
+            result, _ = materialize_all(settings, instance=instance, progress=progress)
             build = Phase("full_build", time.perf_counter() - started, memory.peak, result.success,
                           _steps(instance, result.run_id), peak_processes=memory.peak_processes)
             phases["full_build"] = build
             failed = failed_error_checks(result)
-            log(f"full build: {build.seconds:.1f} s, success={result.success}, failed ERROR checks: {failed or 'none'}")
             counts = {d.name: session.table(table_name(d)).count() for d in (MOVIES, RATINGS, USERS)}
             counts_match = counts == report.expected_clean
+            log(f"full build: {build.seconds:.1f} s, {input_lines:,} input lines, {counts[RATINGS.name]:,} ratings "
+                f"cleansed, success={result.success}, failed ERROR checks: {failed or 'none'}")
 
             if incremental:
-                phases.update(_daily_loads(settings, instance, report, raw, memory, days, log))
+                phases.update(_daily_loads(settings, instance, report, raw, memory, days, log, progress))
             if baseline:
                 from movielake_dagster.seed_baseline import run_seed_pipeline
 
@@ -391,9 +395,10 @@ def run_bench(ratings: int = ML10M.ratings, work_dir: Path | None = None, baseli
 
 
 def _daily_load(job, instance, report: GenerationReport, raw: Path, memory: PeakMemory, day: date,
-                name: str, log=None) -> Phase:
+                name: str, log=None, progress=None) -> Phase:
     """Land one day's batch for ``day`` and run the daily ``job`` for it as the schedule requests it:
     the assets that batch changes, with their checks."""
+    from movielake_dagster.progress import with_progress
     from movielake_dagster.schedules import DAILY_BATCH_ASSETS
 
     text, lines = one_day_batch(report, day)
@@ -401,9 +406,9 @@ def _daily_load(job, instance, report: GenerationReport, raw: Path, memory: Peak
     (raw / "ratings" / f"{day.isoformat()}.dat").write_text(text, encoding="utf-8")
     memory.reset()
     started = time.perf_counter()
+    job, run_config = with_progress(job, {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}, progress)
     result = job.execute_in_process(partition_key=day.isoformat(), instance=instance, raise_on_error=False,
-                                    asset_selection=list(DAILY_BATCH_ASSETS),
-                                    run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+                                    asset_selection=list(DAILY_BATCH_ASSETS), run_config=run_config)
     phase = Phase(name, time.perf_counter() - started, memory.peak, result.success,
                   _steps(instance, result.run_id), note=f"{lines:,} ratings for {day.isoformat()}",
                   peak_processes=memory.peak_processes)
@@ -413,7 +418,7 @@ def _daily_load(job, instance, report: GenerationReport, raw: Path, memory: Peak
 
 
 def _daily_loads(settings, instance, report: GenerationReport, raw: Path, memory: PeakMemory, days: int,
-                 log) -> dict[str, Phase]:
+                 log, progress=None) -> dict[str, Phase]:
     """The day after the generated history (the one-day load); with ``days`` > 1, that many consecutive
     days, then the maintenance job's compaction, then one more day: merge-on-read's deletes pile up
     over the days and the compaction folds them back into the data files."""
@@ -427,11 +432,12 @@ def _daily_loads(settings, instance, report: GenerationReport, raw: Path, memory
     definitions = build_definitions(settings)
     job = definitions.resolve_job_def(DAILY_JOB)
     first = date.fromisoformat(report.spec.end) + timedelta(days=1)
-    phases = {"incremental": _daily_load(job, instance, report, raw, memory, first, "incremental", log)}
+    phases = {"incremental": _daily_load(job, instance, report, raw, memory, first, "incremental", log, progress)}
     if days <= 1:
         return phases
     for offset in range(1, days):
-        last = _daily_load(job, instance, report, raw, memory, first + timedelta(days=offset), "last_day", log)
+        last = _daily_load(job, instance, report, raw, memory, first + timedelta(days=offset), "last_day", log,
+                           progress)
     phases["last_day"] = last
     memory.reset()
     started = time.perf_counter()
@@ -445,7 +451,7 @@ def _daily_loads(settings, instance, report: GenerationReport, raw: Path, memory
                                  peak_processes=memory.peak_processes)
     log(f"compaction (maintenance job): {phases['compaction'].seconds:.1f} s, success={result.success}")
     phases["after_compaction"] = _daily_load(job, instance, report, raw, memory,
-                                             first + timedelta(days=days), "after_compaction", log)
+                                             first + timedelta(days=days), "after_compaction", log, progress)
     return phases
 
 

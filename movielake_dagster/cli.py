@@ -15,6 +15,7 @@ from tabulate import tabulate
 
 from movielake_dagster.catalog.commands import add_commands, answer_questions
 from movielake_dagster.errors import ConfigurationError, MovielakeError
+from movielake_dagster.progress import Progress, with_progress
 from movielake_dagster.settings import Settings
 
 
@@ -43,8 +44,11 @@ def _root_error(error_info) -> str:
     return last.message.strip().splitlines()[0] if last else "unknown error"
 
 
-def materialize_all(settings: Settings, verbose: bool = False, instance=None):
-    """Build every asset of the lake in this process; returns the Dagster result and the resources."""
+def materialize_all(settings: Settings, verbose: bool = False, instance=None, progress=None):
+    """Build every asset of the lake in this process; returns the Dagster result and the resources.
+
+    ``progress`` (a :class:`movielake_dagster.progress.Progress`) receives the run's events as they
+    happen and prints a line per stored asset and per check step."""
     from movielake_dagster.assets.staging import check_landing
     from movielake_dagster.definitions import build_definitions
 
@@ -55,12 +59,9 @@ def materialize_all(settings: Settings, verbose: bool = False, instance=None):
     check_landing(resources["lake"])
     resources["spark"].get_session()
     log_level = "INFO" if verbose else "WARNING"
-    job = defs.resolve_job_def("materialize_lake")
-    result = job.execute_in_process(
-        instance=instance or _instance(),
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-    )
+    job, run_config = with_progress(defs.resolve_job_def("materialize_lake"),
+                                    {"loggers": {"console": {"config": {"log_level": log_level}}}}, progress)
+    result = job.execute_in_process(instance=instance or _instance(), raise_on_error=False, run_config=run_config)
     return result, resources
 
 
@@ -114,8 +115,12 @@ def failed_error_checks(result) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    print(f"movielake: building the lake at {settings.lake} from {settings.landing}")
-    result, resources = materialize_all(settings, verbose=args.verbose)
+    print(f"movielake: building the lake at {settings.lake} from {settings.landing}", flush=True)
+    progress = None if args.quiet else Progress()
+    result, resources = materialize_all(settings, verbose=args.verbose, progress=progress)
+    if progress is not None:
+        print(progress.summary())
+        print()
     print(tabulate(asset_rows(result), headers=["asset", "rows (or bytes)", "location"]))
     checks = check_rows(result)
     if checks:
@@ -179,7 +184,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return _cold_bench(args)
     result = run_bench(args.ratings, Path(args.out) if args.out else None, baseline=args.baseline,
                        incremental=not args.no_incremental, keep=args.keep, warm_up=not args.no_warm_up,
-                       baseline_lake_conf=args.baseline_lake_conf, days=args.days)
+                       baseline_lake_conf=args.baseline_lake_conf, days=args.days,
+                       log=lambda line: print(line, flush=True), progress=None if args.quiet else Progress())
     print(format_report(result))
     print(f"movielake: measurements in {result.work_dir}/bench.json")
     return 0 if result.build.success and not result.failed_checks else 1
@@ -221,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--movie-id", type=int, help="movie for the per-movie questions; default: the most rated")
     run.add_argument("--user-id", type=int, help="user for the per-user question; default: the lowest id")
     run.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step logs")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="no progress lines while the lake builds: only the tables and answers at the end")
     run.set_defaults(handler=cmd_run)
 
     doctor = commands.add_parser("doctor", help="check Java, connector jars, lake, landing, S3 and the catalog")
@@ -250,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-incremental", action="store_true", help="skip the one-day incremental load")
     bench.add_argument("--days", type=int, default=1,
                        help="consecutive daily loads; above 1, then a compaction and one more day (default 1)")
+    bench.add_argument("-q", "--quiet", action="store_true",
+                       help="no per-asset progress lines while a build or a daily load runs (the phase lines stay)")
     bench.add_argument("--no-warm-up", action="store_true",
                        help="time a cold JVM: skip the small untimed build that warms it up first")
     bench.add_argument("--cold", action="store_true",

@@ -6,6 +6,7 @@ determinism, same seed -> same bytes, is tested in ``test_generate.py``.)
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from movielake_dagster.bench import BenchResult, bench_spec, format_report, one_day_batch, run_bench, tree_rss
 from movielake_dagster.cli import main
 from movielake_dagster.generate import GeneratorSpec, generate_dataset
+from movielake_dagster.progress import Progress
 
 SPEC = GeneratorSpec(ratings=3_000, movies=150, users=60, seed=3, bad_record_rate=0.01)
 
@@ -81,8 +83,19 @@ def test_generate_command_writes_the_three_files(tmp_path: Path, capsys):
 @pytest.mark.slow  # four Dagster runs of the whole graph and the seed pipeline twice
 def test_bench_runs_end_to_end_at_small_scale(spark, tmp_path: Path):
     # no warm-up build: the test session's JVM is warm already
-    result = run_bench(2_000, tmp_path / "bench", baseline=True, days=2, warm_up=False, log=lambda *_: None)
+    logged, lines = [], []
+    result = run_bench(2_000, tmp_path / "bench", baseline=True, days=2, warm_up=False, log=logged.append,
+                       progress=Progress(write=lines.append))
     assert isinstance(result, BenchResult)
+    # a line per finished phase, and a progress line per stored asset of each build and daily load
+    assert logged[0].startswith("generated ")
+    assert [line.split(":")[0].split(" (")[0] for line in logged[1:]] == [
+        "Spark session started", "full build", "incremental", "last day",
+        "compaction", "after compaction", "seed baseline"]
+    assert re.search(r"^full build: [\d.]+ s, [\d,]+ input lines, [\d,]+ ratings cleansed", logged[2]), logged
+    stored = [line.split()[1] for line in lines if line.endswith(" rows")]
+    assert stored.count("cleanse/ratings") == 1 + 3  # the full build, then three daily loads
+    assert stored.count("analytics/top_movies") == 1 + 3 and stored.count("cleanse/movies") == 1
     assert result.build.success and not result.failed_checks
     assert result.counts_match_generator
     assert result.phases["incremental"].success

@@ -251,16 +251,56 @@ def _layout(tmp_path, name: str) -> Path:
     return folder
 
 
+PROGRESS_LINE = re.compile(r"^ +(\d+\.\d)s  (\S+) +(\d[\d,]*) (rows|bytes)$|^ +(\d+\.\d)s  (\S+) +(\d+)/(\d+) checks passed(?:, failed: .+)?$")
+
+
+def _progress_lines(out: str) -> list[tuple]:
+    """(kind, asset, seconds, count) of each progress line, in the order printed: ``rows`` or ``bytes``
+    for a stored asset (count: its rows or bytes), ``checks`` for a check step (count: (passed, evaluated))."""
+    lines = []
+    for match in filter(None, map(PROGRESS_LINE.match, out.splitlines())):
+        if match[1] is not None:
+            lines.append((match[4], match[2], float(match[1]), int(match[3].replace(",", ""))))
+        else:
+            lines.append(("checks", match[6], float(match[5]), (int(match[7]), int(match[8]))))
+    return lines
+
+
+def _assert_progress(progress: list[tuple], out: str) -> None:
+    """A line per stored asset, with its seconds and rows, as each finished (before the final tables)."""
+    stored = [(asset, count) for kind, asset, _, count in progress if kind in ("rows", "bytes")]
+    assert len(stored) == len({a for a, _ in stored}) == 22, stored
+    table = out[out.index("rows (or bytes)"):].split("\n\n")[0].splitlines()[2:]  # the final asset table
+    assert dict(stored) == {line.split()[0]: int(line.split()[1]) for line in table}
+    at = {(kind == "checks", asset): i for i, (kind, asset, _, _) in enumerate(progress)}  # in order of completion
+    assert at[False, "cleanse/movies"] < at[True, "cleanse/movies"] < at[False, "access/dim_movie"] \
+        < at[False, "analytics/top_movies"]
+    assert at[False, "cleanse/ratings"] < at[True, "cleanse/ratings"] < at[False, "access/fct_rating"] \
+        < at[True, "access/fct_rating"] < at[False, "analytics/genres_by_year"]
+    assert (True, "cleanse/quarantine_movies") in at
+    assert all(seconds >= 0 for _, _, seconds, _ in progress)
+    summary = re.search(r"^movielake: 22 assets materialized, (\d+) checks passed, (\d+) failed, in [\d.]+ s$", out, re.M)
+    checks = [c for kind, _, _, c in progress if kind == "checks"]
+    assert summary and (int(summary[1]), int(summary[2])) == (sum(p for p, _ in checks), sum(n - p for p, n in checks))
+    assert out.index(summary[0]) < out.index("rows (or bytes)")  # the lines come first, then the tables
+
+
 @pytest.mark.parametrize("layout", ["latest_csv_and_json_array", "header_only_ratings", "zero_byte_ratings"])
 def test_movielake_run_on_a_real_world_layout_ends_with_exit_0_and_queryable_tables(spark, tmp_path, capsys, layout):
     from movielake_dagster.cli import main
 
     raw, lake = _layout(tmp_path, layout), tmp_path / "lake"
-    code = main(["run", "--raw", str(raw), "--lake", str(lake)])
+    quiet = layout == "header_only_ratings"  # one of the runs is --quiet: today's output, no progress lines
+    code = main(["run", "--raw", str(raw), "--lake", str(lake), *(["--quiet"] if quiet else [])])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "Traceback" not in out + err
     assert "Q: Top genres by number of ratings" in out
+    progress = _progress_lines(out)
+    if quiet:
+        assert not progress and "assets materialized" not in out
+    else:
+        _assert_progress(progress, out)
     assert main(["query", "--lake", str(lake), "SELECT COUNT(*) AS facts FROM fct_rating"]) == 0
     facts = capsys.readouterr().out
     for table in ("staging.users", "staging.ratings", "cleanse.users", "access.dim_date"):
