@@ -94,10 +94,12 @@ def tree_rss(pid: int | None = None) -> int:
 
 
 class PeakMemory:
-    """Samples :func:`tree_rss` in a background thread; ``peak`` since the last :meth:`reset`."""
+    """Samples :func:`tree_rss` of ``pid`` (default: this process) in a background thread; ``peak``
+    since the last :meth:`reset`."""
 
-    def __init__(self, interval: float = 0.2):
+    def __init__(self, interval: float = 0.2, pid: int | None = None):
         self.interval = interval
+        self.pid = pid
         self.peak = 0
         self.peak_processes: dict[str, int] = {}  # the tree at the peak sample
         self._stop = threading.Event()
@@ -109,7 +111,7 @@ class PeakMemory:
             self._stop.wait(self.interval)
 
     def _sample(self) -> None:
-        processes = tree_processes()
+        processes = tree_processes(self.pid)
         if sum(processes.values()) >= self.peak:
             self.peak, self.peak_processes = sum(processes.values()), processes
 

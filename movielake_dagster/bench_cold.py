@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from movielake_dagster.bench import bench_spec, tree_rss
+from movielake_dagster.bench import PeakMemory, bench_spec
 from movielake_dagster.errors import ConfigurationError
 from movielake_dagster.generate import generate_dataset
 
@@ -88,15 +88,14 @@ def run_cold(label: str, argv: list[str], ratings: int, log_file: Path, env: dic
     """Run ``argv`` as a child process (its own session, output to ``log_file``), sampling the memory
     of its process tree until it exits."""
     load_before = os.getloadavg()[0]
-    peak = 0
     with open(log_file, "wb") as out:
         started = time.perf_counter()
         child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        while child.poll() is None:
-            peak = max(peak, tree_rss(child.pid))
-            time.sleep(SAMPLE_INTERVAL)
+        with PeakMemory(SAMPLE_INTERVAL, pid=child.pid) as memory:
+            child.wait()
         seconds = time.perf_counter() - started
-    return ColdRun(label, ratings, seconds, peak, child.returncode, load_before, os.getloadavg()[0], str(log_file))
+    return ColdRun(label, ratings, seconds, memory.peak, child.returncode, load_before, os.getloadavg()[0],
+                   str(log_file))
 
 
 def _check(run: ColdRun, log) -> None:

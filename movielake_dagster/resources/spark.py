@@ -76,8 +76,8 @@ def comet_conf(jars: list[str], local: bool) -> dict[str, str]:
     choice below follows Comet's tuning guide and the prototype of issue 16:
 
     - off-heap memory on, 768 MB: Comet's operators reserve their memory from Spark's off-heap pool
-      and refuse to start without one; the pool sits beside the driver's heap, so together they
-      stay within the lake's 3 GiB budget for the whole process tree.
+      and refuse to start without one; the pool is memory beside the driver's heap (size both
+      together against the machine).
     - native shuffle (``CometShuffleManager``): shuffles between native stages stay columnar.
     - windows stay on Spark (``spark.comet.exec.window.enabled=false``): ``row_number`` over a
       sorted partition, which ranks duplicates, ran about 2x slower natively in the prototype.
