@@ -7,8 +7,10 @@ column is described once, here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import dagster as dg
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class Dataset:
 
     @property
     def asset_key(self) -> dg.AssetKey:
+        import dagster as dg  # the Dagster view is made on demand: the catalog and the tools read datasets without it
+
         return dg.AssetKey([self.group_name, self.name])
 
     @property
@@ -47,6 +51,8 @@ class Dataset:
         return [c.name for c in self.columns]
 
     def table_schema(self) -> dg.TableSchema:
+        import dagster as dg  # as in asset_key
+
         return dg.TableSchema(
             columns=[
                 dg.TableColumn(
@@ -294,15 +300,17 @@ ANALYTICS_ANSWERS: tuple[Dataset, ...] = (
     RATINGS_BY_HOUR, RATINGS_BY_WEEKDAY, RATINGS_BY_STARS, TOP_MOVIES, GENRES_BY_YEAR)
 ANALYTICS_BASES: tuple[Dataset, ...] = (RATING_BUCKETS, MOVIE_YEAR_TOTALS)
 ANALYTICS_DATASETS: tuple[Dataset, ...] = ANALYTICS_ANSWERS + ANALYTICS_BASES
+# The one list of every table the lake declares: the three layers' tables, then the analytics summaries.
+DECLARED_DATASETS: tuple[Dataset, ...] = ALL_DATASETS + ANALYTICS_DATASETS
 
 
 def dataset_for_table(layer: str, name: str) -> Dataset | None:
     """The dataset whose table is ``layer.name`` (None for a table not declared here)."""
-    return next((d for d in (*ALL_DATASETS, *ANALYTICS_DATASETS) if d.layer == layer and d.name == name), None)
+    return next((d for d in DECLARED_DATASETS if d.layer == layer and d.name == name), None)
 
 
 def dataset_for(asset_key: dg.AssetKey) -> Dataset:
-    for dataset in (*ALL_DATASETS, *ANALYTICS_DATASETS):
+    for dataset in DECLARED_DATASETS:
         if dataset.asset_key == asset_key:
             return dataset
     raise KeyError(f"no dataset is declared for asset {asset_key.to_user_string()}")

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Any
 from urllib.parse import urlparse
 
-from movielake_dagster.errors import ConfigurationError, EndpointError
+from movielake_dagster.aws import S3, aws_errors, client_config, is_not_found
+from movielake_dagster.errors import ConfigurationError
 
 LAYERS = ("staging", "cleanse", "access")
 SEED_BUCKETS: Mapping[str, str] = {
@@ -31,7 +33,7 @@ class LakeLocation:
     roots: Mapping[str, str]
 
     @classmethod
-    def parse(cls, url: str) -> "LakeLocation":
+    def parse(cls, url: str) -> LakeLocation:
         """``./folder`` or ``file:///folder``; ``s3://`` (seed bucket names); ``s3://name-{layer}``."""
         if not url:
             raise ConfigurationError("the lake location is empty", "set MOVIELAKE_LAKE to a folder or s3:// URL")
@@ -101,39 +103,40 @@ class FileInfo:
 class ObjectStore:
     """Copy, list and delete files at local paths or ``s3://`` URLs (boto3 for S3).
 
-    ``s3_client`` is made lazily from the endpoint and region so that loading the Dagster
-    definitions never opens a connection.
+    The S3 client is made on first use, so that loading the Dagster definitions never opens a
+    connection: by ``client_factory`` when given (the code location passes dagster-aws's
+    ``S3Resource.get_client``), else by boto3 with the lake's ``client_config``.
     """
 
-    def __init__(self, endpoint_url: str = "", region: str = "us-east-1"):
+    def __init__(self, endpoint_url: str = "", region: str = "us-east-1",
+                 client_factory: Callable[[], Any] | None = None):
         self.endpoint_url = endpoint_url or None
         self.region = region
+        self._client_factory = client_factory
         self._client = None
 
     @property
     def s3(self):
         if self._client is None:
-            import boto3
-            from botocore.config import Config
+            if self._client_factory is not None:
+                self._client = self._client_factory()
+            else:
+                import boto3  # only code that talks to S3 pays for loading it
 
-            self._client = boto3.client(
-                "s3",
-                endpoint_url=self.endpoint_url,
-                region_name=self.region,
-                config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}),
-            )
+                self._client = boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region,
+                                            config=client_config())
         return self._client
 
     # -- checks -------------------------------------------------------------------------------
     def ensure_buckets(self, buckets: list[str]) -> None:
         """Create the layer buckets that do not exist yet; fail in one line when S3 is unreachable."""
         for bucket in buckets:
-            with s3_errors(self.endpoint_url, bucket):
+            with aws_errors(S3, self.endpoint_url, f"bucket {bucket}"):
                 try:
                     self.s3.head_bucket(Bucket=bucket)
                     continue
-                except Exception as error:  # noqa: BLE001 - classified below
-                    if _error_code(error) not in ("404", "NoSuchBucket", "NotFound"):
+                except Exception as error:
+                    if not is_not_found(error):
                         raise
                 kwargs = {}
                 if self.region != "us-east-1":
@@ -154,7 +157,7 @@ class ObjectStore:
             yield _local_info(path)
 
     def _list_s3(self, bucket: str, key_prefix: str) -> Iterator[FileInfo]:
-        with s3_errors(self.endpoint_url, bucket):
+        with aws_errors(S3, self.endpoint_url, f"bucket {bucket}"):
             for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix):
                 for obj in page.get("Contents", []):
                     yield FileInfo(f"s3://{bucket}/{obj['Key']}", obj["Size"], obj["ETag"].strip('"'),
@@ -163,12 +166,12 @@ class ObjectStore:
     def exists(self, uri: str) -> bool:
         if uri.startswith("s3://"):
             bucket, key = _split_s3(uri)
-            with s3_errors(self.endpoint_url, bucket):
+            with aws_errors(S3, self.endpoint_url, f"bucket {bucket}"):
                 try:
                     self.s3.head_object(Bucket=bucket, Key=key)
                     return True
-                except Exception as error:  # noqa: BLE001
-                    if _error_code(error) in ("404", "NoSuchKey", "NotFound"):
+                except Exception as error:
+                    if is_not_found(error):
                         return False
                     raise
         return Path(uri).is_file()
@@ -177,7 +180,7 @@ class ObjectStore:
         """Copy one file byte for byte; the destination appears whole or not at all."""
         if dst.startswith("s3://"):
             bucket, key = _split_s3(dst)
-            with s3_errors(self.endpoint_url, bucket):
+            with aws_errors(S3, self.endpoint_url, f"bucket {bucket}"):
                 if src.startswith("s3://"):
                     src_bucket, src_key = _split_s3(src)
                     self.s3.copy({"Bucket": src_bucket, "Key": src_key}, bucket, key)
@@ -189,7 +192,7 @@ class ObjectStore:
         partial = target.with_name(f".{target.name}.partial")
         if src.startswith("s3://"):
             bucket, key = _split_s3(src)
-            with s3_errors(self.endpoint_url, bucket):
+            with aws_errors(S3, self.endpoint_url, f"bucket {bucket}"):
                 self.s3.download_file(bucket, key, str(partial))
         else:
             shutil.copyfile(src, partial)
@@ -199,7 +202,7 @@ class ObjectStore:
         """A file's bytes, streamed in pieces of ``size`` (local path or ``s3://`` URL)."""
         if uri.startswith("s3://"):
             bucket, key = _split_s3(uri)
-            with s3_errors(self.endpoint_url, bucket):
+            with aws_errors(S3, self.endpoint_url, f"bucket {bucket}"):
                 body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
                 yield from iter(lambda: body.read(size), b"")
             return
@@ -236,16 +239,16 @@ class ObjectStore:
     def delete_file(self, uri: str) -> None:
         if uri.startswith("s3://"):
             bucket, key = _split_s3(uri)
-            with s3_errors(self.endpoint_url, bucket):
+            with aws_errors(S3, self.endpoint_url, f"bucket {bucket}"):
                 self.s3.delete_object(Bucket=bucket, Key=key)
             return
         Path(uri).unlink(missing_ok=True)
 
     def delete_tree(self, uri: str) -> None:
         if uri.startswith("s3://"):
-            bucket, prefix = _split_s3(uri)
+            bucket, _prefix = _split_s3(uri)
             keys = [{"Key": _split_s3(f.uri)[1]} for f in self.list_files(uri)]
-            with s3_errors(self.endpoint_url, bucket):
+            with aws_errors(S3, self.endpoint_url, f"bucket {bucket}"):
                 for start in range(0, len(keys), 1000):
                     self.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start:start + 1000]})
             return
@@ -255,45 +258,3 @@ class ObjectStore:
 def _local_info(path: Path) -> FileInfo:
     stat = path.stat()
     return FileInfo(str(path), stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_mtime)
-
-
-def _error_code(error: Exception) -> str:
-    response = getattr(error, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
-class s3_errors:
-    """Turn boto3's connection and credential errors into one-line :class:`EndpointError`s."""
-
-    AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "ExpiredToken",
-                  "InvalidToken", "UnrecognizedClientException"}
-
-    def __init__(self, endpoint_url: str | None, bucket: str = ""):
-        self.endpoint = endpoint_url or "AWS S3"
-        self.bucket = bucket
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, error, tb):
-        if error is None or isinstance(error, EndpointError):
-            return False
-        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
-
-        from_error = error
-        if isinstance(error, EndpointConnectionError) or "Could not connect" in str(error):
-            raise EndpointError(
-                f"cannot reach the S3 endpoint {self.endpoint}",
-                "start the S3 server or fix MOVIELAKE_S3_ENDPOINT (empty means AWS) and check the network",
-            ) from from_error
-        if isinstance(error, NoCredentialsError):
-            raise EndpointError(
-                f"no AWS credentials found for {self.endpoint}",
-                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with an IAM role",
-            ) from from_error
-        if isinstance(error, ClientError) and _error_code(error) in self.AUTH_CODES:
-            raise EndpointError(
-                f"{self.endpoint} refused the credentials for bucket {self.bucket!r} ({_error_code(error)})",
-                "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the bucket policy",
-            ) from from_error
-        return False

@@ -10,9 +10,9 @@ default chain (environment, profile, instance role) in both boto3 and Spark's S3
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Mapping
 
 from movielake_dagster.errors import ConfigurationError
 
@@ -100,7 +100,7 @@ class Settings:
             )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Settings from ``MOVIELAKE_*`` variables, then explicit ``overrides`` (CLI flags)."""
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
@@ -122,7 +122,7 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
-    def with_overrides(self, **overrides: object) -> "Settings":
+    def with_overrides(self, **overrides: object) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     @property

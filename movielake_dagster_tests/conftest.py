@@ -26,7 +26,7 @@ def requires_real_data(folder: Path):
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     """The test run's SparkSession (with the S3A jars when `make setup` fetched them)."""
-    from movielake_dagster.definitions import build_resources
+    from movielake_dagster.code_location import build_resources
 
     settings = Settings.from_env(lake=str(tmp_path_factory.mktemp("spark-lake")))
     session = build_resources(settings)["spark"].get_session()
@@ -39,8 +39,8 @@ def build_lake(raw_dir: Path | str, lake_dir: Path | str, assets: list[str] | No
     from ``raw_dir`` into ``lake_dir``; returns (result, resources)."""
     import dagster as dg
 
-    from movielake_dagster.cli import materialize_all
-    from movielake_dagster.definitions import build_definitions
+    from movielake_dagster.code_location import build_definitions
+    from movielake_dagster.tools.runner import materialize_all
 
     settings = Settings.from_env(landing=str(raw_dir), lake=str(lake_dir), **overrides)
     if assets is None:
@@ -100,6 +100,6 @@ def spark_table(resources, dataset):
 
 def lake_resources(lake_dir, **overrides) -> dict:
     """The resources of a local lake (for reading its tables in tests)."""
-    from movielake_dagster.definitions import build_resources
+    from movielake_dagster.code_location import build_resources
 
     return build_resources(Settings.from_env(lake=str(lake_dir), **overrides))

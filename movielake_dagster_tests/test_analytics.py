@@ -163,7 +163,11 @@ def test_top_movies_needs_the_minimum_and_breaks_ties(spark):
 
 
 def test_no_facts_give_every_bucket_with_zero_ratings(spark):
-    from movielake_dagster.transforms.analytics import rating_buckets, ratings_by_hour, ratings_by_stars
+    from movielake_dagster.transforms.analytics import (
+        rating_buckets,
+        ratings_by_hour,
+        ratings_by_stars,
+    )
 
     buckets = rating_buckets(spark.createDataFrame([], "hour_of_day int, rated_at timestamp, rating double"))
     hours = ratings_by_hour(buckets).collect()
@@ -176,7 +180,7 @@ def test_materializing_some_analytics_writes_only_those(sample_lake):
     (the sample lake's tables get new snapshots of the same rows; the other three keep theirs)."""
     import dagster as dg
 
-    from movielake_dagster.definitions import ALL_ASSETS, build_definitions
+    from movielake_dagster.assets import ALL_ASSETS, build_definitions
     from movielake_dagster.settings import SAMPLE_DATA_DIR, Settings
 
     lake_dir, _, resources = sample_lake
@@ -196,7 +200,7 @@ def test_materializing_some_analytics_writes_only_those(sample_lake):
 
 
 def test_analytics_assets_form_their_own_group_over_the_access_layer(tmp_path):
-    from movielake_dagster.definitions import build_definitions
+    from movielake_dagster.code_location import build_definitions
     from movielake_dagster.settings import Settings
 
     graph = build_definitions(Settings(lake=str(tmp_path / "lake"))).resolve_asset_graph()

@@ -11,10 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from movielake_dagster.bench import BenchResult, bench_spec, format_report, one_day_batch, run_bench, tree_rss
-from movielake_dagster.cli import main
-from movielake_dagster.generate import GeneratorSpec, generate_dataset
-from movielake_dagster.progress import Progress
+from movielake_dagster.tools.bench import (
+    BenchResult,
+    bench_spec,
+    format_report,
+    one_day_batch,
+    run_bench,
+    tree_rss,
+)
+from movielake_dagster.tools.cli import main
+from movielake_dagster.tools.generate import GeneratorSpec, generate_dataset
+from movielake_dagster.tools.progress import Progress
 
 SPEC = GeneratorSpec(ratings=3_000, movies=150, users=60, seed=3, bad_record_rate=0.01)
 
@@ -64,7 +71,7 @@ def test_one_day_batch_has_one_average_day_of_valid_ratings(generated):
     lines = text.splitlines()
     assert count == len(lines) >= 1
     for line in lines:
-        user, movie, rating, epoch = line.split("::")
+        _user, movie, rating, epoch = line.split("::")
         assert 1 <= int(movie) <= SPEC.movies and float(rating) * 2 == int(float(rating) * 2)
         assert 1231200000 <= int(epoch) < 1231200000 + 86_400  # 2009-01-06 UTC
 
@@ -121,9 +128,8 @@ def test_bench_runs_end_to_end_at_small_scale(spark, tmp_path: Path):
 
 def test_seed_baseline_runs_with_sparks_default_sql_settings(spark, monkeypatch, tmp_path):
     """The notebook had Spark's defaults; the lake's tuning must not speed up its baseline."""
-    from movielake_dagster.seed_baseline import notebook_sql_conf
-
-    from movielake_dagster import seed_baseline
+    from movielake_dagster.tools import seed_baseline
+    from movielake_dagster.tools.seed_baseline import notebook_sql_conf
 
     tuned = spark.conf.get("spark.sql.shuffle.partitions")
     assert tuned != "200"
@@ -141,8 +147,8 @@ def test_seed_baseline_runs_with_sparks_default_sql_settings(spark, monkeypatch,
 
 
 def test_scale_sizes_parse_with_suffixes_and_name_a_bad_item():
-    from movielake_dagster.bench_cold import parse_sizes
     from movielake_dagster.errors import ConfigurationError
+    from movielake_dagster.tools.bench_cold import parse_sizes
 
     assert parse_sizes("1M, 3M,10m,500k,20000,1.5M") == [1_000_000, 3_000_000, 10_000_000, 500_000, 20_000, 1_500_000]
     with pytest.raises(ConfigurationError, match="'ten'"):
@@ -154,7 +160,7 @@ def test_a_cold_run_measures_its_childs_process_tree(tmp_path: Path):
     300 MB counts), and keeps the child's output and exit code."""
     import sys
 
-    from movielake_dagster.bench_cold import run_cold
+    from movielake_dagster.tools.bench_cold import run_cold
 
     holder = "import time; b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1.5)"
     child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {holder!r}]); print('done'); sys.exit(3)"

@@ -15,11 +15,15 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from movielake_dagster.automation.crawl import (
+    crawl_catalog_job,
+    crawl_run_config,
+    crawl_sensor,
+)
 from movielake_dagster.catalog import build_crawler, iceberg_catalog
 from movielake_dagster.catalog.crawler import catalog_datasets
 from movielake_dagster.catalog.iceberg import ICEBERG_LAYERS
 from movielake_dagster.catalog.local import LocalCatalog
-from movielake_dagster.catalog.sensor import crawl_catalog_job, crawl_run_config, crawl_sensor
 from movielake_dagster.datasets import DIM_MOVIE, FCT_RATING
 from movielake_dagster.lake import LAYERS, LakeLocation, ObjectStore
 from movielake_dagster.settings import SAMPLE_DATA_DIR
@@ -137,7 +141,7 @@ def _staging_crawler(tmp_path: Path):
 
 
 def test_raw_staging_files_are_classified_by_layout_and_counted(tmp_path):
-    lake, catalog, crawler = _staging_crawler(tmp_path)
+    lake, _catalog, crawler = _staging_crawler(tmp_path)
     staging = lake / "staging"
     (staging / "ratings").mkdir(parents=True)
     (staging / "ratings" / "ratings.dat").write_text("1::10::4.5::978300760\n2::20::3::978300761\n\n")
@@ -164,7 +168,7 @@ def test_raw_staging_files_are_classified_by_layout_and_counted(tmp_path):
 
 
 def test_a_headerless_csv_is_registered_with_its_layouts_columns(tmp_path):
-    lake, catalog, crawler = _staging_crawler(tmp_path)
+    lake, _catalog, crawler = _staging_crawler(tmp_path)
     (lake / "staging" / "ratings").mkdir(parents=True)
     (lake / "staging" / "ratings" / "ratings.csv").write_text("1,10,4.0,978300760\n2,20,3.5,978300761\n")
     table = {t.name: t for t in crawler.crawl("staging").tables}["ratings"]
@@ -178,7 +182,7 @@ ML1M = REAL_DATA / "ml-1m"
 @requires_real_data(ML1M)
 def test_latin1_movielens_1m_files_are_registered_and_read_with_their_encoding(tmp_path):
     from movielake_dagster.catalog import LakeFiles
-    from movielake_dagster.sql import SqlEngine
+    from movielake_dagster.tools.sql import SqlEngine
 
     lake, catalog, crawler = _staging_crawler(tmp_path)
     for folder, name in (("movies", "movies.dat"), ("masterdata", "users.dat")):
@@ -257,11 +261,11 @@ def test_crawl_job_records_an_observation_per_table_with_the_changes(sample_lake
         assert fct["catalog/change"].value == "access.fct_rating: table added"
         assert fct["partitions"].value == len(rating_year_folders(lake_dir))
         assert fct["dagster/row_count"].value == spark_row_counts(sample_lake[1])["access.fct_rating"]
-        output = [e for e in first.all_events if e.event_type_value == "STEP_OUTPUT"][0]
+        output = next(e for e in first.all_events if e.event_type_value == "STEP_OUTPUT")
         assert output.event_specific_data.metadata["changed"].value is True
 
         second = crawl_catalog_job.execute_in_process(run_config=crawl_run_config("access"), instance=instance,
                                                       resources={"catalog": catalog})
-        output = [e for e in second.all_events if e.event_type_value == "STEP_OUTPUT"][0]
+        output = next(e for e in second.all_events if e.event_type_value == "STEP_OUTPUT")
         assert output.event_specific_data.metadata["changed"].value is False
         assert "No changes" in output.event_specific_data.metadata["changes"].value

@@ -13,9 +13,14 @@ from movielake_dagster.checks import build_checks, checked_datasets
 from movielake_dagster.checks.factories import build_dataset_checks, to_result
 from movielake_dagster.checks.reconciliation import reconcile_cleanse
 from movielake_dagster.checks.rules import evaluate_rows, evaluate_schema, foreign_keys
-from movielake_dagster.datasets import FCT_RATING, MOVIES, QUARANTINE_RATINGS, RATINGS, USERS
+from movielake_dagster.datasets import (
+    FCT_RATING,
+    MOVIES,
+    QUARANTINE_RATINGS,
+    RATINGS,
+    USERS,
+)
 from movielake_dagster.settings import SAMPLE_DATA_DIR
-
 
 ERROR_CHECKS = {"schema_contract", "not_null", "primary_key_unique", "reconciliation"}
 

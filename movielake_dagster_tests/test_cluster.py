@@ -25,7 +25,12 @@ from urllib.parse import urlparse
 
 import pytest
 
-from movielake_dagster.datasets import ALL_DATASETS, ANALYTICS_DATASETS, FCT_RATING, RATINGS
+from movielake_dagster.datasets import (
+    ALL_DATASETS,
+    ANALYTICS_DATASETS,
+    FCT_RATING,
+    RATINGS,
+)
 from movielake_dagster.settings import Settings
 
 from .conftest import table_rows
@@ -175,7 +180,7 @@ def _app_conf(events: Path) -> dict[str, str]:
     four, so the two runs share it at once), and Spark's event log as plain JSON lines. Its JVMs only
     compile with the quick JIT (C1): on runs this short that cuts their CPU by about 40% (64 against
     109 CPU seconds for a sample build's driver), which a 2-core machine running six JVMs needs."""
-    from movielake_dagster.definitions import build_resources
+    from movielake_dagster.code_location import build_resources
 
     events.mkdir()
     lake_options = build_resources(Settings())["spark"].spark_conf()["spark.driver.extraJavaOptions"]
@@ -193,7 +198,7 @@ def _as_setting(conf: dict[str, str]) -> str:
 def _movielake_run(processes: Processes, name: str, env: dict[str, str]) -> subprocess.Popen:
     """``movielake run`` as users run it, in a process of its own (its Spark driver JVM is its child)."""
     script = Path(sys.executable).with_name("movielake")
-    argv = [str(script)] if script.exists() else [sys.executable, "-m", "movielake_dagster.cli"]
+    argv = [str(script)] if script.exists() else [sys.executable, "-m", "movielake_dagster.tools.cli"]
     return processes.start(name, [*argv, "run"], env)
 
 
@@ -212,7 +217,7 @@ def _start_connect_server(processes: Processes, settings: Settings) -> tuple[sub
     the lake's server-side Spark properties: connector jars, Iceberg's SQL extensions, S3A, memory. Its
     client sets the rest (the Iceberg catalog, the time zone, ...) on its own session, as it does on any
     Connect server. Returns once the server's port accepts connections."""
-    from movielake_dagster.definitions import build_resources
+    from movielake_dagster.code_location import build_resources
     from movielake_dagster.resources.spark import session_property
 
     port = _free_port()
@@ -263,7 +268,7 @@ def runs(cluster, s3_server, request):
 def _rows(settings: Settings, dataset) -> list[tuple]:
     """A table's rows, sorted; the lineage column ``source_file`` as a file name (the lakes' staging
     locations differ)."""
-    from movielake_dagster.definitions import build_resources
+    from movielake_dagster.code_location import build_resources
 
     return _sorted_rows(table_rows(build_resources(settings), dataset), dataset)
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from movielake_dagster.catalog.dictionary import DICTIONARY_PATH, STAGING_FILES, render_dictionary
 from movielake_dagster.catalog.crawler import catalog_datasets
 from movielake_dagster.catalog.formats import RAW_LAYOUTS
-from movielake_dagster.cli import main
+from movielake_dagster.tools.cli import main
+from movielake_dagster.tools.dictionary import (
+    DICTIONARY_PATH,
+    STAGING_FILES,
+    render_dictionary,
+)
 
 
 def test_the_committed_data_dictionary_is_up_to_date():

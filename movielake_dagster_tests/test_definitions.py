@@ -9,8 +9,8 @@ import sys
 import dagster as dg
 import pytest
 
+from movielake_dagster.code_location import build_definitions, build_resources
 from movielake_dagster.datasets import ALL_DATASETS
-from movielake_dagster.definitions import build_definitions, build_resources
 from movielake_dagster.errors import ConfigurationError
 from movielake_dagster.settings import Settings
 
@@ -82,7 +82,7 @@ def test_the_lakes_jvm_runs_the_parallel_collector(spark):
 
 COMET_PROBE = """
 import sys
-from movielake_dagster.definitions import build_resources
+from movielake_dagster.code_location import build_resources
 from movielake_dagster.resources.spark import comet_status
 from movielake_dagster.settings import Settings
 
@@ -118,5 +118,5 @@ def test_the_engine_setting_turns_comet_off_and_names_bad_values():
     spark_only = build_resources(Settings())["spark"].spark_conf()  # the default
     assert not any(k == "spark.plugins" or k.startswith("spark.comet.") for k in spark_only)
     assert "spark.shuffle.manager" not in spark_only and "spark.memory.offHeap.enabled" not in spark_only
-    with pytest.raises(ConfigurationError, match="MOVIELAKE_SPARK_ENGINE='turbo'.*comet, spark"):
+    with pytest.raises(ConfigurationError, match=r"MOVIELAKE_SPARK_ENGINE='turbo'.*comet, spark"):
         Settings.from_env({"MOVIELAKE_SPARK_ENGINE": "turbo"})

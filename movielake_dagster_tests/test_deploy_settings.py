@@ -10,9 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from movielake_dagster.definitions import build_definitions
+from movielake_dagster.automation.schedules import (
+    DAILY_SCHEDULE,
+    LAKE_WRITER_TAG,
+    access_freshness_policy,
+)
+from movielake_dagster.code_location import build_definitions
 from movielake_dagster.lake import LAYERS, LakeLocation
-from movielake_dagster.schedules import DAILY_SCHEDULE, LAKE_WRITER_TAG, access_freshness_policy
 from movielake_dagster.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"

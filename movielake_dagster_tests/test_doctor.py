@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from movielake_dagster import doctor
-from movielake_dagster.cli import main
 from movielake_dagster.settings import SAMPLE_DATA_DIR, Settings
+from movielake_dagster.tools import doctor
+from movielake_dagster.tools.cli import main
 
 
 def _problems(findings) -> dict[str, str]:

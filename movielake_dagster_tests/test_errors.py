@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from movielake_dagster.aws import GLUE, S3, aws_errors
 from movielake_dagster.errors import ConfigurationError, EndpointError
-from movielake_dagster.lake import LakeLocation, s3_errors
+from movielake_dagster.lake import LakeLocation
 from movielake_dagster.settings import Settings
 
-MOVIELAKE = [sys.executable, "-m", "movielake_dagster.cli"]
+MOVIELAKE = [sys.executable, "-m", "movielake_dagster.tools.cli"]
 
 
 def _run(args: list[str], env_overrides: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
@@ -74,24 +75,33 @@ def test_bad_settings_are_named():
         LakeLocation.parse("s3://just-one-bucket")
     with pytest.raises(ConfigurationError, match="MOVIELAKE_SPARK_SHUFFLE_PARTITIONS"):
         Settings.from_env({"MOVIELAKE_SPARK_SHUFFLE_PARTITIONS": "many"})
-    with pytest.raises(ConfigurationError, match="MOVIELAKE_SPARK_CONF has 'spark.driver.memory'"):
+    with pytest.raises(ConfigurationError, match=r"MOVIELAKE_SPARK_CONF has 'spark\.driver\.memory'"):
         Settings.from_env({"MOVIELAKE_SPARK_CONF": "spark.driver.memory"})
 
 
 @pytest.mark.parametrize("code", ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"])
 def test_rejected_credentials_become_one_line(code):
     error = ClientError({"Error": {"Code": code, "Message": "no"}}, "HeadBucket")
-    with pytest.raises(EndpointError) as raised:
-        with s3_errors("http://s3.example", "data-lake-staging"):
-            raise error
+    with pytest.raises(EndpointError) as raised, aws_errors(S3, "http://s3.example", "data-lake-staging"):
+        raise error
     assert "refused the credentials" in str(raised.value) and "AWS_ACCESS_KEY_ID" in str(raised.value)
     assert "\n" not in str(raised.value)
 
 
+def test_glue_refusals_name_the_permissions():
+    """One mapper serves both services; each names its own fix."""
+    error = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetDatabase")
+    with pytest.raises(EndpointError, match=r"AWS Glue refused the credentials .* glue:\*Database\*"), \
+            aws_errors(GLUE, None):
+        raise error
+    with pytest.raises(EndpointError, match=r"cannot reach the Glue endpoint .* MOVIELAKE_GLUE_ENDPOINT"), \
+            aws_errors(GLUE, "http://127.0.0.1:9"):
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+
+
 def test_connection_errors_become_one_line():
-    with pytest.raises(EndpointError, match="cannot reach"):
-        with s3_errors("http://127.0.0.1:9"):
-            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+    with pytest.raises(EndpointError, match="cannot reach"), aws_errors(S3, "http://127.0.0.1:9"):
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
 
 
 def test_lake_locations():

@@ -20,6 +20,7 @@ import dagster as dg
 import pytest
 
 from movielake_dagster.catalog.iceberg import rollback
+from movielake_dagster.code_location import build_definitions
 from movielake_dagster.datasets import (
     BRIDGE_MOVIE_GENRE,
     FCT_RATING,
@@ -30,11 +31,9 @@ from movielake_dagster.datasets import (
     RATINGS,
     USERS,
 )
-from movielake_dagster.definitions import build_definitions
-from movielake_dagster.generate import GeneratorSpec, generate_dataset
-from movielake_dagster.settings import Settings
-
 from movielake_dagster.io_managers.iceberg import table_name
+from movielake_dagster.settings import Settings
+from movielake_dagster.tools.generate import GeneratorSpec, generate_dataset
 
 from .conftest import build_lake, spark_table, table_rows
 
@@ -350,7 +349,7 @@ def test_a_failing_blocking_check_stops_the_downstream_assets(blocked_run):
 
 
 def test_movielake_run_exits_non_zero_naming_the_failed_error_checks(blocked_run, monkeypatch, capsys):
-    from movielake_dagster import cli
+    from movielake_dagster.tools import cli
 
     result, settings, _, _ = blocked_run
     monkeypatch.setattr(cli, "materialize_all", lambda *a, **k: (result, {}))

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from movielake_dagster.generate import (
+from movielake_dagster.settings import SAMPLE_DATA_DIR
+from movielake_dagster.tools.generate import (
     SAMPLE_SPEC,
     GenerationReport,
     GeneratorSpec,
     generate_dataset,
 )
-from movielake_dagster.settings import SAMPLE_DATA_DIR
 
 # The MovieLens 10M genre list (SPEC: genres from the 10M list, or the no-genre marker).
 GENRES_10M = {
@@ -246,7 +246,7 @@ def test_valid_quirks_are_present(fixture: str, request: pytest.FixtureRequest) 
     assert any(not t.isascii() for t in titles), "non-ASCII title"
     assert any(genres == [] for _, genres in parsed.movies.values()), NO_GENRES
     years = [int(m[-1]) for t in titles if (m := YEAR.findall(t))]
-    assert 1915 <= min(years) and max(years) <= 2008
+    assert min(years) >= 1915 and max(years) <= 2008
     stars = Counter(s for _, _, s, _ in parsed.ratings)
     assert set(stars) == HALF_STARS
     assert stars["3"] + stars["3.5"] + stars["4"] > len(parsed.ratings) / 2, "mostly 3 to 4"
@@ -290,7 +290,7 @@ def test_spec_is_validated() -> None:
 
 def test_bundled_sample_is_a_fresh_generation(tmp_path: Path) -> None:
     report = generate_dataset(tmp_path, SAMPLE_SPEC)
-    for name, path in report.files.items():
+    for path in report.files.values():
         bundled = SAMPLE_DATA_DIR / path.name
         assert bundled.read_bytes() == path.read_bytes(), f"{bundled} is stale"
     assert sum(p.stat().st_size for p in report.files.values()) < 2_000_000

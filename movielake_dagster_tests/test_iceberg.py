@@ -15,15 +15,15 @@ import sys
 import threading
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from movielake_dagster.catalog.iceberg import snapshot_history
-from movielake_dagster.cli import main
 from movielake_dagster.datasets import ALL_DATASETS, DIM_MOVIE, FCT_RATING, Column
-from movielake_dagster.generate import GeneratorSpec, generate_dataset
+from movielake_dagster.tools.cli import main
+from movielake_dagster.tools.generate import GeneratorSpec, generate_dataset
 
 from .conftest import build_lake, lake_resources, table_rows
 
@@ -36,8 +36,8 @@ def _rows(resources, dataset, snapshot_id=None) -> list[tuple]:
 
 
 def _query(lake: Path, sql: str, *options: str) -> str:
-    from io import StringIO
     from contextlib import redirect_stdout
+    from io import StringIO
 
     out = StringIO()
     with redirect_stdout(out):
@@ -61,7 +61,7 @@ def two_versions(spark, raw, tmp_path_factory) -> dict:
     v1 = {"snapshot": fct.metadata.current_snapshot_id, "rows": _rows(resources, FCT_RATING),
           "answer": _query(lake, SUM_SQL), "run": first.run_id}
     time.sleep(1.1)  # a moment strictly between the two builds, for --as-of TIMESTAMP
-    between = datetime.now(timezone.utc)
+    between = datetime.now(UTC)
     time.sleep(1.1)
     half = raw.parent / "raw-half"
     shutil.copytree(raw, half)
@@ -191,7 +191,7 @@ def test_a_reader_polling_during_commits_sees_only_whole_snapshots(spark, tmp_pa
 def test_maintenance_expires_old_snapshots_and_compacts_without_changing_a_row(two_versions):
     import dagster as dg
 
-    from movielake_dagster.definitions import build_definitions
+    from movielake_dagster.code_location import build_definitions
     from movielake_dagster.settings import Settings
 
     resources = two_versions["resources"]
@@ -209,7 +209,7 @@ def test_maintenance_expires_old_snapshots_and_compacts_without_changing_a_row(t
     assert not [name for name in fct.metadata.refs if name.startswith("run_")]  # stale run branches dropped
     observed = {e.asset_key for e in result.get_asset_observation_events()}
     assert FCT_RATING.asset_key in observed and DIM_MOVIE.asset_key in observed
-    with pytest.raises(Exception):  # the snapshot the first build made is gone: no time travel to it any more
+    with pytest.raises(Exception):  # noqa: B017 - Spark's error for a lost snapshot; the snapshot the first build made is gone: no time travel to it any more
         table_rows(resources, FCT_RATING, two_versions["v1"]["snapshot"])
 
 
@@ -253,7 +253,7 @@ def _kill_during_fct_commit(lake: str, env: dict, s3_endpoint: str | None, known
 
 def _killed_run_leaves_readers_on_whole_snapshots(raw: Path, lake: str, tmp_path: Path, s3_endpoint=None,
                                                    **overrides):
-    from movielake_dagster.definitions import build_definitions
+    from movielake_dagster.code_location import build_definitions
     from movielake_dagster.settings import Settings
 
     settings = {"step_retries": 0, "catalog_path": str(tmp_path / "catalog.db"), **overrides}

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from movielake_dagster.datasets import ALL_DATASETS, ANALYTICS_DATASETS, FCT_RATING, QUARANTINE_RATINGS, RATINGS
-from movielake_dagster.generate import GeneratorSpec, generate_dataset
-from movielake_dagster.schedules import DAILY_BATCH_ASSETS, DAILY_JOB
+from movielake_dagster.automation.schedules import DAILY_BATCH_ASSETS, DAILY_JOB
+from movielake_dagster.datasets import (
+    ALL_DATASETS,
+    ANALYTICS_DATASETS,
+    FCT_RATING,
+    QUARANTINE_RATINGS,
+    RATINGS,
+)
 from movielake_dagster.settings import Settings
+from movielake_dagster.tools.generate import GeneratorSpec, generate_dataset
 
 from .conftest import build_lake, lake_resources, table_rows
 
@@ -23,7 +29,7 @@ COMPARED = [d for d in ALL_DATASETS if d.layer == "access"] + [RATINGS, *ANALYTI
 
 
 def _year(epoch: int) -> int:
-    return datetime.fromtimestamp(epoch, timezone.utc).year
+    return datetime.fromtimestamp(epoch, UTC).year
 
 
 def _valid(line: bytes) -> tuple[int, int, int] | None:
@@ -50,7 +56,7 @@ def landing(tmp_path_factory) -> dict:
     day2 = [line for line, v in valid if v and _year(v[2]) == last_year]
     early = [(line, v) for line, v in valid if v and _year(v[2]) < last_year - 2]
     rerated = {}
-    stamp = int(datetime(last_year, 6, 1, 12, tzinfo=timezone.utc).timestamp())
+    stamp = int(datetime(last_year, 6, 1, 12, tzinfo=UTC).timestamp())
     for i, (line, (user, movie, _)) in enumerate(early[:8]):
         rating = b"1" if line.split(b"::")[2] != b"1" else b"5"
         day2.append(b"::".join([str(user).encode(), str(movie).encode(), rating, str(stamp + 7 * i).encode()]))
@@ -100,7 +106,7 @@ def _daily_run(defs, instance, day: str, scheduled: bool = False):
 @pytest.fixture(scope="module")
 def loaded(spark, landing, tmp_path_factory) -> dict:
     """The same landing loaded as two daily batches into one lake and as a full build into another."""
-    from movielake_dagster.definitions import build_definitions
+    from movielake_dagster.code_location import build_definitions
 
     incremental_lake = tmp_path_factory.mktemp("incremental-lake")
     settings = Settings.from_env(landing=str(landing["dir"]), lake=str(incremental_lake), step_retries=0)
@@ -186,7 +192,7 @@ def test_replaying_a_batch_commits_nothing(spark, loaded):
 def _day_batch(landing: dict, day: str, stars: bytes, month: int) -> None:
     """A batch re-rating 40 of day 1's pairs later than any stored rating."""
     day1_lines = (landing["dir"] / "ratings" / f"{DAY1}.dat").read_bytes().splitlines()
-    stamp = int(datetime(landing["last_year"], month, 1, tzinfo=timezone.utc).timestamp())
+    stamp = int(datetime(landing["last_year"], month, 1, tzinfo=UTC).timestamp())
     batch = [b"::".join([str(u).encode(), str(m).encode(), stars, str(stamp + i).encode()])
              for i, (u, m, _) in enumerate(v for v in map(_valid, day1_lines[:40]) if v)]
     (landing["dir"] / "ratings" / f"{day}.dat").write_bytes(b"\n".join(batch) + b"\n")
@@ -196,8 +202,8 @@ def _day_batch(landing: dict, day: str, stars: bytes, month: int) -> None:
 def test_a_compaction_between_days_keeps_the_next_day_incremental(spark, loaded, landing):
     """Compaction commits ``replace`` snapshots (same rows, new files): the next day still applies its
     changes to the facts instead of rebuilding them, and the facts and the analytics' sums stay exact."""
+    from movielake_dagster.automation.maintenance import MAINTENANCE_JOB
     from movielake_dagster.datasets import ANALYTICS_BASES, RATING_CHANGES
-    from movielake_dagster.maintenance import MAINTENANCE_JOB
 
     tables = [f"{d.layer}.{d.name}" for d in (RATINGS, QUARANTINE_RATINGS, RATING_CHANGES, FCT_RATING, *ANALYTICS_BASES)]
     maintained = loaded["defs"].resolve_job_def(MAINTENANCE_JOB).execute_in_process(
@@ -316,12 +322,15 @@ def test_thirty_days_of_row_changes_then_a_compaction_keep_the_table_exact(spark
     """30 days, each replacing some stored rows (position deletes) and adding new ones (an append):
     the table equals the rows computed in plain Python after every kind of day, and the maintenance
     job's compaction leaves the same rows in fewer files with no delete file left."""
+    from movielake_dagster.automation.maintenance import (
+        MaintenanceConfig,
+        maintain_table,
+    )
     from movielake_dagster.io_managers.iceberg import RowChanges
-    from movielake_dagster.maintenance import MaintenanceConfig, maintain_table
 
     manager, resources = io_manager
     columns = [c.name for c in FCT_RATING.columns]
-    stamp = datetime(2001, 3, 1, tzinfo=timezone.utc)
+    stamp = datetime(2001, 3, 1, tzinfo=UTC)
 
     def fact(user: int, movie: int, rating: float, day: int) -> tuple:
         rated = stamp.replace(day=1 + day % 28, hour=day % 24)
@@ -343,7 +352,7 @@ def test_thirty_days_of_row_changes_then_a_compaction_keep_the_table_exact(spark
     files = lambda t: t.inspect.files().column("content").to_pylist()  # noqa: E731  0 data, 1 position deletes
     assert files(table).count(1) > 0  # merge-on-read: the days' deletes are delete files (one per data file)
     figures = maintain_table(spark, f"{FCT_RATING.layer}.{FCT_RATING.name}", table, MaintenanceConfig(),
-                             datetime.now(timezone.utc).replace(tzinfo=None))
+                             datetime.now(UTC).replace(tzinfo=None))
     compacted = iceberg.table(FCT_RATING.layer, FCT_RATING.name)
     assert figures["data_files_rewritten"] > figures["data_files_added"] > 0
     assert files(compacted).count(1) == 0 and files(compacted).count(0) < files(table).count(0)
@@ -354,7 +363,10 @@ def test_leftovers_of_a_killed_run_are_invisible_and_maintenance_removes_them(sp
     """A killed write leaves data files that no snapshot references, and a scratch folder: readers never
     see them, the next write is not disturbed, and once a day old the maintenance job deletes them
     (a younger scratch folder, a live run's, stays)."""
-    from movielake_dagster.maintenance import MaintenanceConfig, maintain_table
+    from movielake_dagster.automation.maintenance import (
+        MaintenanceConfig,
+        maintain_table,
+    )
 
     manager, resources = io_manager
     _write(manager, _facts(spark, 300), "run-one-0000")
@@ -376,7 +388,7 @@ def test_leftovers_of_a_killed_run_are_invisible_and_maintenance_removes_them(sp
     session = resources["spark"].get_session()
     table = resources["catalog"].iceberg().table(FCT_RATING.layer, FCT_RATING.name)
     figures = maintain_table(session, "access.fct_rating", table, MaintenanceConfig(orphan_days=1),
-                             datetime.now(timezone.utc).replace(tzinfo=None))
+                             datetime.now(UTC).replace(tzinfo=None))
     assert figures["orphan_files_removed"] >= 1 and not orphan.exists()
     assert lake.sweep_scratch() == [str(dead)] and live.exists()
     assert len(_stored(resources)) == 90

@@ -210,7 +210,7 @@ def test_blank_and_whitespace_lines_are_skipped_and_counted_not_quarantined(spar
 
 
 def test_a_byte_order_mark_is_not_part_of_the_first_record(spark, tmp_path):
-    raw, good, bad = _read_movies(spark, _write(tmp_path, "movies.dat", "\ufeff1::Toy Story (1995)::Comedy\n"))
+    _raw, good, bad = _read_movies(spark, _write(tmp_path, "movies.dat", "\ufeff1::Toy Story (1995)::Comedy\n"))
     assert list(good) == [1] and bad == []
 
 
@@ -287,7 +287,7 @@ def _assert_progress(progress: list[tuple], out: str) -> None:
 
 @pytest.mark.parametrize("layout", ["latest_csv_and_json_array", "header_only_ratings", "zero_byte_ratings"])
 def test_movielake_run_on_a_real_world_layout_ends_with_exit_0_and_queryable_tables(spark, tmp_path, capsys, layout):
-    from movielake_dagster.cli import main
+    from movielake_dagster.tools.cli import main
 
     raw, lake = _layout(tmp_path, layout), tmp_path / "lake"
     quiet = layout == "header_only_ratings"  # one of the runs is --quiet: today's output, no progress lines

@@ -5,13 +5,10 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
-from pathlib import Path  # noqa: F401
+from pathlib import Path
 
 import pytest
 
-from movielake_dagster.settings import SAMPLE_DATA_DIR
-
-from . import reference
 from movielake_dagster.datasets import (
     DIM_MOVIE,
     DIM_USER,
@@ -21,8 +18,16 @@ from movielake_dagster.datasets import (
     QUARANTINE_RATINGS,
     QUARANTINE_USERS,
 )
+from movielake_dagster.settings import SAMPLE_DATA_DIR
 
-from .conftest import ML100K_SEED_FORMAT, REAL_DATA, build_lake, requires_real_data, table_rows
+from . import reference
+from .conftest import (
+    ML100K_SEED_FORMAT,
+    REAL_DATA,
+    build_lake,
+    requires_real_data,
+    table_rows,
+)
 
 ACCESS = "access/ratings-data-mart"
 
@@ -80,14 +85,14 @@ def test_every_table_is_an_iceberg_v2_table_at_its_spec_location(sample_lake):
     assert [(f.name, str(f.transform)) for f in fct.spec().fields] == [("rating_year", "identity")]
     years = sorted(p.name for p in (lake_dir / ACCESS / "fct-rating" / "data").glob("rating_year=*"))
     assert years and all(len(y) == len("rating_year=2000") for y in years)
-    assert not [p for p in lake_dir.rglob("*__*")], "no hidden sibling folders: Iceberg commits are atomic"
-    assert not [p for p in (lake_dir / "cleanse").rglob("classified-ratings-*")], "the ratings' scratch is removed"
+    assert not list(lake_dir.rglob("*__*")), "no hidden sibling folders: Iceberg commits are atomic"
+    assert not list((lake_dir / "cleanse").rglob("classified-ratings-*")), "the ratings' scratch is removed"
 
 
 def test_each_materialization_records_its_snapshot_branch_and_publication(sample_lake):
     from pyiceberg.table.snapshots import ancestors_of
 
-    lake_dir, result, resources = sample_lake
+    _lake_dir, result, resources = sample_lake
     iceberg = resources["catalog"].iceberg()
     for key, metadata in _metadata(result).items():
         if key.startswith("staging/"):
@@ -104,7 +109,7 @@ def test_each_materialization_records_its_snapshot_branch_and_publication(sample
 
 
 def test_sample_counts_and_values_match_the_oracle(sample_lake):
-    lake_dir, result, _ = sample_lake
+    _lake_dir, result, _ = sample_lake
     movies, users, ratings = _oracle(SAMPLE_DATA_DIR)
     meta = _metadata(result)
     assert meta["cleanse/movies"]["dagster/row_count"].value == len(movies.rows)
@@ -166,7 +171,7 @@ def test_rebuilding_the_same_lake_is_idempotent(sample_lake):
     facts = _rows(resources, FCT_RATING)
     assert len(facts) == len({(f["user_id"], f["movie_id"]) for f in facts})
     assert sorted(tuple(r.values()) for r in facts) == rows_first
-    assert not [p for p in lake_dir.rglob("*__*")], "no temporary or old versions left behind"
+    assert not list(lake_dir.rglob("*__*")), "no temporary or old versions left behind"
 
 
 @pytest.mark.slow

@@ -75,9 +75,9 @@ def test_the_glue_tables_are_iceberg_tables_that_athena_reads_as_they_are(s3_lak
 
 def test_the_crawler_registers_staging_in_glue_and_queries_read_iceberg_through_glue(s3_lake, s3_server,
                                                                                       monkeypatch, capsys):
-    from movielake_dagster.cli import main
+    from movielake_dagster.tools.cli import main
 
-    result, resources = s3_lake
+    _result, resources = s3_lake
     for name, value in {"MOVIELAKE_CATALOG": "glue", "MOVIELAKE_GLUE_ENDPOINT": s3_server,
                         "MOVIELAKE_S3_ENDPOINT": s3_server}.items():
         monkeypatch.setenv(name, value)

@@ -9,9 +9,14 @@ import dagster as dg
 import pytest
 from dagster._vendored.croniter import croniter  # croniter, as vendored by Dagster
 
-from movielake_dagster.definitions import build_definitions
+from movielake_dagster.automation.schedules import (
+    DAILY_JOB,
+    DAILY_SCHEDULE,
+    LAKE_WRITER_TAG,
+    access_freshness_policy,
+)
+from movielake_dagster.code_location import build_definitions
 from movielake_dagster.errors import ConfigurationError
-from movielake_dagster.schedules import DAILY_JOB, DAILY_SCHEDULE, LAKE_WRITER_TAG, access_freshness_policy
 from movielake_dagster.settings import Settings
 
 

@@ -10,14 +10,14 @@ import boto3
 import dagster as dg
 import pytest
 
+from movielake_dagster.automation.run_failure import SENSOR_NAME as FAILURE_SENSOR
+from movielake_dagster.automation.run_failure import failure_report
+from movielake_dagster.automation.schedules import DAILY_JOB
+from movielake_dagster.code_location import build_definitions
 from movielake_dagster.datasets import ANALYTICS_DATASETS
-from movielake_dagster.definitions import build_definitions
 from movielake_dagster.lake import FileInfo
 from movielake_dagster.resources import LakeResource
-from movielake_dagster.schedules import DAILY_JOB
 from movielake_dagster.sensors import new_data
-from movielake_dagster.sensors.run_failure import SENSOR_NAME as FAILURE_SENSOR
-from movielake_dagster.sensors.run_failure import failure_report
 from movielake_dagster.settings import Settings
 
 ANALYTICS = [d.asset_key.to_user_string() for d in ANALYTICS_DATASETS]
@@ -118,7 +118,7 @@ def test_thousands_of_files_are_handled_a_tick_at_a_time_with_a_small_cursor():
              for day in _days(3000)]
     seen, total, ticks = {}, [], 0
     while True:
-        arrivals, settling, seen = new_data.scan(files, landing, seen, time.time(), 60, lambda f: f.etag)
+        arrivals, _settling, seen = new_data.scan(files, landing, seen, time.time(), 60, lambda f: f.etag)
         ticks += 1
         if not arrivals:
             break
@@ -166,7 +166,7 @@ def _breaks_on_purpose() -> None:
 
 
 def test_the_failure_report_names_the_run_step_and_error():
-    from movielake_dagster.sensors.run_failure import build_run_failure_sensor
+    from movielake_dagster.automation.run_failure import build_run_failure_sensor
 
     instance = dg.DagsterInstance.ephemeral()
     job = dg.define_asset_job("daily_lake_update_test", selection=[_breaks_on_purpose])

@@ -9,18 +9,23 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 
 from movielake_dagster.catalog import LakeFiles
-from movielake_dagster.catalog.commands import crawl
-from movielake_dagster.cli import main
 from movielake_dagster.datasets import BRIDGE_MOVIE_GENRE, DIM_MOVIE, FCT_RATING
 from movielake_dagster.lake import ObjectStore
-from movielake_dagster.questions import EXAMPLE_MOVIE_SQL, EXAMPLE_USER_SQL, QUESTIONS, render
 from movielake_dagster.settings import Settings
-from movielake_dagster.sql import QueryError, SqlEngine, is_read_only
+from movielake_dagster.tools.catalog_commands import crawl
+from movielake_dagster.tools.cli import main
+from movielake_dagster.tools.questions import (
+    EXAMPLE_MOVIE_SQL,
+    EXAMPLE_USER_SQL,
+    QUESTIONS,
+    render,
+)
+from movielake_dagster.tools.sql import QueryError, SqlEngine, is_read_only
 
 from .conftest import table_rows
 
@@ -52,7 +57,7 @@ def star(lake_and_catalog):
 
     facts = rows(FCT_RATING)
     for fact in facts:
-        fact["rated_at"] = fact["rated_at"].astimezone(timezone.utc).replace(tzinfo=None)
+        fact["rated_at"] = fact["rated_at"].astimezone(UTC).replace(tzinfo=None)
     return {"fct": facts, "movies": {m["movie_id"]: m for m in rows(DIM_MOVIE)}, "bridge": rows(BRIDGE_MOVIE_GENRE)}
 
 

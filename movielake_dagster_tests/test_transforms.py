@@ -12,17 +12,17 @@ from movielake_dagster.transforms import movies as movie_rules
 from movielake_dagster.transforms import ratings as rating_rules
 from movielake_dagster.transforms import star_schema
 from movielake_dagster.transforms import users as user_rules
+from movielake_dagster.transforms.layouts import HEADERS
+from movielake_dagster.transforms.raw_input import read_raw
 from movielake_dagster.transforms.raw_lines import (
     choose_encoding,
     split_fields,
 )
-from movielake_dagster.transforms.layouts import HEADERS
-from movielake_dagster.transforms.raw_input import read_raw
 from movielake_dagster.transforms.records import accepted, rejected, slim
 
 from .conftest import REAL_DATA
 
-NOW = int(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc).timestamp())
+NOW = int(dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp())
 
 
 def _raw_file(tmp_path, name: str, lines: list[str] | bytes) -> str:
@@ -91,7 +91,7 @@ def test_latin1_file_is_decoded_as_latin1(spark, tmp_path):
 
 
 def test_utf8_file_with_a_stray_latin1_line_quarantines_that_line(spark, tmp_path):
-    content = ("1::Amélie (2001)::Comedy\n2::Señor (1999)::Drama\n".encode("utf-8")
+    content = ("1::Amélie (2001)::Comedy\n2::Señor (1999)::Drama\n".encode()
                + "3::Caché (2005)::Drama\n".encode("latin-1"))
     good, bad = _movies(spark, tmp_path, content)
     assert good[1]["title"] == "Amélie" and good[2]["title"] == "Señor"

@@ -7,19 +7,21 @@ source file, line number, raw text and a reason code). Each cleansing step recor
 
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
 import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from movielake_dagster.assets.caching import CachedFrames, partitions_for
+from movielake_dagster.assets.staging import batch_day, staging_rating_batch
 from movielake_dagster.datasets import (
-    RATING_CHANGES,
     MOVIES,
     QUARANTINE_MOVIES,
     QUARANTINE_RATINGS,
     QUARANTINE_USERS,
+    RATING_CHANGES,
     RATINGS,
     STAGING_MOVIES,
     STAGING_RATINGS,
@@ -27,11 +29,15 @@ from movielake_dagster.datasets import (
     USERS,
     Dataset,
 )
-from movielake_dagster.assets.caching import CachedFrames, partitions_for
-from movielake_dagster.assets.staging import batch_day, staging_rating_batch
 from movielake_dagster.errors import InputMissingError
 from movielake_dagster.io_managers import StagedFiles
-from movielake_dagster.io_managers.iceberg import CHANGES_BASE, FULL_BUILD, Replace, RowChanges, pinned_table
+from movielake_dagster.io_managers.iceberg import (
+    CHANGES_BASE,
+    FULL_BUILD,
+    Replace,
+    RowChanges,
+    pinned_table,
+)
 from movielake_dagster.lake import spark_uri, store_uri
 from movielake_dagster.resources import LakeResource, SparkResource
 from movielake_dagster.transforms import incremental
@@ -40,8 +46,17 @@ from movielake_dagster.transforms import ratings as rating_rules
 from movielake_dagster.transforms import users as user_rules
 from movielake_dagster.transforms.layouts import HEADERS
 from movielake_dagster.transforms.raw_input import RawInput, read_raw
-from movielake_dagster.transforms.raw_lines import REASON, SOURCE_FILE, with_line_numbers
-from movielake_dagster.transforms.records import QUARANTINE_DDL, accepted, rejected, slim
+from movielake_dagster.transforms.raw_lines import (
+    REASON,
+    SOURCE_FILE,
+    with_line_numbers,
+)
+from movielake_dagster.transforms.records import (
+    QUARANTINE_DDL,
+    accepted,
+    rejected,
+    slim,
+)
 
 BROADCAST_ROW_IDS = 2_000_000  # superseded ratings up to this many are broadcast (8 bytes each)
 
@@ -78,7 +93,7 @@ def reconciliation_metadata(report: dict) -> dict:
         "movielake/quarantined_records": totals["quarantined"],
         "movielake/quarantine_reasons": dg.MetadataValue.json(dict(sorted(reasons.items()))),
         "movielake/reconciliation": dg.MetadataValue.json(
-            {PurePosixPath(f).name: {k: v for k, v in e.items()} for f, e in sorted(report.items())}
+            {PurePosixPath(f).name: dict(e.items()) for f, e in sorted(report.items())}
         ),
     }
 
@@ -117,7 +132,7 @@ def cleanse_movies(raw_movies: StagedFiles, spark: SparkResource):
     """
     session = spark.get_session()
     raw = read_raw(session, list(raw_movies.uris), HEADERS["movies"])
-    max_year = datetime.now(timezone.utc).year + 5
+    max_year = datetime.now(UTC).year + 5
     classified = movie_rules.classify_movies(raw.lines, max_year)
     yield from cleanse_outputs(classified, raw, MOVIES, QUARANTINE_MOVIES, "movies")
 

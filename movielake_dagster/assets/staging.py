@@ -6,7 +6,12 @@ from pathlib import PurePosixPath
 
 import dagster as dg
 
-from movielake_dagster.datasets import STAGING_MOVIES, STAGING_RATINGS, STAGING_USERS, Dataset
+from movielake_dagster.datasets import (
+    STAGING_MOVIES,
+    STAGING_RATINGS,
+    STAGING_USERS,
+    Dataset,
+)
 from movielake_dagster.errors import InputMissingError
 from movielake_dagster.io_managers import StagedFiles
 from movielake_dagster.resources import LakeResource

@@ -12,8 +12,16 @@ from pathlib import Path
 from movielake_dagster.catalog.backend import Catalog
 from movielake_dagster.catalog.crawler import Crawler
 from movielake_dagster.catalog.files import LakeFiles
+from movielake_dagster.catalog.glue import GlueCatalog
 from movielake_dagster.catalog.iceberg import IcebergCatalog
-from movielake_dagster.catalog.model import CatalogColumn, CatalogPartition, CatalogTable, CrawlReport, TableChange
+from movielake_dagster.catalog.local import LocalCatalog
+from movielake_dagster.catalog.model import (
+    CatalogColumn,
+    CatalogPartition,
+    CatalogTable,
+    CrawlReport,
+    TableChange,
+)
 from movielake_dagster.errors import ConfigurationError
 from movielake_dagster.lake import LakeLocation, ObjectStore
 
@@ -30,11 +38,9 @@ def default_catalog_path(location: LakeLocation) -> Path:
 def open_catalog(backend: str, location: LakeLocation, path: str = "", glue_endpoint: str = "",
                  region: str = "us-east-1") -> Catalog:
     if backend == "local":
-        from movielake_dagster.catalog.local import LocalCatalog
 
         return LocalCatalog(path or default_catalog_path(location))
     if backend == "glue":
-        from movielake_dagster.catalog.glue import GlueCatalog
 
         return GlueCatalog(glue_endpoint, region)
     raise ConfigurationError(f"MOVIELAKE_CATALOG={backend!r} is not a catalog backend",
@@ -59,7 +65,18 @@ def build_crawler(location: LakeLocation, store: ObjectStore, catalog: Catalog,
 
 
 __all__ = [
-    "BACKENDS", "Catalog", "CatalogColumn", "CatalogPartition", "CatalogTable", "Crawler", "CrawlReport",
-    "IcebergCatalog", "LakeFiles", "TableChange", "build_crawler", "default_catalog_path", "iceberg_catalog",
+    "BACKENDS",
+    "Catalog",
+    "CatalogColumn",
+    "CatalogPartition",
+    "CatalogTable",
+    "CrawlReport",
+    "Crawler",
+    "IcebergCatalog",
+    "LakeFiles",
+    "TableChange",
+    "build_crawler",
+    "default_catalog_path",
+    "iceberg_catalog",
     "open_catalog",
 ]

@@ -13,7 +13,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from movielake_dagster.catalog.backend import Catalog
 from movielake_dagster.catalog.files import LakeFiles, is_hidden
@@ -24,15 +24,21 @@ from movielake_dagster.catalog.formats import (
     layout_for,
     sniff_raw,
 )
-from movielake_dagster.catalog.iceberg import ICEBERG_LAYERS, IcebergCatalog, bookmark, iceberg_change, iceberg_table, \
-    iter_tables
+from movielake_dagster.catalog.iceberg import (
+    ICEBERG_LAYERS,
+    IcebergCatalog,
+    bookmark,
+    iceberg_change,
+    iceberg_table,
+    iter_tables,
+)
 from movielake_dagster.catalog.model import (
     CRAWLER_NAME,
     CatalogTable,
     CrawlReport,
     TableChange,
 )
-from movielake_dagster.datasets import ALL_DATASETS, Dataset
+from movielake_dagster.datasets import DECLARED_DATASETS, Dataset
 from movielake_dagster.errors import ConfigurationError
 from movielake_dagster.lake import LAYERS, FileInfo, LakeLocation
 from movielake_dagster.transforms import layouts
@@ -45,17 +51,8 @@ LAYER_DESCRIPTIONS = {
 
 
 def catalog_datasets() -> tuple[Dataset, ...]:
-    """Every dataset declared in ``datasets.py``: ``ALL_DATASETS`` first, then any other declared there
-    (the analytics summaries live in the access layer under their own group)."""
-    from movielake_dagster import datasets
-
-    found = list(ALL_DATASETS)
-    for value in vars(datasets).values():
-        candidates = value if isinstance(value, tuple) else (value,)
-        for candidate in candidates:
-            if isinstance(candidate, Dataset) and candidate not in found:
-                found.append(candidate)
-    return tuple(found)
+    """Every dataset declared in ``datasets.py`` (its ``DECLARED_DATASETS``)."""
+    return DECLARED_DATASETS
 
 
 def table_name(folder: str) -> str:
@@ -98,7 +95,7 @@ class Crawler:
         if layer not in LAYERS:
             raise ConfigurationError(f"there is no layer {layer!r}", f"crawl one of {', '.join(LAYERS)}")
         clock = time.perf_counter()
-        now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+        now = datetime.now(UTC).replace(microsecond=0).isoformat()
         warnings: list[str] = []
         self.catalog.ensure_database(layer, LAYER_DESCRIPTIONS[layer])
         if layer in ICEBERG_LAYERS:
@@ -204,9 +201,9 @@ class Crawler:
         ).encode()).hexdigest()[:20]
         description = (group.dataset.description if group.dataset
                        else "Discovered by the crawler; not declared in datasets.py.")
-        base = dict(database=layer, name=group.name, description=description, location=location,
-                    fingerprint=fingerprint, last_crawled=now, dataset_key=group.dataset.key if group.dataset else "",
-                    size_bytes=sum(f.size for _, f in data_files), files=len(data_files))
+        base = {"database": layer, "name": group.name, "description": description, "location": location,
+                    "fingerprint": fingerprint, "last_crawled": now, "dataset_key": group.dataset.key if group.dataset else "",
+                    "size_bytes": sum(f.size for _, f in data_files), "files": len(data_files)}
         if before is not None and before.fingerprint == fingerprint and before.location == location:
             # Same files as last time: keep what was read from them, refresh what comes from code.
             return before.with_changes(**{k: v for k, v in base.items() if k != "description"})

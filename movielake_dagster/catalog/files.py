@@ -12,8 +12,8 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlparse
 
-from movielake_dagster.lake import FileInfo, ObjectStore, s3_errors
-
+from movielake_dagster.aws import S3, aws_errors
+from movielake_dagster.lake import FileInfo, ObjectStore
 
 BLANK_LINE = re.compile(rb"(?m)^[ \t\r\f\v]*\n")
 
@@ -56,15 +56,15 @@ class LakeFiles:
         import pyarrow.parquet as pq
 
         filesystem, path = self.arrow_path(uri)
-        with s3_errors(self.store.endpoint_url, urlparse(uri).netloc):
-            with filesystem.open_input_file(path) as handle:
-                metadata = pq.ParquetFile(handle).metadata
-                return metadata.schema.to_arrow_schema(), metadata.num_rows
+        with aws_errors(S3, self.store.endpoint_url, f"bucket {urlparse(uri).netloc}"), \
+                filesystem.open_input_file(path) as handle:
+            metadata = pq.ParquetFile(handle).metadata
+            return metadata.schema.to_arrow_schema(), metadata.num_rows
 
     def head(self, uri: str, size: int = 64 * 1024) -> bytes:
         if uri.startswith("s3://"):
             parsed = urlparse(uri)
-            with s3_errors(self.store.endpoint_url, parsed.netloc):
+            with aws_errors(S3, self.store.endpoint_url, f"bucket {parsed.netloc}"):
                 response = self.store.s3.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"),
                                                     Range=f"bytes=0-{size - 1}")
                 return response["Body"].read()
@@ -111,7 +111,7 @@ class LakeFiles:
     def _chunks(self, uri: str):
         if uri.startswith("s3://"):
             parsed = urlparse(uri)
-            with s3_errors(self.store.endpoint_url, parsed.netloc):
+            with aws_errors(S3, self.store.endpoint_url, f"bucket {parsed.netloc}"):
                 body = self.store.s3.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"]
                 yield from iter(lambda: body.read(1 << 20), b"")
             return

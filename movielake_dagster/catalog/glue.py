@@ -11,6 +11,7 @@ default chain.
 
 from __future__ import annotations
 
+from movielake_dagster.aws import GLUE, aws_errors, client_config, error_code
 from movielake_dagster.catalog.backend import Catalog
 from movielake_dagster.catalog.model import (
     CatalogColumn,
@@ -18,42 +19,9 @@ from movielake_dagster.catalog.model import (
     CatalogTable,
     StorageFormat,
 )
-from movielake_dagster.errors import EndpointError
 
 OURS = "movielake."
 STORAGE_TABLE_PARAMETERS = ("skip.header.line.count",)
-
-
-class glue_errors:
-    """Connection and credential problems as one-line :class:`EndpointError`s."""
-
-    def __init__(self, endpoint: str | None):
-        self.endpoint = endpoint or "AWS Glue"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, error, tb):
-        if error is None or isinstance(error, EndpointError):
-            return False
-        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
-
-        if isinstance(error, EndpointConnectionError) or "Could not connect" in str(error):
-            raise EndpointError(
-                f"cannot reach the Glue endpoint {self.endpoint}",
-                "fix MOVIELAKE_GLUE_ENDPOINT (empty means AWS) or use MOVIELAKE_CATALOG=local") from error
-        if isinstance(error, NoCredentialsError):
-            raise EndpointError(f"no AWS credentials found for {self.endpoint}",
-                                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE") from error
-        if isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in (
-                "AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException"):
-            raise EndpointError(f"{self.endpoint} refused the request ({error.response['Error']['Code']})",
-                                "grant glue:*Database*, glue:*Table*, glue:*Partition* to these credentials") from error
-        return False
-
-
-def _code(error: Exception) -> str:
-    return str((getattr(error, "response", None) or {}).get("Error", {}).get("Code", ""))
 
 
 class GlueCatalog(Catalog):
@@ -68,29 +36,27 @@ class GlueCatalog(Catalog):
     @property
     def glue(self):
         if self._client is None:
-            import boto3
-            from botocore.config import Config
+            import boto3  # only a Glue catalog pays for loading it
 
             self._client = boto3.client("glue", endpoint_url=self.endpoint_url, region_name=self.region,
-                                        config=Config(connect_timeout=5, read_timeout=60,
-                                                      retries={"max_attempts": 3, "mode": "standard"}))
+                                        config=client_config())
         return self._client
 
     # -- databases -----------------------------------------------------------------------------
     def ensure_database(self, name: str, description: str) -> None:
-        with glue_errors(self.endpoint_url):
+        with aws_errors(GLUE, self.endpoint_url):
             try:
                 current = self.glue.get_database(Name=name)["Database"]
                 if current.get("Description") != description:  # keep its parameters (the crawl bookmarks)
                     self.glue.update_database(Name=name, DatabaseInput={
                         "Name": name, "Description": description, "Parameters": current.get("Parameters", {})})
-            except Exception as error:  # noqa: BLE001 - classified here
-                if _code(error) != "EntityNotFoundException":
+            except Exception as error:
+                if error_code(error) != "EntityNotFoundException":
                     raise
                 self.glue.create_database(DatabaseInput={"Name": name, "Description": description})
 
     def list_databases(self) -> list[str]:
-        with glue_errors(self.endpoint_url):
+        with aws_errors(GLUE, self.endpoint_url):
             names = []
             for page in self.glue.get_paginator("get_databases").paginate():
                 names.extend(d["Name"] for d in page["DatabaseList"])
@@ -101,11 +67,11 @@ class GlueCatalog(Catalog):
         (which Iceberg's own Glue catalog owns)."""
         import json
 
-        with glue_errors(self.endpoint_url):
+        with aws_errors(GLUE, self.endpoint_url):
             try:
                 parameters = self.glue.get_database(Name=database)["Database"].get("Parameters", {})
-            except Exception as error:  # noqa: BLE001
-                if _code(error) == "EntityNotFoundException":
+            except Exception as error:
+                if error_code(error) == "EntityNotFoundException":
                     return {}
                 raise
         prefix = f"{OURS}crawl."
@@ -114,7 +80,7 @@ class GlueCatalog(Catalog):
     def put_bookmarks(self, database: str, bookmarks: dict[str, dict]) -> None:
         import json
 
-        with glue_errors(self.endpoint_url):
+        with aws_errors(GLUE, self.endpoint_url):
             current = self.glue.get_database(Name=database)["Database"]
             parameters = {k: v for k, v in current.get("Parameters", {}).items() if not k.startswith(f"{OURS}crawl.")}
             parameters.update({f"{OURS}crawl.{name}": json.dumps(body, sort_keys=True)
@@ -126,30 +92,30 @@ class GlueCatalog(Catalog):
 
     # -- tables --------------------------------------------------------------------------------
     def list_tables(self, database: str) -> list[CatalogTable]:
-        with glue_errors(self.endpoint_url):
+        with aws_errors(GLUE, self.endpoint_url):
             try:
                 raw_tables = []
                 for page in self.glue.get_paginator("get_tables").paginate(DatabaseName=database):
                     raw_tables.extend(page["TableList"])
-            except Exception as error:  # noqa: BLE001
-                if _code(error) == "EntityNotFoundException":
+            except Exception as error:
+                if error_code(error) == "EntityNotFoundException":
                     return []
                 raise
             return sorted((self._from_glue(database, t) for t in raw_tables), key=lambda t: t.name)
 
     def get_table(self, database: str, name: str) -> CatalogTable | None:
-        with glue_errors(self.endpoint_url):
+        with aws_errors(GLUE, self.endpoint_url):
             try:
                 raw = self.glue.get_table(DatabaseName=database, Name=name)["Table"]
-            except Exception as error:  # noqa: BLE001
-                if _code(error) == "EntityNotFoundException":
+            except Exception as error:
+                if error_code(error) == "EntityNotFoundException":
                     return None
                 raise
             return self._from_glue(database, raw)
 
     def put_table(self, table: CatalogTable, partitions_changed: bool = True) -> None:
         table_input = self._to_glue(table)
-        with glue_errors(self.endpoint_url):
+        with aws_errors(GLUE, self.endpoint_url):
             try:
                 current = self.glue.get_table(DatabaseName=table.database, Name=table.name)["Table"]
                 columns = current.get("StorageDescriptor", {}).get("Columns")
@@ -157,15 +123,15 @@ class GlueCatalog(Catalog):
                                and current.get("PartitionKeys", []) == table_input["PartitionKeys"])
                 # Glue keeps a version of the table per update; keep one only when the schema changed.
                 self.glue.update_table(DatabaseName=table.database, TableInput=table_input, SkipArchive=same_schema)
-            except Exception as error:  # noqa: BLE001
-                if _code(error) != "EntityNotFoundException":
+            except Exception as error:
+                if error_code(error) != "EntityNotFoundException":
                     raise
                 self.glue.create_table(DatabaseName=table.database, TableInput=table_input)
             if partitions_changed:
                 self._sync_partitions(table, table_input["StorageDescriptor"])
 
     def delete_table(self, database: str, name: str) -> None:
-        with glue_errors(self.endpoint_url):
+        with aws_errors(GLUE, self.endpoint_url):
             self.glue.delete_table(DatabaseName=database, Name=name)
 
     # -- partitions ----------------------------------------------------------------------------

@@ -19,10 +19,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
+from movielake_dagster.catalog.formats import ICEBERG
+from movielake_dagster.catalog.model import (
+    CatalogColumn,
+    CatalogPartition,
+    CatalogTable,
+    TableChange,
+)
 from movielake_dagster.errors import ConfigurationError, EndpointError
 
 SPARK_CATALOG = "lake"  # Spark's name for the catalog: tables are lake.cleanse.movies, lake.access.fct_rating
@@ -239,7 +246,7 @@ def snapshot_history(table) -> list[SnapshotInfo]:
         additional = summary.additional_properties if summary is not None else {}
         history.append(SnapshotInfo(
             snapshot.snapshot_id, snapshot.parent_snapshot_id,
-            datetime.fromtimestamp(snapshot.timestamp_ms / 1000, tz=timezone.utc), operation,
+            datetime.fromtimestamp(snapshot.timestamp_ms / 1000, tz=UTC), operation,
             _summary_int(summary, "added-records"),
             _summary_int(summary, "deleted-records") + _summary_int(summary, "added-position-deletes"),
             live_rows(summary), additional.get(RUN_ID_PROPERTY, ""),
@@ -387,8 +394,6 @@ def bookmark(table) -> dict:
 
 def iceberg_table(layer: str, name: str, table, crawled_at: str):
     """The table as the crawler reports it (read from Iceberg's metadata, not from the data files)."""
-    from movielake_dagster.catalog.formats import ICEBERG
-    from movielake_dagster.catalog.model import CatalogColumn, CatalogPartition, CatalogTable
 
     snapshot = table.current_snapshot()
     summary = snapshot.summary.additional_properties if snapshot is not None and snapshot.summary else {}
@@ -418,7 +423,6 @@ def iceberg_change(qualified_name: str, table, before: dict | None):
     """What changed in the table since the crawl that left ``before`` (its bookmark): columns added,
     removed or retyped between the schema seen then (from Iceberg's schema history) and now,
     partitions added or removed, and whether new snapshots were committed."""
-    from movielake_dagster.catalog.model import TableChange
 
     now = bookmark(table)
     if before is None:

@@ -37,10 +37,10 @@ class LocalCatalog(Catalog):
     @contextmanager
     def _connect(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=30)) as connection:
-            with connection:  # one transaction: committed on success, rolled back on error
-                connection.executescript(SCHEMA)
-                yield connection
+        # one transaction (the inner `with connection`): committed on success, rolled back on error
+        with closing(sqlite3.connect(self.path, timeout=30)) as connection, connection:
+            connection.executescript(SCHEMA)
+            yield connection
 
     def ensure_database(self, name: str, description: str) -> None:
         with self._connect() as db:

@@ -78,7 +78,7 @@ class CatalogTable:
                 return column
         return None
 
-    def with_changes(self, **changes: Any) -> "CatalogTable":
+    def with_changes(self, **changes: Any) -> CatalogTable:
         return replace(self, **changes)
 
     # -- plain-data form (the local backend stores this as JSON) --------------------------------
@@ -86,7 +86,7 @@ class CatalogTable:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "CatalogTable":
+    def from_dict(cls, data: dict) -> CatalogTable:
         data = dict(data)
         data["storage"] = StorageFormat(**data["storage"])
         data["columns"] = tuple(CatalogColumn(**c) for c in data["columns"])

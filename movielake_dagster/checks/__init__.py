@@ -2,24 +2,16 @@
 
 ``rules.py`` holds the rules and their one-pass evaluation (Spark, no Dagster),
 ``reconciliation.py`` the record accounting between layers, ``factories.py`` turns both into
-Dagster asset checks.
+Dagster asset checks. Lateness is not a check: the access layer carries a freshness policy
+(``automation/schedules.py``), which the UI evaluates.
 """
 
-import warnings
-
-from movielake_dagster.checks.factories import build_dataset_checks, build_freshness_checks, checked_datasets
+from movielake_dagster.checks.factories import build_dataset_checks, checked_datasets
 
 
-def build_checks():
-    """Every asset check of the lake and the sensor that keeps the access layer's freshness checked."""
-    import dagster as dg
-
-    freshness = build_freshness_checks()
-    checks = [build_dataset_checks(d) for d in checked_datasets()] + freshness
-    with warnings.catch_warnings():  # superseded by FreshnessPolicy, which does not show as a check
-        warnings.simplefilter("ignore")
-        sensor = dg.build_sensor_for_freshness_checks(freshness_checks=freshness, name="access_freshness_sensor")
-    return checks, sensor
+def build_checks() -> list:
+    """Every asset check of the lake: one multi-check per checked dataset."""
+    return [build_dataset_checks(d) for d in checked_datasets()]
 
 
-__all__ = ["build_checks", "build_dataset_checks", "build_freshness_checks", "checked_datasets"]
+__all__ = ["build_checks", "build_dataset_checks", "checked_datasets"]

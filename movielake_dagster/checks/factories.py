@@ -8,19 +8,18 @@ can be accounted for, ``reconciliation``. All checks of a table run in one step 
 table once (see ``rules.evaluate_rows``). Key, integrity, schema and reconciliation checks are
 ERROR and blocking: downstream assets do not materialize on bad data. The rest are WARN.
 
-The access layer also gets Dagster's freshness check (WARN) and a sensor that evaluates it.
+Lateness is not a check here: the access layer carries Dagster's freshness policy (``automation/schedules.py``).
 """
 
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
-from datetime import timedelta
 
 import dagster as dg
 from pyspark.sql import functions as F
 
+from movielake_dagster.catalog.iceberg import live_rows, run_branch
 from movielake_dagster.checks import reconciliation as rec
 from movielake_dagster.checks.rules import (
     ERROR,
@@ -32,16 +31,14 @@ from movielake_dagster.checks.rules import (
     foreign_keys,
     row_rules,
 )
-from movielake_dagster.datasets import ALL_DATASETS, Dataset
-from movielake_dagster.catalog.iceberg import live_rows, run_branch
-from movielake_dagster.io_managers.iceberg import branch_snapshot, markdown_preview, publish, table_name
+from movielake_dagster.datasets import ALL_DATASETS, Dataset, dataset_for_table
+from movielake_dagster.io_managers.iceberg import (
+    branch_snapshot,
+    markdown_preview,
+    publish,
+    table_name,
+)
 from movielake_dagster.lake import spark_uri
-
-FRESHNESS_LOWER_BOUND = timedelta(hours=26)  # a daily build, with two hours of slack
-
-
-def _dataset(layer: str, name: str) -> Dataset | None:
-    return next((d for d in ALL_DATASETS if d.layer == layer and d.name == name), None)
 
 
 def checked_datasets() -> list[Dataset]:
@@ -70,7 +67,7 @@ def _inputs(dataset: Dataset) -> tuple[dict[str, dg.AssetIn], dict[str, list[dg.
     for fk in foreign_keys(dataset):
         ins[f"parent_{fk.column}"] = dg.AssetIn(fk.parent.asset_key)
         deps[fk.check_name] = [fk.parent.asset_key]
-    quarantine, staging = _dataset("cleanse", f"quarantine_{dataset.name}"), _dataset("staging", dataset.name)
+    quarantine, staging = dataset_for_table("cleanse", f"quarantine_{dataset.name}"), dataset_for_table("staging", dataset.name)
     if dataset.layer == "cleanse" and quarantine and staging:
         ins["staged"] = dg.AssetIn(staging.asset_key)
         ins["quarantine"] = dg.AssetIn(quarantine.asset_key)
@@ -258,13 +255,3 @@ def publish_audited(context, dataset: Dataset, blocked_by: list[str]) -> dict:
     context.log.info(f"{table_name(dataset)}: published snapshot {head} (main fast-forwarded to {branch})")
     metadata["movielake/published"] = "yes: main fast-forwarded to the branch"
     return metadata
-
-
-def build_freshness_checks() -> list[dg.AssetChecksDefinition]:
-    """Dagster's last-update freshness check on every access table (WARN: stale, not wrong)."""
-    access = [d.asset_key for d in ALL_DATASETS if d.layer == "access"]
-    with warnings.catch_warnings():  # superseded by FreshnessPolicy, which is not shown as a check
-        warnings.simplefilter("ignore")
-        return list(dg.build_last_update_freshness_checks(
-            assets=access, lower_bound_delta=FRESHNESS_LOWER_BOUND, severity=dg.AssetCheckSeverity.WARN,
-        ))

@@ -18,6 +18,7 @@ from pathlib import PurePosixPath
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from movielake_dagster.catalog.iceberg import live_rows
 from movielake_dagster.checks.rules import ERROR, Outcome
 from movielake_dagster.datasets import MOVIES, RATINGS, USERS, Dataset
 from movielake_dagster.lake import spark_uri
@@ -198,7 +199,6 @@ def reconcile_batch(dataset: Dataset, spark, staged, batch_files: tuple[str, ...
 
 def reconcile_counts(dataset: Dataset, rows: int, iceberg) -> Outcome:
     """After a day's row changes: the table has as many rows as its source (both from Iceberg's metadata)."""
-    from movielake_dagster.catalog.iceberg import live_rows
 
     upstream = ACCESS_SOURCES[dataset.name][0]
     source = iceberg.table(upstream.layer, upstream.name).current_snapshot()

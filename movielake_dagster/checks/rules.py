@@ -9,7 +9,7 @@ columns. Failing rows are fetched only for rules that failed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -29,7 +29,7 @@ QUARANTINE_REASONS = (
 
 def max_plausible_year() -> int:
     """The same bound the movie cleansing applies: up to five years ahead (announced films)."""
-    return datetime.now(timezone.utc).year + 5
+    return datetime.now(UTC).year + 5
 
 
 def _q(column: str) -> str:

@@ -1,8 +1,10 @@
 """Dagster resources: where the lake is (``LakeResource``), its catalogs (``CatalogResource``) and the
 Spark engine (``SparkResource``)."""
 
+from movielake_dagster.resources.catalog import (
+    CatalogResource,
+)
 from movielake_dagster.resources.lake import LakeResource
-from movielake_dagster.resources.catalog import CatalogResource  # noqa: I001 - after LakeResource, which it uses
 from movielake_dagster.resources.spark import SparkResource
 
 __all__ = ["CatalogResource", "LakeResource", "SparkResource"]

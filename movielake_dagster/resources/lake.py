@@ -5,10 +5,11 @@ import time
 from functools import cached_property
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
+from movielake_dagster.aws import MAX_ATTEMPTS
 from movielake_dagster.datasets import Dataset
 from movielake_dagster.lake import LakeLocation, ObjectStore, spark_uri
-
 
 STALE_AFTER_SECONDS = 24 * 3600  # a scratch folder untouched this long belongs to a dead run
 SCRATCH = "_scratch"
@@ -28,7 +29,8 @@ class LakeResource(dg.ConfigurableResource):
 
     @cached_property
     def store(self) -> ObjectStore:
-        return ObjectStore(self.s3_endpoint, self.s3_region)
+        s3 = S3Resource(endpoint_url=self.s3_endpoint or None, region_name=self.s3_region, max_attempts=MAX_ATTEMPTS)
+        return ObjectStore(self.s3_endpoint, self.s3_region, client_factory=s3.get_client)
 
     @property
     def is_s3(self) -> bool:

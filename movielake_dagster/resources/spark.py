@@ -12,10 +12,11 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+from dagster_pyspark import LazyPySparkResource
 
 from movielake_dagster.catalog.iceberg import SPARK_CATALOG
-from movielake_dagster.resources.catalog import CatalogResource
 from movielake_dagster.errors import EnvironmentProblem
+from movielake_dagster.resources.catalog import CatalogResource
 from movielake_dagster.resources.lake import LakeResource
 
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
@@ -118,7 +119,7 @@ def comet_status(session) -> str | None:
         return "the Comet plugin is not in spark.plugins (MOVIELAKE_SPARK_ENGINE=spark?)"
     try:
         loaded = session._jvm.org.apache.comet.NativeBase.isLoaded()
-    except Exception as error:  # noqa: BLE001 - py4j wraps the JVM's reason; report its first line
+    except Exception as error:
         return str(error).strip().splitlines()[0][:300]
     return None if loaded else "Comet's native library did not load"
 
@@ -185,6 +186,17 @@ class SparkResource(dg.ConfigurableResource):
         conf.update(self.extra_conf)  # the user's own properties win
         return conf
 
+    def pyspark(self) -> LazyPySparkResource:
+        """dagster-pyspark's resource configured from the lake's settings: ``spark_conf()`` plus the
+        master URL, or, for Spark Connect, the remote URL and only the properties a client may set."""
+        conf = self.spark_conf()
+        if self.remote:  # a Connect server's own properties (jars, extensions, memory) were fixed when it started
+            conf = {k: v for k, v in conf.items() if k in self.extra_conf or session_property(k)}
+            conf["spark.remote"] = self.remote
+        else:
+            conf["spark.master"] = self.master
+        return LazyPySparkResource(spark_config=conf)
+
     def get_session(self):
         """The process's SparkSession, created on first use with this resource's settings."""
         from pyspark.sql import SparkSession
@@ -211,14 +223,7 @@ class SparkResource(dg.ConfigurableResource):
             # Comet's native library logs at INFO to stderr unless told otherwise; it reads the
             # level from the environment of the JVM that pyspark is about to start.
             os.environ.setdefault("COMET_LOG_LEVEL", "WARN")
-        builder = SparkSession.builder
-        builder = builder.remote(self.remote) if self.remote else builder.master(self.master)
-        conf = self.spark_conf()
-        if self.remote:  # a Connect server's own properties (jars, extensions, memory) were fixed when it started
-            conf = {k: v for k, v in conf.items() if k in self.extra_conf or session_property(k)}
-        for key, value in conf.items():
-            builder = builder.config(key, value)
-        session = builder.getOrCreate()
+        session = self.pyspark().spark_session
         if not self.remote:
             session.sparkContext.setLogLevel("ERROR")
         return session

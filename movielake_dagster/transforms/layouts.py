@@ -240,6 +240,19 @@ def iter_field_rows(parsed: ParsedFile) -> Iterator[tuple]:
 
 
 __all__ = [
-    "CSV", "DAT", "HEADERS", "JSON", "header_for", "ParsedFile", "Record", "is_blank", "is_header", "json_starts_document",
-    "layout_of", "parse_csv", "parse_json_document", "records_in", "split_line",
+    "CSV",
+    "DAT",
+    "HEADERS",
+    "JSON",
+    "ParsedFile",
+    "Record",
+    "header_for",
+    "is_blank",
+    "is_header",
+    "json_starts_document",
+    "layout_of",
+    "parse_csv",
+    "parse_json_document",
+    "records_in",
+    "split_line",
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from movielake_dagster.transforms.records import reject_repeated_keys
 from movielake_dagster.transforms.raw_lines import (
     DETAIL,
     REASON,
@@ -13,6 +12,7 @@ from movielake_dagster.transforms.raw_lines import (
     reject_when,
     try_int,
 )
+from movielake_dagster.transforms.records import reject_repeated_keys
 
 NO_GENRES = "(no genres listed)"
 # The last "(YYYY)" of the title, optionally followed only by markers such as "(V)".

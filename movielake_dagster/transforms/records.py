@@ -16,7 +16,6 @@ from movielake_dagster.transforms.raw_lines import (
     with_line_numbers,
 )
 
-
 RECORD = "_record"
 
 

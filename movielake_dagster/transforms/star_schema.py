@@ -5,7 +5,14 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from movielake_dagster.datasets import BRIDGE_MOVIE_GENRE, DIM_DATE, DIM_MOVIE, DIM_USER, FCT_RATING, Dataset
+from movielake_dagster.datasets import (
+    BRIDGE_MOVIE_GENRE,
+    DIM_DATE,
+    DIM_MOVIE,
+    DIM_USER,
+    FCT_RATING,
+    Dataset,
+)
 
 
 def _project(df: DataFrame, dataset: Dataset) -> DataFrame:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from movielake_dagster.transforms.raw_lines import DETAIL, REASON, TEXT, record_fields, reject_when, try_int
+from movielake_dagster.transforms.raw_lines import (
+    DETAIL,
+    REASON,
+    TEXT,
+    record_fields,
+    reject_when,
+    try_int,
+)
 from movielake_dagster.transforms.records import reject_repeated_keys
 
 MASTERDATA_SCHEMA = "user_id string, firts_name string, first_name string, last_name string, _corrupt string"

@@ -27,11 +27,30 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from movielake_dagster.generate import GeneratorSpec, GenerationReport, generate_dataset
+from movielake_dagster.automation.maintenance import MAINTENANCE_JOB
+from movielake_dagster.automation.schedules import DAILY_BATCH_ASSETS, DAILY_JOB
+from movielake_dagster.code_location import build_definitions, build_resources
+from movielake_dagster.datasets import (
+    ANALYTICS_BASES,
+    FCT_RATING,
+    MOVIES,
+    QUARANTINE_RATINGS,
+    RATINGS,
+    USERS,
+)
 from movielake_dagster.io_managers.iceberg import table_name
+from movielake_dagster.settings import Settings
+from movielake_dagster.tools.generate import (
+    GenerationReport,
+    GeneratorSpec,
+    generate_dataset,
+)
+from movielake_dagster.tools.progress import with_progress
+from movielake_dagster.tools.runner import failed_error_checks, materialize_all
+from movielake_dagster.tools.seed_baseline import run_seed_pipeline
 
 ML10M = GeneratorSpec()
 BENCH_BAD_RECORD_RATE = 0.0001
@@ -119,7 +138,7 @@ class PeakMemory:
         self.peak = 0
         self._sample()
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self.reset()
         self._thread.start()
         return self
@@ -224,7 +243,6 @@ def bench_spec(ratings: int, seed: int = 42, bad_record_rate: float = BENCH_BAD_
 
 def _session(settings, event_log_dir: Path):
     """The run's one SparkSession: the lake's own configuration plus Spark's event log."""
-    from movielake_dagster.definitions import build_resources
 
     event_log = f"spark.eventLog.enabled=true,spark.eventLog.dir={event_log_dir.as_uri()},spark.eventLog.compress=false"
     spark_conf = ",".join(c for c in (settings.spark_conf, event_log) if c)
@@ -235,7 +253,7 @@ def _flush_events(session) -> None:
     """Let Spark's listener bus deliver every event, so the event log has the last stages."""
     try:
         session.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(10_000)
-    except Exception:  # noqa: BLE001 - a private API: without it the last stages may be missing
+    except Exception:
         pass
 
 
@@ -274,7 +292,7 @@ def one_day_batch(report: GenerationReport, day: date) -> tuple[str, int]:
     span = (date.fromisoformat(report.spec.end) - date.fromisoformat(report.spec.start)).days + 1
     per_day = max(1, round(report.spec.ratings / span))
     step = max(1, lines // per_day)
-    midnight = int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp())
+    midnight = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
     batch = []
     with open(report.files["ratings"], encoding="utf-8", errors="replace") as handle:
         for index, line in enumerate(handle):
@@ -292,7 +310,7 @@ def one_day_batch(report: GenerationReport, day: date) -> tuple[str, int]:
     return "\n".join(batch) + "\n", len(batch)
 
 
-def _warm_up(session, settings, work: Path, ratings: int, baseline: bool, seed: int, memory: "PeakMemory",
+def _warm_up(session, settings, work: Path, ratings: int, baseline: bool, seed: int, memory: PeakMemory,
              log, baseline_lake_conf: bool = False, progress=None) -> Phase:
     """The lake (and the seed pipeline) once on a small generated dataset, before anything is timed.
 
@@ -300,8 +318,6 @@ def _warm_up(session, settings, work: Path, ratings: int, baseline: bool, seed: 
     first step of a cold run took 18 s at 10M ratings where the same step took 4 s warm. The
     baseline runs after the lake in the same JVM, so without this the lake alone would pay for it.
     """
-    from movielake_dagster.cli import materialize_all
-    from movielake_dagster.seed_baseline import run_seed_pipeline
 
     raw = work / "warm-up" / "raw"
     memory.reset()
@@ -321,13 +337,10 @@ def run_bench(ratings: int = ML10M.ratings, work_dir: Path | None = None, baseli
               baseline_lake_conf: bool = False, days: int = 1, log=print, progress=None) -> BenchResult:
     """Generate, build, load one day (or ``days`` days, then a compaction and one more day), optionally
     run the seed baseline; returns every measurement. ``log`` gets one line per finished phase;
-    ``progress`` (a :class:`movielake_dagster.progress.Progress`, or None) one per asset and check step
+    ``progress`` (a :class:`movielake_dagster.tools.progress.Progress`, or None) one per asset and check step
     of every build and daily load while it runs."""
     import dagster as dg
 
-    from movielake_dagster.cli import failed_error_checks, materialize_all
-    from movielake_dagster.datasets import MOVIES, RATINGS, USERS
-    from movielake_dagster.settings import Settings
 
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="movielake-bench-"))
     raw, lake, events = work / "raw", work / "lake", work / "spark-events"
@@ -372,7 +385,6 @@ def run_bench(ratings: int = ML10M.ratings, work_dir: Path | None = None, baseli
             if incremental:
                 phases.update(_daily_loads(settings, instance, report, raw, memory, days, log, progress))
             if baseline:
-                from movielake_dagster.seed_baseline import run_seed_pipeline
 
                 memory.reset()
                 started = time.perf_counter()
@@ -400,8 +412,6 @@ def _daily_load(job, instance, report: GenerationReport, raw: Path, memory: Peak
                 name: str, log=None, progress=None) -> Phase:
     """Land one day's batch for ``day`` and run the daily ``job`` for it as the schedule requests it:
     the assets that batch changes, with their checks."""
-    from movielake_dagster.progress import with_progress
-    from movielake_dagster.schedules import DAILY_BATCH_ASSETS
 
     text, lines = one_day_batch(report, day)
     (raw / "ratings").mkdir(exist_ok=True)
@@ -424,11 +434,7 @@ def _daily_loads(settings, instance, report: GenerationReport, raw: Path, memory
     """The day after the generated history (the one-day load); with ``days`` > 1, that many consecutive
     days, then the maintenance job's compaction, then one more day: merge-on-read's deletes pile up
     over the days and the compaction folds them back into the data files."""
-    from movielake_dagster.definitions import build_definitions
-    from movielake_dagster.datasets import ANALYTICS_BASES, FCT_RATING, QUARANTINE_RATINGS, RATINGS
-    from movielake_dagster.maintenance import MAINTENANCE_JOB
 
-    from movielake_dagster.schedules import DAILY_JOB
 
     daily_tables = (RATINGS, QUARANTINE_RATINGS, FCT_RATING, *ANALYTICS_BASES)
     definitions = build_definitions(settings)

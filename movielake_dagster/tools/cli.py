@@ -7,117 +7,43 @@ problem the user can fix, instead of a stack trace.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from movielake_dagster.catalog.commands import add_commands, answer_questions
 from movielake_dagster.errors import ConfigurationError, MovielakeError
-from movielake_dagster.progress import Progress, with_progress
-from movielake_dagster.settings import Settings
+from movielake_dagster.settings import SPARK_ENGINES, Settings
+from movielake_dagster.tools.bench import format_report, run_bench
+from movielake_dagster.tools.bench_cold import (
+    DEFAULT_NOTEBOOK,
+    cold_compare,
+    parse_sizes,
+    scale_curve,
+)
+from movielake_dagster.tools.catalog_commands import add_commands, answer_questions
+from movielake_dagster.tools.doctor import report, run_checks
+from movielake_dagster.tools.generate import GeneratorSpec, generate_dataset
+from movielake_dagster.tools.progress import Progress
+from movielake_dagster.tools.runner import (
+    asset_rows,
+    check_rows,
+    check_summary,
+    failed_error_checks,
+    materialize_all,
+    step_error,
+)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(landing=getattr(args, "raw", None), lake=getattr(args, "lake", None))
 
 
-def _instance():
-    import dagster as dg
-
-    if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
-    return dg.DagsterInstance.ephemeral()
-
-
-def _root_error(error_info) -> str:
-    """The most specific message in a Dagster error chain: our one-line error if there is one."""
-    chain = []
-    while error_info is not None:
-        chain.append(error_info)
-        error_info = error_info.cause
-    for info in chain:
-        if info.cls_name and info.cls_name.endswith(("Error", "Problem")) and " -> " in info.message:
-            return info.message.strip().splitlines()[-1].split(": ", 1)[-1]
-    last = chain[-1] if chain else None
-    return last.message.strip().splitlines()[0] if last else "unknown error"
-
-
-def materialize_all(settings: Settings, verbose: bool = False, instance=None, progress=None):
-    """Build every asset of the lake in this process; returns the Dagster result and the resources.
-
-    ``progress`` (a :class:`movielake_dagster.progress.Progress`) receives the run's events as they
-    happen and prints a line per stored asset and per check step."""
-    from movielake_dagster.assets.staging import check_landing
-    from movielake_dagster.definitions import build_definitions
-
-    defs = build_definitions(settings)
-    resources = defs.resources
-    # Fail fast, in one line, before any step runs: unreachable S3, missing raw files, Java or jars.
-    resources["lake"].prepare()
-    check_landing(resources["lake"])
-    resources["spark"].get_session()
-    log_level = "INFO" if verbose else "WARNING"
-    job, run_config = with_progress(defs.resolve_job_def("materialize_lake"),
-                                    {"loggers": {"console": {"config": {"log_level": log_level}}}}, progress)
-    result = job.execute_in_process(instance=instance or _instance(), raise_on_error=False, run_config=run_config)
-    return result, resources
-
-
-def asset_rows(result) -> list[tuple[str, object, str]]:
-    rows = []
-    for event in result.get_asset_materialization_events():
-        materialization = event.materialization
-        metadata = materialization.metadata
-        count = metadata.get("dagster/row_count")
-        uri = metadata.get("dagster/uri")
-        rows.append((
-            materialization.asset_key.to_user_string(),
-            count.value if count is not None else metadata.get("bytes").value if "bytes" in metadata else "",
-            uri.value if uri is not None else "",
-        ))
-    return rows
-
-
-def check_rows(result) -> list[tuple[str, str, str, str, object]]:
-    """(asset, check, severity, PASS/FAIL, failed rows) for every check evaluated in the run."""
-    rows = []
-    for evaluation in result.get_asset_check_evaluations():
-        failed = evaluation.metadata.get("failed_rows")
-        rows.append((
-            evaluation.asset_key.to_user_string(),
-            evaluation.check_name,
-            evaluation.severity.value,
-            "pass" if evaluation.passed else "FAIL",
-            failed.value if failed is not None else "",
-        ))
-    return sorted(rows)
-
-
-def check_summary(rows: list[tuple]) -> list[tuple[str, str, str]]:
-    """One line per asset: how many of its checks passed, and which failed."""
-    by_asset: dict[str, list[tuple]] = {}
-    for row in rows:
-        by_asset.setdefault(row[0], []).append(row)
-    return [
-        (asset, f"{sum(r[3] == 'pass' for r in checks)}/{len(checks)}",
-         ", ".join(f"{r[1]} ({r[2]}: {r[4]})" for r in checks if r[3] == "FAIL"))
-        for asset, checks in by_asset.items()
-    ]
-
-
-def failed_error_checks(result) -> list[str]:
-    """``asset:check`` of every ERROR check that failed in the run."""
-    return [f"{asset}:{check}" for asset, check, severity, outcome, _ in check_rows(result)
-            if outcome == "FAIL" and severity == "ERROR"]
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     print(f"movielake: building the lake at {settings.lake} from {settings.landing}", flush=True)
     progress = None if args.quiet else Progress()
-    result, resources = materialize_all(settings, verbose=args.verbose, progress=progress)
+    result, _resources = materialize_all(settings, verbose=args.verbose, progress=progress)
     if progress is not None:
         print(progress.summary())
         print()
@@ -137,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     if not result.success:
         for event in result.get_step_failure_events():
-            print(f"movielake: error: step {event.step_key} failed: {_root_error(event.event_specific_data.error)}",
+            print(f"movielake: error: step {event.step_key} failed: {step_error(event.event_specific_data.error)}",
                   file=sys.stderr)
         return 1
     print()
@@ -150,7 +76,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """One line per check; a problem names its fix. Exit status 1 when there is any problem."""
-    from movielake_dagster.doctor import report, run_checks
 
     findings = run_checks(_settings(args))
     print(report(findings))
@@ -162,7 +87,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from movielake_dagster.generate import GeneratorSpec, generate_dataset
 
     spec = GeneratorSpec(ratings=args.ratings, movies=args.movies, users=args.users, seed=args.seed,
                          bad_record_rate=args.bad_record_rate)
@@ -178,7 +102,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Build the lake on generated data and print the timings (see bench.py)."""
     from pathlib import Path
 
-    from movielake_dagster.bench import format_report, run_bench
 
     if args.cold or args.scale:
         return _cold_bench(args)
@@ -196,8 +119,6 @@ def _cold_bench(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from movielake_dagster.bench_cold import DEFAULT_NOTEBOOK, cold_compare, parse_sizes, scale_curve
-    from movielake_dagster.settings import SPARK_ENGINES
 
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     unknown = [e for e in engines if e not in SPARK_ENGINES]
@@ -235,7 +156,6 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--raw", help="landing location to check (folder or s3:// prefix)")
     doctor.add_argument("--lake", help="lake location to check")
     doctor.set_defaults(handler=cmd_doctor)
-    from movielake_dagster.generate import GeneratorSpec
 
     ml10m = GeneratorSpec()
     generate = commands.add_parser("generate", help="write deterministic synthetic raw files (MovieLens-10M shape)")

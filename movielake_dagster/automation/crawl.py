@@ -12,10 +12,11 @@ import json
 
 import dagster as dg
 
-from movielake_dagster.catalog.model import CatalogTable, CrawlReport
-from movielake_dagster.resources.catalog import CatalogResource
+from movielake_dagster.assets import ALL_ASSETS
 from movielake_dagster.catalog.crawler import catalog_datasets
+from movielake_dagster.catalog.model import CatalogTable, CrawlReport
 from movielake_dagster.lake import LAYERS
+from movielake_dagster.resources.catalog import CatalogResource
 
 JOB_NAME = "crawl_catalog"
 
@@ -110,7 +111,6 @@ def changes_markdown(report: CrawlReport) -> str:
 def layer_asset_keys(layer: str) -> list[dg.AssetKey]:
     """The assets whose materialization changes the layer: its datasets, and any other asset keyed
     under the layer's name (the daily ``staging/rating_batch`` partitions land in ``staging/ratings/``)."""
-    from movielake_dagster.definitions import ALL_ASSETS
 
     keys = [d.asset_key for d in catalog_datasets() if d.layer == layer]
     keys += [key for asset in ALL_ASSETS for key in asset.keys if key.path[0] == layer and key not in keys]

@@ -11,12 +11,26 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+from movielake_dagster.assets.staging import check_landing as landed
+from movielake_dagster.assets.staging import landed_rating_batches
+from movielake_dagster.aws import S3, aws_errors, error_code, is_not_found
+from movielake_dagster.catalog import BACKENDS, default_catalog_path
+from movielake_dagster.catalog.glue import GlueCatalog
+from movielake_dagster.code_location import build_definitions, build_resources
 from movielake_dagster.errors import MovielakeError
+from movielake_dagster.lake import LakeLocation
+from movielake_dagster.resources.spark import (
+    REQUIRED_JARS,
+    comet_status,
+    connector_jars,
+    missing_jars,
+)
 from movielake_dagster.settings import Settings
+from movielake_dagster.tools.catalog_commands import iceberg_for
 
 MIN_JAVA = 17
 
@@ -70,7 +84,6 @@ def _java_version() -> str | None:
 def check_jars(settings: Settings) -> Finding:
     """The connector jars this lake needs: Iceberg always, the SQLite driver for a local catalog, the
     AWS bundle and hadoop-aws for S3 or Glue."""
-    from movielake_dagster.resources.spark import REQUIRED_JARS, connector_jars, missing_jars
 
     if settings.spark_remote:
         return Finding("connector jars", True, "provided by the Spark Connect server's own classpath")
@@ -85,7 +98,6 @@ def check_jars(settings: Settings) -> Finding:
 
 
 def check_lake(settings: Settings) -> Finding:
-    from movielake_dagster.lake import LakeLocation, ObjectStore
 
     try:
         location = LakeLocation.parse(settings.lake)
@@ -98,7 +110,7 @@ def check_lake(settings: Settings) -> Finding:
             return Finding("lake", False, f"{root} cannot be created (no write access to {existing})",
                            "set MOVIELAKE_LAKE (or --lake) to a folder you can write")
         return Finding("lake", True, f"{root} ({'exists' if root.exists() else 'created on the first run'})")
-    store = ObjectStore(settings.s3_endpoint, settings.region)
+    store = build_resources(settings)["lake"].store
     missing = []
     try:
         for bucket in location.buckets():
@@ -111,24 +123,20 @@ def check_lake(settings: Settings) -> Finding:
 
 
 def _bucket_exists(store, bucket: str) -> bool:
-    from movielake_dagster.lake import _error_code, s3_errors
 
-    with s3_errors(store.endpoint_url, bucket):
+    with aws_errors(S3, store.endpoint_url, f"bucket {bucket}"):
         try:
             store.s3.head_bucket(Bucket=bucket)
             return True
-        except Exception as error:  # noqa: BLE001 - classified here and by s3_errors
-            if _error_code(error) in ("404", "NoSuchBucket", "NotFound"):
+        except Exception as error:
+            if is_not_found(error):
                 return False
             raise
 
 
 def check_landing(settings: Settings) -> Finding:
-    from movielake_dagster.assets.staging import check_landing as landed, landed_rating_batches
-    from movielake_dagster.resources import LakeResource
 
-    lake = LakeResource(url=settings.lake, landing=settings.landing, s3_endpoint=settings.s3_endpoint,
-                        s3_region=settings.region)
+    lake = build_resources(settings)["lake"]
     if not settings.landing.startswith("s3://") and not Path(settings.landing).is_dir():
         return Finding("landing", False, f"{settings.landing} is not a folder",
                        "set MOVIELAKE_LANDING (or --raw) to the folder or s3:// prefix where raw files land")
@@ -150,24 +158,21 @@ def check_s3_credentials(settings: Settings) -> Finding:
     if credentials is None:
         return Finding("s3 credentials", False, "no AWS credentials in the default chain",
                        "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or run with an IAM role")
-    from movielake_dagster.lake import ObjectStore, s3_errors
 
-    store = ObjectStore(settings.s3_endpoint, settings.region)
+    store = build_resources(settings)["lake"].store
     endpoint = settings.s3_endpoint or f"AWS S3 ({settings.region})"
     try:
-        with s3_errors(store.endpoint_url):
+        with aws_errors(S3, store.endpoint_url):
             store.s3.list_buckets()
     except MovielakeError as error:
         return Finding("s3 credentials", False, error.problem, error.fix)
-    except Exception as error:  # noqa: BLE001 - e.g. AccessDenied on ListBuckets, which a lake role may lack
-        code = getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__)
+    except Exception as error:
+        code = error_code(error) or type(error).__name__
         return Finding("s3 credentials", True, f"{credentials.method} credentials; {endpoint} answered ({code})")
     return Finding("s3 credentials", True, f"{credentials.method} credentials accepted by {endpoint}")
 
 
 def check_catalog(settings: Settings) -> Finding:
-    from movielake_dagster.catalog import BACKENDS, default_catalog_path
-    from movielake_dagster.lake import LakeLocation
 
     if settings.catalog not in BACKENDS:
         return Finding("catalog", False, f"MOVIELAKE_CATALOG={settings.catalog!r} is not a catalog backend",
@@ -182,7 +187,6 @@ def check_catalog(settings: Settings) -> Finding:
             return Finding("catalog", False, f"cannot write the local catalog {path}",
                            "set MOVIELAKE_CATALOG_PATH to a writable file")
         return Finding("catalog", True, f"local catalog at {path} (Iceberg tables: {_iceberg_tables(settings)})")
-    from movielake_dagster.catalog.glue import GlueCatalog
 
     try:
         databases = GlueCatalog(settings.glue_endpoint, settings.region).list_databases()
@@ -195,7 +199,6 @@ def check_catalog(settings: Settings) -> Finding:
 
 def _iceberg_tables(settings: Settings) -> str:
     """How many Iceberg tables the catalog holds per layer, e.g. ``cleanse 6, access 10``."""
-    from movielake_dagster.catalog.commands import iceberg_for
 
     tables = iceberg_for(settings).tables()
     if not tables:
@@ -205,7 +208,6 @@ def _iceberg_tables(settings: Settings) -> str:
 
 def check_definitions(settings: Settings) -> Finding:
     """Schedule, time zone and the other settings are valid: the Dagster code location loads."""
-    from movielake_dagster.definitions import build_definitions
 
     try:
         defs = build_definitions(settings)
@@ -221,8 +223,6 @@ def check_engine(settings: Settings) -> Finding:
     """With ``MOVIELAKE_SPARK_ENGINE=comet``: start Spark as a run would and ask its JVM whether
     Comet's native library loaded (a plugin that fails to load only logs; queries would then run on
     Spark alone, slower, with no error)."""
-    from movielake_dagster.definitions import build_resources
-    from movielake_dagster.resources.spark import comet_status
 
     if settings.spark_engine != "comet":
         return Finding("engine", True, f"Spark's own engine (MOVIELAKE_SPARK_ENGINE={settings.spark_engine})")
@@ -251,7 +251,7 @@ def run_checks(settings: Settings, checks=CHECKS) -> list[Finding]:
     for check in checks:
         try:
             findings.append(check(settings))
-        except Exception as error:  # noqa: BLE001 - a broken check is itself a finding, not a crash
+        except Exception as error:
             findings.append(Finding(check.__name__.removeprefix("check_"), False,
                                     f"the check itself failed: {type(error).__name__}: {error}",
                                     "report this; the other checks still ran"))

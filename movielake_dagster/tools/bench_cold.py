@@ -28,12 +28,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from movielake_dagster.bench import PeakMemory, bench_spec
 from movielake_dagster.errors import ConfigurationError
-from movielake_dagster.generate import generate_dataset
+from movielake_dagster.tools.bench import PeakMemory, bench_spec
+from movielake_dagster.tools.generate import generate_dataset
 
 SAMPLE_INTERVAL = 0.2
-DEFAULT_NOTEBOOK = Path(__file__).resolve().parents[2] / "shared" / "bench" / "seed_notebook.py"
+DEFAULT_NOTEBOOK = Path(__file__).resolve().parents[3] / "shared" / "bench" / "seed_notebook.py"
 SIZE_SUFFIXES = {"k": 1_000, "m": 1_000_000}
 
 
@@ -81,7 +81,7 @@ def movielake_command(*args: str) -> list[str]:
     script = Path(sys.executable).with_name("movielake")
     if script.exists():
         return [str(script), *args]
-    return [sys.executable, "-c", "import sys; from movielake_dagster.cli import main; sys.exit(main())", *args]
+    return [sys.executable, "-c", "import sys; from movielake_dagster.tools.cli import main; sys.exit(main())", *args]
 
 
 def run_cold(label: str, argv: list[str], ratings: int, log_file: Path, env: dict[str, str] | None = None) -> ColdRun:

@@ -22,8 +22,8 @@ import base64
 import json
 import time
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import dagster as dg
 
@@ -35,6 +35,13 @@ from movielake_dagster.assets.staging import (
     RATING_FILES,
     USER_FILES,
     batch_day,
+)
+from movielake_dagster.automation.schedules import (
+    ANALYTICS_ASSETS,
+    DAILY_BATCH_ASSETS,
+    DAILY_JOB,
+    LAKE_WRITER_TAG,
+    default_status,
 )
 from movielake_dagster.datasets import (
     BRIDGE_MOVIE_GENRE,
@@ -54,7 +61,6 @@ from movielake_dagster.datasets import (
 )
 from movielake_dagster.lake import FileInfo
 from movielake_dagster.resources import LakeResource
-from movielake_dagster.schedules import ANALYTICS_ASSETS, DAILY_BATCH_ASSETS, DAILY_JOB, LAKE_WRITER_TAG, default_status
 from movielake_dagster.settings import Settings
 
 SENSOR_NAME = "new_landed_files"
@@ -71,9 +77,9 @@ SNAPSHOT_ASSETS = {
                 DIM_DATE.asset_key, *ANALYTICS_ASSETS),
 }
 SNAPSHOT_FILES = {
-    **{name: "movies" for name in MOVIE_FILES},
-    **{name: "users" for name in (*USER_FILES, *ML1M_USERS)},
-    **{name: "ratings" for name in RATING_FILES},
+    **dict.fromkeys(MOVIE_FILES, "movies"),
+    **dict.fromkeys((*USER_FILES, *ML1M_USERS), "users"),
+    **dict.fromkeys(RATING_FILES, "ratings"),
 }
 
 

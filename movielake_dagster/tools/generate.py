@@ -30,11 +30,11 @@ import json
 import math
 import zlib
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from statistics import NormalDist
-from typing import Callable, Sequence
 
 import duckdb
 
@@ -265,8 +265,10 @@ SAMPLE_SPEC = GeneratorSpec(ratings=30_000, movies=1_000, users=600, seed=7,
                             bad_record_rate=0.001)
 
 
-def generate_dataset(out_dir: Path, spec: GeneratorSpec = GeneratorSpec()) -> GenerationReport:
-    """Write movies.dat, ratings.dat and users_masterdata.json for ``spec`` into ``out_dir``."""
+def generate_dataset(out_dir: Path, spec: GeneratorSpec | None = None) -> GenerationReport:
+    """Write movies.dat, ratings.dat and users_masterdata.json for ``spec`` (default: ``GeneratorSpec()``)
+    into ``out_dir``."""
+    spec = spec or GeneratorSpec()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {name: out_dir / file_name for name, file_name in FILE_NAMES.items()}

@@ -20,8 +20,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 LOGGER_KEY = "movielake_progress"
 NAME_WIDTH = 30
@@ -122,7 +122,7 @@ class _EventHandler(logging.Handler):
             return
         try:
             self.progress.on_event(event)
-        except Exception:  # noqa: BLE001 - a progress line must never fail the run
+        except Exception:
             pass
 
 

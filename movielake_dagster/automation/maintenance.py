@@ -20,14 +20,15 @@ maintained and what that did.
 
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 from pydantic import Field
 
+from movielake_dagster.automation.schedules import default_status
 from movielake_dagster.catalog.iceberg import RUN_BRANCH_PREFIX, SPARK_CATALOG
-from movielake_dagster.resources.catalog import CatalogResource
 from movielake_dagster.datasets import dataset_for_table
+from movielake_dagster.resources.catalog import CatalogResource
 from movielake_dagster.resources.lake import LakeResource
 from movielake_dagster.resources.spark import SparkResource
 from movielake_dagster.settings import Settings
@@ -106,7 +107,7 @@ def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig, s
                     catalog: CatalogResource, lake: LakeResource):
     session = spark.get_session()
     iceberg = catalog.iceberg()
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     for folder in lake.sweep_scratch():
         context.log.info(f"removed {folder}, a scratch folder left by a run that did not finish")
     for layer, name in iceberg.tables():
@@ -130,7 +131,6 @@ def maintain_lake():
 
 def build_maintenance_schedule(settings: Settings) -> dg.ScheduleDefinition:
     """Sundays at 03:00 in the schedule's time zone; stopped unless MOVIELAKE_AUTOMATION=running."""
-    from movielake_dagster.schedules import default_status
 
     return dg.ScheduleDefinition(
         name=MAINTENANCE_SCHEDULE, job=maintain_lake, cron_schedule="0 3 * * 0",

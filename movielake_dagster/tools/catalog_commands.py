@@ -21,15 +21,34 @@ from movielake_dagster.catalog import (
     iceberg_catalog,
     open_catalog,
 )
-from movielake_dagster.catalog.iceberg import ICEBERG_LAYERS, rollback, snapshot_history
+from movielake_dagster.catalog.iceberg import (
+    ICEBERG_LAYERS,
+    RUN_BRANCH_PREFIX,
+    rollback,
+    run_branch,
+    snapshot_history,
+)
+from movielake_dagster.code_location import build_resources
 from movielake_dagster.errors import ConfigurationError
 from movielake_dagster.lake import LAYERS, LakeLocation, ObjectStore
 from movielake_dagster.settings import Settings
+from movielake_dagster.tools.dictionary import (
+    DICTIONARY_PATH,
+    is_stale,
+    write_dictionary,
+)
+from movielake_dagster.tools.questions import (
+    EXAMPLE_MOVIE_SQL,
+    EXAMPLE_USER_SQL,
+    QUESTIONS,
+    render,
+)
+from movielake_dagster.tools.sql import QueryError, SqlEngine, TimeTravel, is_read_only
 
 
 def catalog_for(settings: Settings) -> tuple[Catalog, LakeLocation, ObjectStore]:
     location = LakeLocation.parse(settings.lake)
-    store = ObjectStore(settings.s3_endpoint, settings.region)
+    store = build_resources(settings)["lake"].store
     return open_catalog(settings.catalog, location, settings.catalog_path, settings.glue_endpoint,
                         settings.region), location, store
 
@@ -46,7 +65,6 @@ def crawl(settings: Settings, layers=LAYERS) -> list[CrawlReport]:
 
 
 def sql_engine(settings: Settings, travel=None):
-    from movielake_dagster.sql import SqlEngine
 
     catalog, _, store = catalog_for(settings)
     return SqlEngine(catalog, LakeFiles(store), iceberg_for(settings), travel=travel)
@@ -70,7 +88,6 @@ def iceberg_table_named(settings: Settings, qualified: str):
 
 def answer_questions(settings: Settings, movie_id: int | None, user_id: int | None) -> list:
     """Crawl the lake, then run the SPEC's questions in SQL through the catalog: (question, columns, rows)."""
-    from movielake_dagster.questions import EXAMPLE_MOVIE_SQL, EXAMPLE_USER_SQL, QUESTIONS, render
 
     crawl(settings)
     engine = sql_engine(settings)
@@ -124,7 +141,6 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from movielake_dagster.sql import QueryError, TimeTravel, is_read_only
 
     if not is_read_only(args.sql):
         raise QueryError("movielake query runs one read-only statement (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN)",
@@ -147,7 +163,6 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_dictionary(args: argparse.Namespace) -> int:
-    from movielake_dagster.catalog.dictionary import DICTIONARY_PATH, is_stale, write_dictionary
 
     path = Path(args.output) if args.output else DICTIONARY_PATH
     if args.check:
@@ -165,7 +180,6 @@ def cmd_dictionary(args: argparse.Namespace) -> int:
 
 def _branch_name(run: str | None) -> str:
     """``--branch`` takes a run's branch name (``run_<first 8 of its id>``) or the run id itself."""
-    from movielake_dagster.catalog.iceberg import RUN_BRANCH_PREFIX, run_branch
 
     if not run:
         return ""

@@ -16,7 +16,11 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from movielake_dagster.assets.staging import RATING_DAYS, staging_rating_batch, staging_ratings
+from movielake_dagster.assets.staging import (
+    RATING_DAYS,
+    staging_rating_batch,
+    staging_ratings,
+)
 from movielake_dagster.datasets import (
     ANALYTICS_DATASETS,
     DIM_DATE,
@@ -71,7 +75,7 @@ def parse_clock(value: str, name: str) -> time:
 def timezone_of(settings: Settings) -> ZoneInfo:
     try:
         return ZoneInfo(settings.schedule_timezone)
-    except Exception:  # noqa: BLE001 - ZoneInfoNotFoundError or a malformed key
+    except Exception:
         raise ConfigurationError(f"MOVIELAKE_SCHEDULE_TIMEZONE={settings.schedule_timezone!r} is not a time zone",
                                  "use an IANA name such as UTC or Europe/Berlin") from None
 

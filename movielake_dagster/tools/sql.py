@@ -19,16 +19,24 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 
 import duckdb
 
 from movielake_dagster.catalog import Catalog, CatalogTable, LakeFiles
-from movielake_dagster.catalog.iceberg import ICEBERG_LAYERS, IcebergCatalog, arrow_dataset, snapshot_as_of
+from movielake_dagster.catalog.iceberg import (
+    ICEBERG_LAYERS,
+    IcebergCatalog,
+    arrow_dataset,
+    snapshot_as_of,
+)
 from movielake_dagster.errors import MovielakeError
 from movielake_dagster.lake import LAYERS, store_uri
-from movielake_dagster.transforms.layouts import json_starts_document, parse_json_document
+from movielake_dagster.transforms.layouts import (
+    json_starts_document,
+    parse_json_document,
+)
 
 DUCKDB_TYPES = {"int": "INTEGER", "bigint": "BIGINT", "smallint": "SMALLINT", "tinyint": "TINYINT",
                 "string": "VARCHAR", "double": "DOUBLE", "float": "FLOAT", "boolean": "BOOLEAN",
@@ -68,7 +76,7 @@ class TimeTravel:
     branch: str = ""
 
     @classmethod
-    def parse(cls, as_of: str | None = None, branch: str | None = None) -> "TimeTravel":
+    def parse(cls, as_of: str | None = None, branch: str | None = None) -> TimeTravel:
         """``--as-of`` is a snapshot id (digits) or an ISO timestamp (UTC unless it says otherwise)."""
         if as_of and as_of.strip().isdigit():
             return cls(snapshot=int(as_of.strip()), branch=branch or "")
@@ -79,7 +87,7 @@ class TimeTravel:
                 raise QueryError(f"--as-of {as_of!r} is neither a snapshot id nor a timestamp",
                                  "give a snapshot id from `movielake history` or a time like 2026-11-30T08:00:00") \
                     from None
-            return cls(as_of=moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc), branch=branch or "")
+            return cls(as_of=moment if moment.tzinfo else moment.replace(tzinfo=UTC), branch=branch or "")
         return cls(branch=branch or "")
 
 
@@ -171,7 +179,7 @@ class SqlEngine:
             table = self.iceberg.table(layer, name)
             snapshot = table.snapshot_by_id(self.travel.snapshot) if table is not None else None
             if snapshot is not None:
-                return datetime.fromtimestamp(snapshot.timestamp_ms / 1000, tz=timezone.utc)
+                return datetime.fromtimestamp(snapshot.timestamp_ms / 1000, tz=UTC)
         raise QueryError(f"no table of the lake has a snapshot {self.travel.snapshot}",
                          "pick one from `movielake history TABLE`")
 
@@ -284,7 +292,7 @@ def _first_line(error: Exception) -> str:
 def _plain(value):
     """Timestamps in UTC without the zone suffix (as Spark prints them), everything else as is."""
     if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
     return value
 
 

@@ -13,13 +13,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from movielake_dagster.catalog.formats import RAW_LAYOUTS, RawLayout, dat_format
-from movielake_dagster.catalog.formats import CSV, JSON
+from movielake_dagster.assets import ALL_ASSETS
 from movielake_dagster.catalog.crawler import LAYER_DESCRIPTIONS, catalog_datasets
+from movielake_dagster.catalog.formats import (
+    CSV,
+    JSON,
+    RAW_LAYOUTS,
+    RawLayout,
+    dat_format,
+)
 from movielake_dagster.datasets import Dataset
 from movielake_dagster.lake import LAYERS
 
-DICTIONARY_PATH = Path(__file__).resolve().parents[2] / "docs" / "data_dictionary.md"
+DICTIONARY_PATH = Path(__file__).resolve().parents[3] / "docs" / "data_dictionary.md"
 
 # Staging folder -> the raw layouts it may hold (SPEC "Inputs").
 STAGING_FILES = {
@@ -58,7 +64,6 @@ DERIVED: dict[tuple[str, str, str], str] = {
 
 def _upstream() -> dict[str, list[Dataset]]:
     """Each Parquet dataset's upstream datasets, from the asset graph."""
-    from movielake_dagster.definitions import ALL_ASSETS
 
     parents_of = {key: deps for asset in ALL_ASSETS for key, deps in asset.asset_deps.items()}
     by_key = {d.asset_key: d for d in catalog_datasets()}

@@ -1,1 +1,0 @@
-"""Sensors: new raw files in the landing location, failed runs, and (crawl.py) the catalog crawl."""
