@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 MOVIELAKE_JARS_DIR ?= $(HOME)/.cache/movielake/jars/$(CONNECTORS)
 export MOVIELAKE_JARS_DIR
 
-.PHONY: setup run test test-fast dev clean lock
+.PHONY: setup run test test-fast lint format dev clean lock
 
 setup: $(BIN)/.installed $(MOVIELAKE_JARS_DIR)/.complete
 
@@ -39,11 +39,20 @@ run: setup
 # Two pytest workers (the machine has 2 cores; much of a test's time is Dagster and Spark overhead on
 # tiny data, not CPU), each taking whole modules, so a module's fixtures (its built lakes) are built
 # once. (xdist's loadgroup does not group with pytest 9: the test ids keep no group suffix.)
-test: setup
+test: setup lint
 	$(BIN)/pytest -n 2 --dist loadfile
 
-test-fast: setup
+test-fast: setup lint
 	$(BIN)/pytest -n 2 --dist loadfile -m "not slow"
+
+# ruff's linter and formatter (configured in pyproject.toml); `make format` applies both.
+lint: setup
+	$(BIN)/ruff check movielake_dagster movielake_dagster_tests
+	$(BIN)/ruff format --check movielake_dagster movielake_dagster_tests
+
+format: setup
+	$(BIN)/ruff check --fix movielake_dagster movielake_dagster_tests
+	$(BIN)/ruff format movielake_dagster movielake_dagster_tests
 
 dev: setup
 	$(BIN)/dagster dev

@@ -14,10 +14,19 @@ from movielake_dagster.errors import EndpointError
 
 MAX_ATTEMPTS = 3
 # What AWS (and moto) answer when credentials are missing, wrong or not allowed, across S3 and Glue.
-AUTH_CODES = frozenset({
-    "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "AccessDeniedException", "403",
-    "ExpiredToken", "InvalidToken", "UnrecognizedClientException", "InvalidSignatureException",
-})
+AUTH_CODES = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+        "AccessDeniedException",
+        "403",
+        "ExpiredToken",
+        "InvalidToken",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+    }
+)
 NOT_FOUND_CODES = frozenset({"404", "NoSuchBucket", "NoSuchKey", "NotFound", "EntityNotFoundException"})
 
 
@@ -30,10 +39,16 @@ class Service:
     refused_fix: str
 
 
-S3 = Service("S3", "start the S3 server or fix MOVIELAKE_S3_ENDPOINT (empty means AWS) and check the network",
-             "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the bucket policy")
-GLUE = Service("Glue", "fix MOVIELAKE_GLUE_ENDPOINT (empty means AWS) or use MOVIELAKE_CATALOG=local",
-               "grant glue:*Database*, glue:*Table*, glue:*Partition* to these credentials")
+S3 = Service(
+    "S3",
+    "start the S3 server or fix MOVIELAKE_S3_ENDPOINT (empty means AWS) and check the network",
+    "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the bucket policy",
+)
+GLUE = Service(
+    "Glue",
+    "fix MOVIELAKE_GLUE_ENDPOINT (empty means AWS) or use MOVIELAKE_CATALOG=local",
+    "grant glue:*Database*, glue:*Table*, glue:*Partition* to these credentials",
+)
 
 
 def error_code(error: BaseException) -> str:
@@ -79,14 +94,17 @@ class aws_errors:
         )
 
         if isinstance(error, EndpointConnectionError) or "Could not connect" in str(error):
-            raise EndpointError(f"cannot reach the {self.service.name} endpoint {self.endpoint}",
-                                self.service.unreachable_fix) from error
+            raise EndpointError(
+                f"cannot reach the {self.service.name} endpoint {self.endpoint}", self.service.unreachable_fix
+            ) from error
         if isinstance(error, NoCredentialsError):
-            raise EndpointError(f"no AWS credentials found for {self.endpoint}",
-                                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with an IAM role",
-                                ) from error
+            raise EndpointError(
+                f"no AWS credentials found for {self.endpoint}",
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with an IAM role",
+            ) from error
         if isinstance(error, ClientError) and error_code(error) in AUTH_CODES:
             what = f" for {self.resource!r}" if self.resource else ""
-            raise EndpointError(f"{self.endpoint} refused the credentials{what} ({error_code(error)})",
-                                self.service.refused_fix) from error
+            raise EndpointError(
+                f"{self.endpoint} refused the credentials{what} ({error_code(error)})", self.service.refused_fix
+            ) from error
         return False

@@ -25,8 +25,13 @@ def build_resources(settings: Settings) -> dict:
     lake = LakeResource(
         url=settings.lake, landing=settings.landing, s3_endpoint=settings.s3_endpoint, s3_region=settings.region
     )
-    catalog = CatalogResource(lake=lake, backend=settings.catalog, path=settings.catalog_path,
-                              glue_endpoint=settings.glue_endpoint, region=settings.region)
+    catalog = CatalogResource(
+        lake=lake,
+        backend=settings.catalog,
+        path=settings.catalog_path,
+        glue_endpoint=settings.glue_endpoint,
+        region=settings.region,
+    )
     spark = SparkResource(
         lake=lake,
         catalog=catalog,
@@ -65,5 +70,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         executor=dg.in_process_executor,
     )
     fresh = access_freshness_policy(settings)
-    return defs.map_resolved_asset_specs(func=lambda spec: dg.apply_freshness_policy(spec, fresh),
-                                         selection=dg.AssetSelection.groups("access"))
+    return defs.map_resolved_asset_specs(
+        func=lambda spec: dg.apply_freshness_policy(spec, fresh), selection=dg.AssetSelection.groups("access")
+    )

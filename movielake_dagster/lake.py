@@ -70,7 +70,7 @@ class LakeLocation:
 def store_uri(spark_location: str) -> str:
     """A location as Spark names it (``s3a://``, ``file:``) as the object store names it (``s3://``, a path)."""
     if spark_location.startswith("s3a://"):
-        return "s3://" + spark_location[len("s3a://"):]
+        return "s3://" + spark_location[len("s3a://") :]
     if spark_location.startswith("file:"):
         from urllib.parse import unquote
 
@@ -81,7 +81,7 @@ def store_uri(spark_location: str) -> str:
 def spark_uri(uri: str) -> str:
     """The same location as Spark's Hadoop file systems name it (``s3a://`` or ``file:``)."""
     if uri.startswith("s3://"):
-        return "s3a://" + uri[len("s3://"):]
+        return "s3a://" + uri[len("s3://") :]
     if uri.startswith("s3a://"):
         return uri
     return Path(uri).resolve().as_uri()
@@ -108,8 +108,9 @@ class ObjectStore:
     ``S3Resource.get_client``), else by boto3 with the lake's ``client_config``.
     """
 
-    def __init__(self, endpoint_url: str = "", region: str = "us-east-1",
-                 client_factory: Callable[[], Any] | None = None):
+    def __init__(
+        self, endpoint_url: str = "", region: str = "us-east-1", client_factory: Callable[[], Any] | None = None
+    ):
         self.endpoint_url = endpoint_url or None
         self.region = region
         self._client_factory = client_factory
@@ -123,8 +124,9 @@ class ObjectStore:
             else:
                 import boto3  # only code that talks to S3 pays for loading it
 
-                self._client = boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region,
-                                            config=client_config())
+                self._client = boto3.client(
+                    "s3", endpoint_url=self.endpoint_url, region_name=self.region, config=client_config()
+                )
         return self._client
 
     # -- checks -------------------------------------------------------------------------------
@@ -160,8 +162,12 @@ class ObjectStore:
         with aws_errors(S3, self.endpoint_url, f"bucket {bucket}"):
             for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix):
                 for obj in page.get("Contents", []):
-                    yield FileInfo(f"s3://{bucket}/{obj['Key']}", obj["Size"], obj["ETag"].strip('"'),
-                                   obj["LastModified"].timestamp())
+                    yield FileInfo(
+                        f"s3://{bucket}/{obj['Key']}",
+                        obj["Size"],
+                        obj["ETag"].strip('"'),
+                        obj["LastModified"].timestamp(),
+                    )
 
     def exists(self, uri: str) -> bool:
         if uri.startswith("s3://"):
@@ -250,7 +256,7 @@ class ObjectStore:
             keys = [{"Key": _split_s3(f.uri)[1]} for f in self.list_files(uri)]
             with aws_errors(S3, self.endpoint_url, f"bucket {bucket}"):
                 for start in range(0, len(keys), 1000):
-                    self.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start:start + 1000]})
+                    self.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start : start + 1000]})
             return
         shutil.rmtree(uri, ignore_errors=True)
 

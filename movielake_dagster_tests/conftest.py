@@ -49,7 +49,8 @@ def build_lake(raw_dir: Path | str, lake_dir: Path | str, assets: list[str] | No
         defs = build_definitions(settings)
         resources = defs.resources
         result = defs.resolve_job_def("materialize_lake").execute_in_process(
-            asset_selection=[dg.AssetKey.from_user_string(a) for a in assets], raise_on_error=False)
+            asset_selection=[dg.AssetKey.from_user_string(a) for a in assets], raise_on_error=False
+        )
     assert result.success, [e.event_specific_data.error for e in result.get_step_failure_events()]
     return result, resources
 

@@ -90,8 +90,10 @@ def users(path: Path) -> Cleansed:
         raw_id = record.get("user_id")
         raw_id = "" if raw_id is None else str(raw_id).strip()
         first = record.get("firts_name", record.get("first_name"))
-        names = (first.strip() if isinstance(first, str) else first,
-                 record.get("last_name").strip() if isinstance(record.get("last_name"), str) else None)
+        names = (
+            first.strip() if isinstance(first, str) else first,
+            record.get("last_name").strip() if isinstance(record.get("last_name"), str) else None,
+        )
         if raw_id == "":
             out.rejected[number] = "null_key"
         elif _int(raw_id) is None:

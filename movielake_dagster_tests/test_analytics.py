@@ -84,8 +84,9 @@ def test_ratings_by_day_of_week(facts, stored):
     for f in facts:
         by_day[f["rated_at"].isoweekday()].append(f["rating"])
     rows = stored(RATINGS_BY_WEEKDAY)
-    assert [(r["day_of_week"], r["day_name"]) for r in rows] == list(enumerate(
-        ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"], start=1))
+    assert [(r["day_of_week"], r["day_name"]) for r in rows] == list(
+        enumerate(["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"], start=1)
+    )
     assert {r["day_of_week"]: r["ratings"] for r in rows} == {d: len(by_day.get(d, [])) for d in range(1, 8)}
     for r in rows:
         assert r["average_rating"] == mean(_mean(by_day[r["day_of_week"]]))
@@ -151,14 +152,26 @@ def test_top_movies_needs_the_minimum_and_breaks_ties(spark):
     from movielake_dagster.transforms.analytics import movie_year_totals, top_movies
 
     facts = spark.createDataFrame(
-        [(1, 5.0, 2001), (2, 4.0, 2001), (2, 4.0, 2002), (3, 4.0, 2001), (3, 4.0, 2002), (3, 4.0, 2003),
-         (4, 2.0, 2001), (4, 3.0, 2002)],
-        "movie_id int, rating double, rating_year int")
+        [
+            (1, 5.0, 2001),
+            (2, 4.0, 2001),
+            (2, 4.0, 2002),
+            (3, 4.0, 2001),
+            (3, 4.0, 2002),
+            (3, 4.0, 2003),
+            (4, 2.0, 2001),
+            (4, 3.0, 2002),
+        ],
+        "movie_id int, rating double, rating_year int",
+    )
     totals = movie_year_totals(facts)
     movies = spark.createDataFrame([(m, f"M{m}", 2000) for m in (1, 2, 3, 4)], "movie_id int, title string, year int")
     rows = top_movies(totals, movies, min_ratings=2, limit=10).collect()
     assert [(r["rank"], r["movie_id"], r["ratings"], r["average_rating"]) for r in rows] == [
-        (1, 3, 3, 4.0), (2, 2, 2, 4.0), (3, 4, 2, 2.5)]
+        (1, 3, 3, 4.0),
+        (2, 2, 2, 4.0),
+        (3, 4, 2, 2.5),
+    ]
     assert [r["movie_id"] for r in top_movies(totals, movies, min_ratings=1, limit=1).collect()] == [1]
 
 
@@ -213,5 +226,6 @@ def test_analytics_assets_form_their_own_group_over_the_access_layer(tmp_path):
             assert parents == {"access/fct_rating", "cleanse/rating_changes"}, dataset.name
         else:  # made from the bases (and dimensions), never from the cleanse layer
             assert {p.split("/")[0] for p in parents} == {"access", "analytics"}, dataset.name
-            assert {p for p in parents if p.startswith("analytics/")} < {b.asset_key.to_user_string()
-                                                                         for b in ANALYTICS_BASES}, dataset.name
+            assert {p for p in parents if p.startswith("analytics/")} < {
+                b.asset_key.to_user_string() for b in ANALYTICS_BASES
+            }, dataset.name

@@ -43,8 +43,10 @@ def test_generated_files_parse_with_the_lakes_readers_with_the_expected_counts(s
         counts = {r["ok"]: r["count"] for r in rows}
         return counts.get(True, 0), counts.get(False, 0)
 
-    raw = {name: read_raw(spark, [str(generated.files[name].resolve())], HEADERS.get(name))
-           for name in ("movies", "ratings", "users")}
+    raw = {
+        name: read_raw(spark, [str(generated.files[name].resolve())], HEADERS.get(name))
+        for name in ("movies", "ratings", "users")
+    }
     for name, read in raw.items():
         assert read.total_records == generated.lines[name], name
     classified = {
@@ -91,14 +93,27 @@ def test_generate_command_writes_the_three_files(tmp_path: Path, capsys):
 def test_bench_runs_end_to_end_at_small_scale(spark, tmp_path: Path):
     # no warm-up build: the test session's JVM is warm already
     logged, lines = [], []
-    result = run_bench(2_000, tmp_path / "bench", baseline=True, days=2, warm_up=False, log=logged.append,
-                       progress=Progress(write=lines.append))
+    result = run_bench(
+        2_000,
+        tmp_path / "bench",
+        baseline=True,
+        days=2,
+        warm_up=False,
+        log=logged.append,
+        progress=Progress(write=lines.append),
+    )
     assert isinstance(result, BenchResult)
     # a line per finished phase, and a progress line per stored asset of each build and daily load
     assert logged[0].startswith("generated ")
     assert [line.split(":")[0].split(" (")[0] for line in logged[1:]] == [
-        "Spark session started", "full build", "incremental", "last day",
-        "compaction", "after compaction", "seed baseline"]
+        "Spark session started",
+        "full build",
+        "incremental",
+        "last day",
+        "compaction",
+        "after compaction",
+        "seed baseline",
+    ]
     assert re.search(r"^full build: [\d.]+ s, [\d,]+ input lines, [\d,]+ ratings cleansed", logged[2]), logged
     stored = [line.split()[1] for line in lines if line.endswith(" rows")]
     assert stored.count("cleanse/ratings") == 1 + 3  # the full build, then three daily loads
@@ -139,8 +154,11 @@ def test_seed_baseline_runs_with_sparks_default_sql_settings(spark, monkeypatch,
     assert spark.conf.get("spark.sql.shuffle.partitions") == tuned
     # run_seed_pipeline's cells see the defaults unless asked for the lake's settings
     seen = []
-    monkeypatch.setattr(seed_baseline, "_run_cells",
-                        lambda session, *_: seen.append(session.conf.get("spark.sql.shuffle.partitions")) or [])
+    monkeypatch.setattr(
+        seed_baseline,
+        "_run_cells",
+        lambda session, *_: seen.append(session.conf.get("spark.sql.shuffle.partitions")) or [],
+    )
     seed_baseline.run_seed_pipeline(spark, tmp_path, tmp_path)
     seed_baseline.run_seed_pipeline(spark, tmp_path, tmp_path, lake_conf=True)
     assert seen == ["200", tuned]

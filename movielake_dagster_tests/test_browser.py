@@ -30,8 +30,16 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 VIEWPORT = {"width": 1440, "height": 900}
 STARTUP_SECONDS = 300  # the machine may be busy: generous waits, no timing assertions
 RUN_SECONDS = 20 * 60
@@ -41,7 +49,10 @@ UI_MS = 120_000  # Playwright's wait for an element
 # location reports, so a new schedule or sensor is covered without an edit here.
 # >>> schedules and sensors added later: name them here when they must never disappear.
 EXPECTED_AUTOMATION = {
-    "daily_lake_update_schedule", "new_landed_files", "crawl_on_materialization", "access_freshness_sensor",
+    "daily_lake_update_schedule",
+    "new_landed_files",
+    "crawl_on_materialization",
+    "access_freshness_sensor",
     "lake_run_failure",
 }
 # <<<
@@ -90,8 +101,11 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def graphql(url: str, query: str, **variables) -> dict:
-    request = urllib.request.Request(f"{url}/graphql", json.dumps({"query": query, "variables": variables}).encode(),
-                                     {"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/graphql",
+        json.dumps({"query": query, "variables": variables}).encode(),
+        {"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         body = json.load(response)
     assert "errors" not in body, body["errors"]
@@ -106,13 +120,19 @@ def ui(tmp_path_factory):
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     port = _free_port()
-    env = dict(os.environ, DAGSTER_HOME=str(home), MOVIELAKE_LAKE=str(root / "lake"),
-               MOVIELAKE_LANDING=str(SAMPLE_DATA_DIR))
+    env = dict(
+        os.environ, DAGSTER_HOME=str(home), MOVIELAKE_LAKE=str(root / "lake"), MOVIELAKE_LANDING=str(SAMPLE_DATA_DIR)
+    )
     log = (root / "dagster-dev.log").open("w")
     dagster = Path(sys.executable).with_name("dagster")
     process = subprocess.Popen(
         [str(dagster), "dev", "--host", "127.0.0.1", "--port", str(port), "-w", str(REPO / "workspace.yaml")],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_default_signals,
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_default_signals,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -180,8 +200,9 @@ def materialized(ui, page) -> str:
         if confirm.is_visible():
             confirm.click()
         runs = graphql(ui, runs_query)["runsOrError"]["results"]
-        run_id = next((r["runId"] for r in runs if r["runId"] not in before and r["jobName"] == "materialize_lake"),
-                      None)
+        run_id = next(
+            (r["runId"] for r in runs if r["runId"] not in before and r["jobName"] == "materialize_lake"), None
+        )
         page.wait_for_timeout(1000)
     # While the run works, the browser waits on a blank page: a live run page re-renders its streaming
     # logs and would take a core from the run (and from the other tests) for minutes.
@@ -189,7 +210,10 @@ def materialized(ui, page) -> str:
     status_query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
     deadline = time.monotonic() + RUN_SECONDS
     while (status := graphql(ui, status_query, id=run_id)["runOrError"]["status"]) not in (
-            "SUCCESS", "FAILURE", "CANCELED"):
+        "SUCCESS",
+        "FAILURE",
+        "CANCELED",
+    ):
         assert time.monotonic() < deadline, f"run {run_id} still {status} after {RUN_SECONDS}s"
         time.sleep(5)
     page.goto(f"{ui}/runs/{run_id}")

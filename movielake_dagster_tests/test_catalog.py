@@ -78,7 +78,9 @@ def assert_reports_match_lake(reports: dict, catalog, lake_dir: Path, result) ->
         assert table.classification == "iceberg" and table.parameters["table_type"] == "ICEBERG"
         assert table.parameters["metadata_location"].endswith(".metadata.json")
         assert dataset.key in table.location and table.last_crawled
-        assert (table.size_bytes > 0) == (table.record_count > 0), table.qualified_name  # an empty change log has no files
+        assert (table.size_bytes > 0) == (table.record_count > 0), (
+            table.qualified_name
+        )  # an empty change log has no files
     fct = tables["access.fct_rating"]
     assert [p.values[0] for p in fct.partitions] == rating_year_folders(lake_dir)
     assert sum(p.record_count for p in fct.partitions) == fct.record_count
@@ -129,15 +131,23 @@ def test_the_ratings_regex_serde_splits_raw_lines_like_the_file_format(local_cra
     movies = LocalCatalog(catalog_path).get_table("staging", "movies")
     title_line = "1::City of Lost Children, The (Cité des enfants perdus, La) (1995)::Adventure|Sci-Fi"
     assert re.match(movies.storage.serde_parameters["input.regex"], title_line).groups() == (
-        "1", "City of Lost Children, The (Cité des enfants perdus, La) (1995)", "Adventure|Sci-Fi")
+        "1",
+        "City of Lost Children, The (Cité des enfants perdus, La) (1995)",
+        "Adventure|Sci-Fi",
+    )
 
 
 def _staging_crawler(tmp_path: Path):
     lake = tmp_path / "lake"
     location = LakeLocation.parse(str(lake))
     catalog = LocalCatalog(tmp_path / "catalog.db")
-    return lake, catalog, build_crawler(location, ObjectStore(), catalog,
-                                        iceberg_catalog("local", location, str(tmp_path / "catalog.db")))
+    return (
+        lake,
+        catalog,
+        build_crawler(
+            location, ObjectStore(), catalog, iceberg_catalog("local", location, str(tmp_path / "catalog.db"))
+        ),
+    )
 
 
 def test_raw_staging_files_are_classified_by_layout_and_counted(tmp_path):
@@ -148,7 +158,8 @@ def test_raw_staging_files_are_classified_by_layout_and_counted(tmp_path):
     (staging / "ratings" / "2026-11-01.dat").write_text("3::30::5::1761955200")  # no final newline
     (staging / "masterdata").mkdir()
     (staging / "masterdata" / "user_masterdata.json").write_text(
-        '[{"user_id": "1", "firts_name": "A",\n  "last_name": "B"},\n {"user_id": "2"}]\n')
+        '[{"user_id": "1", "firts_name": "A",\n  "last_name": "B"},\n {"user_id": "2"}]\n'
+    )
     (staging / "masterdata" / "users.dat").write_bytes("1::F::1::10::48067\n2::M::56::16::70072\n".encode("latin-1"))
     (staging / "movies").mkdir()
     (staging / "movies" / "movies.csv").write_text('movieId,title,genres\n1,"Heat, The\n(1995)",Action\n')
@@ -251,11 +262,13 @@ def test_crawl_job_records_an_observation_per_table_with_the_changes(sample_lake
     catalog = resources["catalog"]
     catalog.catalog().put_bookmarks("access", {})  # as if never crawled
     with dg.instance_for_test() as instance:
-        first = crawl_catalog_job.execute_in_process(run_config=crawl_run_config("access"), instance=instance,
-                                                     resources={"catalog": catalog})
+        first = crawl_catalog_job.execute_in_process(
+            run_config=crawl_run_config("access"), instance=instance, resources={"catalog": catalog}
+        )
         assert first.success
-        observations = {e.asset_key: e.event_specific_data.asset_observation.metadata
-                        for e in first.get_asset_observation_events()}
+        observations = {
+            e.asset_key: e.event_specific_data.asset_observation.metadata for e in first.get_asset_observation_events()
+        }
         assert set(observations) == {d.asset_key for d in DATASETS if d.layer == "access"}
         fct = observations[FCT_RATING.asset_key]
         assert fct["catalog/change"].value == "access.fct_rating: table added"
@@ -264,8 +277,9 @@ def test_crawl_job_records_an_observation_per_table_with_the_changes(sample_lake
         output = next(e for e in first.all_events if e.event_type_value == "STEP_OUTPUT")
         assert output.event_specific_data.metadata["changed"].value is True
 
-        second = crawl_catalog_job.execute_in_process(run_config=crawl_run_config("access"), instance=instance,
-                                                      resources={"catalog": catalog})
+        second = crawl_catalog_job.execute_in_process(
+            run_config=crawl_run_config("access"), instance=instance, resources={"catalog": catalog}
+        )
         output = next(e for e in second.all_events if e.event_type_value == "STEP_OUTPUT")
         assert output.event_specific_data.metadata["changed"].value is False
         assert "No changes" in output.event_specific_data.metadata["changes"].value

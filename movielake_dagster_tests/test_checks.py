@@ -40,9 +40,17 @@ def test_every_cleanse_and_access_asset_gets_its_checks_from_the_declarations():
         expected |= {"primary_key_unique"} if dataset.primary_key else set()
         expected |= {"freshness_check"} if dataset.layer == "access" else set()
         assert expected <= names, (asset, expected - names)
-    assert {("access/fct_rating", n) for n in ("user_id_references_dim_user", "movie_id_references_dim_movie",
-                                               "date_key_references_dim_date", "rating_in_half_stars",
-                                               "rated_at_not_in_future", "reconciliation")} <= set(specs)
+    assert {
+        ("access/fct_rating", n)
+        for n in (
+            "user_id_references_dim_user",
+            "movie_id_references_dim_movie",
+            "date_key_references_dim_date",
+            "rating_in_half_stars",
+            "rated_at_not_in_future",
+            "reconciliation",
+        )
+    } <= set(specs)
     assert ("access/bridge_movie_genre", "movie_id_references_dim_movie") in specs
     assert ("cleanse/movies", "year_plausible") in specs and ("access/dim_movie", "year_plausible") in specs
     for name in ("movies", "users", "ratings"):
@@ -70,11 +78,14 @@ def test_all_row_rules_of_a_table_are_counted_in_one_pass(spark):
     rows = [
         (1, 10, 4.0, t, t.date(), "ratings.dat", 1),  # good
         (1, 11, 3.5, t, t.date(), "ratings.dat", 1),  # good
-        (2, 10, 4.0, t, t.date(), "ratings.dat", 1), (2, 10, 5.0, t, t.date(), "ratings.dat", 1), (2, 10, 1.0, t, t.date(), "ratings.dat", 1),  # key 3 times
+        (2, 10, 4.0, t, t.date(), "ratings.dat", 1),
+        (2, 10, 5.0, t, t.date(), "ratings.dat", 1),
+        (2, 10, 1.0, t, t.date(), "ratings.dat", 1),  # key 3 times
         (None, 10, 4.0, t, t.date(), "ratings.dat", 1),  # null key
         (3, 99, 4.0, t, t.date(), "ratings.dat", 1),  # unknown movie
         (9, 10, 4.0, t, t.date(), "ratings.dat", 1),  # unknown user
-        (1, 12, 7.0, t, t.date(), "ratings.dat", 1), (3, 10, 3.3, t, t.date(), "ratings.dat", 1),  # out of range
+        (1, 12, 7.0, t, t.date(), "ratings.dat", 1),
+        (3, 10, 3.3, t, t.date(), "ratings.dat", 1),  # out of range
         (3, 11, 4.0, future, future.date(), "ratings.dat", 2),  # in the future
     ]
     ratings = spark.createDataFrame(rows, RATINGS.spark_ddl())
@@ -84,11 +95,23 @@ def test_all_row_rules_of_a_table_are_counted_in_one_pass(spark):
     got = _by_name(outcomes)
     assert total == len(rows)
     assert {n: o.failed_rows for n, o in got.items()} == {
-        "not_null": 1, "rating_in_half_stars": 2, "rated_at_not_in_future": 1,
-        "user_id_references_users": 1, "movie_id_references_movies": 1, "primary_key_unique": 2, "not_empty": 0,
+        "not_null": 1,
+        "rating_in_half_stars": 2,
+        "rated_at_not_in_future": 1,
+        "user_id_references_users": 1,
+        "movie_id_references_movies": 1,
+        "primary_key_unique": 2,
+        "not_empty": 0,
     }
-    assert got["not_null"].extra["nulls_per_column"] == {"user_id": 1, "movie_id": 0, "rating": 0, "rated_at": 0,
-                                                         "rating_date": 0, "source_file": 0, "line_number": 0}
+    assert got["not_null"].extra["nulls_per_column"] == {
+        "user_id": 1,
+        "movie_id": 0,
+        "rating": 0,
+        "rated_at": 0,
+        "rating_date": 0,
+        "source_file": 0,
+        "line_number": 0,
+    }
     assert sorted(r[2] for r in got["rating_in_half_stars"].sample) == [3.3, 7.0]
     assert got["primary_key_unique"].sample == [(2, 10, 2)]
     assert got["movie_id_references_movies"].sample[0][:2] == (3, 99)
@@ -97,8 +120,7 @@ def test_all_row_rules_of_a_table_are_counted_in_one_pass(spark):
 
 
 def test_a_good_table_passes_and_fetches_no_sample(spark):
-    movies = spark.createDataFrame([(1, "A", 1995, ["Drama"], "A (1995)"), (2, "B", None, [], "B")],
-                                   MOVIES.spark_ddl())
+    movies = spark.createDataFrame([(1, "A", 1995, ["Drama"], "A (1995)"), (2, "B", None, [], "B")], MOVIES.spark_ddl())
     total, outcomes = evaluate_rows(movies, MOVIES)
     assert total == 2 and all(o.passed and not o.sample for o in outcomes)
     assert evaluate_schema(movies, MOVIES).passed
@@ -119,16 +141,19 @@ def test_reconciliation_is_exact_per_file():
     lost = reconcile_cleanse(RATINGS, {"ratings.dat": 10}, 6, {"ratings.dat": {"malformed": 2, "duplicate": 1}}, None)
     assert not lost.passed and lost.failed_rows == 1 and lost.sample == [("ratings.dat", 10, 6, 3, 1)]
     reported = {"ratings.dat": {"input": 10, "accepted": 7, "quarantined": 3, "reasons": {"malformed": 3}}}
-    lying = reconcile_cleanse(RATINGS, {"ratings.dat": 10}, 7, {"ratings.dat": {"malformed": 2, "duplicate": 1}},
-                              reported)
+    lying = reconcile_cleanse(
+        RATINGS, {"ratings.dat": 10}, 7, {"ratings.dat": {"malformed": 2, "duplicate": 1}}, reported
+    )
     assert not lying.passed and "metadata reasons" in lying.extra["problems"][0]
 
 
 def test_reconciliation_of_users_from_two_sources_uses_each_files_accepted_count():
     staged = {"user_masterdata.json": 5, "users.dat": 4}
     quarantined = {"user_masterdata.json": {"null_key": 1}}
-    reported = {"user_masterdata.json": {"input": 5, "accepted": 4, "reasons": {"null_key": 1}},
-                "users.dat": {"input": 4, "accepted": 4, "reasons": {}}}
+    reported = {
+        "user_masterdata.json": {"input": 5, "accepted": 4, "reasons": {"null_key": 1}},
+        "users.dat": {"input": 4, "accepted": 4, "reasons": {}},
+    }
     assert reconcile_cleanse(USERS, staged, 5, quarantined, reported).passed  # 4 + 4 users, 3 in both files
     assert not reconcile_cleanse(USERS, staged, 9, quarantined, reported).passed  # more users than accepted
 
@@ -136,8 +161,10 @@ def test_reconciliation_of_users_from_two_sources_uses_each_files_accepted_count
 def test_reconciliation_of_rating_batches_needs_every_accepted_rating_stored():
     """Daily batches: a rating replaced by a later batch must be in quarantine, not gone."""
     staged = {"ratings.dat": 10, "2026-11-24.dat": 3}
-    reported = {"ratings.dat": {"input": 10, "accepted": 10, "reasons": {}},
-                "2026-11-24.dat": {"input": 3, "accepted": 3, "reasons": {}}}
+    reported = {
+        "ratings.dat": {"input": 10, "accepted": 10, "reasons": {}},
+        "2026-11-24.dat": {"input": 3, "accepted": 3, "reasons": {}},
+    }
     assert reconcile_cleanse(RATINGS, staged, 13, {}, reported).passed
     lost = reconcile_cleanse(RATINGS, staged, 12, {}, reported)  # one old rating replaced, not quarantined
     assert not lost.passed and lost.failed_rows == 1
@@ -146,8 +173,17 @@ def test_reconciliation_of_rating_batches_needs_every_accepted_rating_stored():
 def test_a_failing_check_explains_itself():
     from movielake_dagster.checks.rules import Outcome
 
-    outcome = Outcome("primary_key_unique", False, "ERROR", "unique", 3, "SELECT 1", 100,
-                      ["user_id", "movie_id", "extra_rows"], [(1, 2, 3)])
+    outcome = Outcome(
+        "primary_key_unique",
+        False,
+        "ERROR",
+        "unique",
+        3,
+        "SELECT 1",
+        100,
+        ["user_id", "movie_id", "extra_rows"],
+        [(1, 2, 3)],
+    )
     result = to_result(FCT_RATING, outcome, 0.5)
     assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
     assert result.metadata["failed_rows"].value == 3 and result.metadata["rows_checked"].value == 100
@@ -169,8 +205,11 @@ def _assert_every_check_ran_and_passed(result):
 def test_every_check_passes_on_the_bundled_sample(sample_lake):
     _, result, _ = sample_lake
     _assert_every_check_ran_and_passed(result)
-    quarantine = next(e.materialization.metadata for e in result.get_asset_materialization_events()
-                      if e.materialization.asset_key == QUARANTINE_RATINGS.asset_key)
+    quarantine = next(
+        e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key == QUARANTINE_RATINGS.asset_key
+    )
     assert sum(quarantine["movielake/quarantine_reasons"].value.values()) == quarantine["dagster/row_count"].value
 
 

@@ -58,8 +58,11 @@ def _log_excerpt(log: Path, limit: int = 6) -> str:
     """The lines of a log that say what went wrong (never the whole Spark log)."""
     if not log.exists():
         return ""
-    lines = [line.strip()[:300] for line in log.read_text(errors="replace").splitlines()
-             if line.startswith("movielake:") or "ERROR" in line or "Exception" in line]
+    lines = [
+        line.strip()[:300]
+        for line in log.read_text(errors="replace").splitlines()
+        if line.startswith("movielake:") or "ERROR" in line or "Exception" in line
+    ]
     return "\n".join(lines[:limit])
 
 
@@ -72,8 +75,9 @@ class Processes:
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = (self.folder / f"{name}.log").open("wb")
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.folder,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.folder, start_new_session=True
+        )
         log.close()
         self.started.append((name, process))
         return process
@@ -105,8 +109,7 @@ class Processes:
     def check_alive(self) -> None:
         for name, process in self.started:
             if process.poll() is not None:
-                pytest.fail(f"{name} exited with {process.returncode}:\n"
-                            f"{_log_excerpt(self.folder / f'{name}.log')}")
+                pytest.fail(f"{name} exited with {process.returncode}:\n{_log_excerpt(self.folder / f'{name}.log')}")
 
 
 def _jvm_env(**extra: str) -> dict[str, str]:
@@ -135,15 +138,42 @@ def cluster(tmp_path_factory):
     master = f"spark://127.0.0.1:{port}"
     worker_uis = [_free_port(), _free_port()]
     try:
-        processes.start("master", [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                                   "--port", str(port), "--webui-port", str(ui)], _daemon_env())
+        processes.start(
+            "master",
+            [
+                spark_class,
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--webui-port",
+                str(ui),
+            ],
+            _daemon_env(),
+        )
         for i, worker_ui in enumerate(worker_uis, 1):
             work_dir = folder / f"worker{i}"
             work_dir.mkdir()
-            processes.start(f"worker{i}", [spark_class, "org.apache.spark.deploy.worker.Worker", master,
-                                           "--host", "127.0.0.1", "--cores", "2", "--memory", "1g",
-                                           "--webui-port", str(worker_ui), "--work-dir", str(work_dir)],
-                            _daemon_env())
+            processes.start(
+                f"worker{i}",
+                [
+                    spark_class,
+                    "org.apache.spark.deploy.worker.Worker",
+                    master,
+                    "--host",
+                    "127.0.0.1",
+                    "--cores",
+                    "2",
+                    "--memory",
+                    "1g",
+                    "--webui-port",
+                    str(worker_ui),
+                    "--work-dir",
+                    str(work_dir),
+                ],
+                _daemon_env(),
+            )
         deadline = time.monotonic() + STARTUP_SECONDS
         alive: list = []
         while len(alive) < 2:
@@ -162,14 +192,24 @@ def cluster(tmp_path_factory):
 
 
 def _lake_settings(name: str, s3_server: str, folder: Path, **overrides) -> Settings:
-    return Settings.from_env(lake=f"s3://{name}-{{layer}}", s3_endpoint=s3_server,
-                             catalog_path=str(folder / f"{name}-catalog.db"), catalog="local", **overrides)
+    return Settings.from_env(
+        lake=f"s3://{name}-{{layer}}",
+        s3_endpoint=s3_server,
+        catalog_path=str(folder / f"{name}-catalog.db"),
+        catalog="local",
+        **overrides,
+    )
 
 
 def _lake_env(settings: Settings, **spark: str) -> dict[str, str]:
     """What ``movielake run`` gets: the lake on S3, its catalog, and the Spark settings given."""
-    env = _jvm_env(MOVIELAKE_LAKE=settings.lake, MOVIELAKE_S3_ENDPOINT=settings.s3_endpoint,
-                   MOVIELAKE_CATALOG="local", MOVIELAKE_CATALOG_PATH=settings.catalog_path, **spark)
+    env = _jvm_env(
+        MOVIELAKE_LAKE=settings.lake,
+        MOVIELAKE_S3_ENDPOINT=settings.s3_endpoint,
+        MOVIELAKE_CATALOG="local",
+        MOVIELAKE_CATALOG_PATH=settings.catalog_path,
+        **spark,
+    )
     for name in ("MOVIELAKE_LANDING", "DAGSTER_HOME"):  # the bundled sample, an ephemeral instance
         env.pop(name, None)
     return env
@@ -184,11 +224,17 @@ def _app_conf(events: Path) -> dict[str, str]:
 
     events.mkdir()
     lake_options = build_resources(Settings())["spark"].spark_conf()["spark.driver.extraJavaOptions"]
-    return {"spark.cores.max": "2", "spark.executor.cores": "1", "spark.executor.memory": "512m",
-            "spark.executor.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
-            "spark.driver.extraJavaOptions": f"{lake_options} -XX:TieredStopAtLevel=1",
-            "spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri(),
-            "spark.eventLog.compress": "false", "spark.eventLog.rolling.enabled": "false"}
+    return {
+        "spark.cores.max": "2",
+        "spark.executor.cores": "1",
+        "spark.executor.memory": "512m",
+        "spark.executor.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+        "spark.driver.extraJavaOptions": f"{lake_options} -XX:TieredStopAtLevel=1",
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": events.as_uri(),
+        "spark.eventLog.compress": "false",
+        "spark.eventLog.rolling.enabled": "false",
+    }
 
 
 def _as_setting(conf: dict[str, str]) -> str:
@@ -221,11 +267,19 @@ def _start_connect_server(processes: Processes, settings: Settings) -> tuple[sub
     from movielake_dagster.resources.spark import session_property
 
     port = _free_port()
-    conf = {k: v for k, v in build_resources(settings)["spark"].spark_conf().items()
-            if not session_property(k) or k.startswith(("spark.hadoop.", "spark.comet."))}
+    conf = {
+        k: v
+        for k, v in build_resources(settings)["spark"].spark_conf().items()
+        if not session_property(k) or k.startswith(("spark.hadoop.", "spark.comet."))
+    }
     conf.update({"spark.connect.grpc.binding.address": "127.0.0.1", "spark.connect.grpc.binding.port": str(port)})
-    argv = [str(_spark_home() / "bin" / "spark-submit"), "--master", settings.spark_master,
-            "--class", "org.apache.spark.sql.connect.service.SparkConnectServer"]
+    argv = [
+        str(_spark_home() / "bin" / "spark-submit"),
+        "--master",
+        settings.spark_master,
+        "--class",
+        "org.apache.spark.sql.connect.service.SparkConnectServer",
+    ]
     for key, value in conf.items():
         argv += ["--conf", f"{key}={value}"]
     server = processes.start("connect-server", [*argv, "spark-internal"], _jvm_env())
@@ -250,14 +304,24 @@ def runs(cluster, s3_server, request):
     for name in ("cluster", "connect"):
         runs[name] = {"settings": _lake_settings(name, s3_server, folder), "events": folder / f"events-{name}"}
     master_conf = _app_conf(runs["cluster"]["events"])
-    cluster_run = _movielake_run(processes, "movielake-run-cluster", _lake_env(
-        runs["cluster"]["settings"], MOVIELAKE_SPARK_MASTER=cluster["master"],
-        MOVIELAKE_SPARK_CONF=_as_setting(master_conf)))
+    cluster_run = _movielake_run(
+        processes,
+        "movielake-run-cluster",
+        _lake_env(
+            runs["cluster"]["settings"],
+            MOVIELAKE_SPARK_MASTER=cluster["master"],
+            MOVIELAKE_SPARK_CONF=_as_setting(master_conf),
+        ),
+    )
     server_settings = runs["connect"]["settings"].with_overrides(
-        spark_master=cluster["master"], spark_conf=_as_setting(_app_conf(runs["connect"]["events"])))
+        spark_master=cluster["master"], spark_conf=_as_setting(_app_conf(runs["connect"]["events"]))
+    )
     server, port = _start_connect_server(processes, server_settings)
-    connect_run = _movielake_run(processes, "movielake-run-connect", _lake_env(
-        runs["connect"]["settings"], MOVIELAKE_SPARK_REMOTE=f"sc://127.0.0.1:{port}"))
+    connect_run = _movielake_run(
+        processes,
+        "movielake-run-connect",
+        _lake_env(runs["connect"]["settings"], MOVIELAKE_SPARK_REMOTE=f"sc://127.0.0.1:{port}"),
+    )
     runs["local"] = request.getfixturevalue("local_tables")
     runs["cluster"]["output"] = _finished(processes, "movielake-run-cluster", cluster_run)
     runs["connect"]["output"] = _finished(processes, "movielake-run-connect", connect_run)

@@ -60,17 +60,26 @@ def test_extra_spark_properties_override_the_lakes_own():
 
 
 def test_settings_come_from_the_environment():
-    settings = Settings.from_env({
-        "MOVIELAKE_LAKE": "s3://",
-        "MOVIELAKE_SPARK_MASTER": "spark://spark-master:7077",
-        "MOVIELAKE_SPARK_SHUFFLE_PARTITIONS": "200",
-        "AWS_ENDPOINT_URL_S3": "http://minio:9000",
-        "AWS_REGION": "eu-west-1",
-    }, landing="s3://landing/raw")
+    settings = Settings.from_env(
+        {
+            "MOVIELAKE_LAKE": "s3://",
+            "MOVIELAKE_SPARK_MASTER": "spark://spark-master:7077",
+            "MOVIELAKE_SPARK_SHUFFLE_PARTITIONS": "200",
+            "AWS_ENDPOINT_URL_S3": "http://minio:9000",
+            "AWS_REGION": "eu-west-1",
+        },
+        landing="s3://landing/raw",
+    )
     assert (settings.lake, settings.spark_master, settings.spark_shuffle_partitions) == (
-        "s3://", "spark://spark-master:7077", 200)
-    assert (settings.s3_endpoint, settings.region, settings.landing) == ("http://minio:9000", "eu-west-1",
-                                                                         "s3://landing/raw")
+        "s3://",
+        "spark://spark-master:7077",
+        200,
+    )
+    assert (settings.s3_endpoint, settings.region, settings.landing) == (
+        "http://minio:9000",
+        "eu-west-1",
+        "s3://landing/raw",
+    )
 
 
 def test_the_lakes_jvm_runs_the_parallel_collector(spark):
@@ -100,14 +109,17 @@ def test_comet_when_chosen_loads_and_runs_queries_natively(tmp_path):
     library is loaded, and a scan-filter-aggregate of Parquet runs as Comet operators with Spark's
     answer."""
     env = {**os.environ, "MOVIELAKE_SPARK_ENGINE": "comet"}
-    done = subprocess.run([sys.executable, "-c", COMET_PROBE, str(tmp_path)], env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", COMET_PROBE, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300
+    )
     lines = {line.split(":", 1)[0]: line.split(": ", 1)[1] for line in done.stdout.splitlines() if ": " in line}
     assert done.returncode == 0, done.stderr[-2000:]
     assert lines["status"] == "None"
     expected = sorted((k, sum(1 for i in range(101, 10_000) if i % 7 == k)) for k in range(7))
     assert lines["rows"] == str(expected)
-    assert "CometHashAggregate" in lines["plan"] and ("CometScan" in lines["plan"] or "CometNativeScan" in lines["plan"])
+    assert "CometHashAggregate" in lines["plan"] and (
+        "CometScan" in lines["plan"] or "CometNativeScan" in lines["plan"]
+    )
 
 
 def test_the_engine_setting_turns_comet_off_and_names_bad_values():

@@ -39,7 +39,9 @@ def _policy(name: str) -> dict:
 
 
 def _resources(policy: dict, action_prefix: str = "") -> set[str]:
-    return {r for s in policy["Statement"] if any(a.startswith(action_prefix) for a in s["Action"]) for r in s["Resource"]}
+    return {
+        r for s in policy["Statement"] if any(a.startswith(action_prefix) for a in s["Action"]) for r in s["Resource"]
+    }
 
 
 def test_every_variable_in_the_aws_settings_is_a_setting():
@@ -102,5 +104,9 @@ def test_the_policies_name_the_buckets_prefix_and_databases_of_the_settings():
     assert not [a for s in writer["Statement"] for a in s["Action"] if a in ("s3:GetObject", "s3:DeleteObject")]
     glue = {r.split(":")[-1] for r in _resources(_policy("pipeline.json"), "glue:") if ":database/" in r}
     assert glue == {f"database/{layer}" for layer in LAYERS}
-    assert not [a for s in _policy("analyst.json")["Statement"] for a in s["Action"]
-                if a.startswith("glue:") and not a.startswith("glue:Get")]
+    assert not [
+        a
+        for s in _policy("analyst.json")["Statement"]
+        for a in s["Action"]
+        if a.startswith("glue:") and not a.startswith("glue:Get")
+    ]

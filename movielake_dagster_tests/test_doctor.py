@@ -16,8 +16,16 @@ def _problems(findings) -> dict[str, str]:
 def test_a_local_setup_with_the_sample_has_no_problems(spark, tmp_path):
     findings = doctor.run_checks(Settings(lake=str(tmp_path / "lake"), landing=str(SAMPLE_DATA_DIR)))
     assert _problems(findings) == {}
-    assert [f.check for f in findings] == ["java", "connector jars", "lake", "landing", "s3 credentials", "catalog",
-                                           "settings", "engine"]
+    assert [f.check for f in findings] == [
+        "java",
+        "connector jars",
+        "lake",
+        "landing",
+        "s3 credentials",
+        "catalog",
+        "settings",
+        "engine",
+    ]
     assert "Spark's own engine" in findings[-1].detail  # Comet is opt-in
 
 
@@ -39,11 +47,14 @@ def test_the_engine_check_names_a_missing_comet_jar_and_the_way_out(tmp_path):
     assert spark_only.ok and "Spark's own engine" in spark_only.detail
 
 
-@pytest.mark.parametrize("version, problem", [
-    (None, "install a JDK 17 or 21"),
-    ('java version "1.8.0_292"', "Java 8 found"),
-    ('openjdk version "21.0.2" 2024-01-16', None),
-])
+@pytest.mark.parametrize(
+    "version, problem",
+    [
+        (None, "install a JDK 17 or 21"),
+        ('java version "1.8.0_292"', "Java 8 found"),
+        ('openjdk version "21.0.2" 2024-01-16', None),
+    ],
+)
 def test_java_is_found_and_recent_enough(version, problem):
     finding = doctor.check_java(Settings(), java=lambda: version)
     assert finding.ok == (problem is None)
@@ -65,14 +76,19 @@ def test_missing_landing_files_and_folders_are_named_with_the_fix(tmp_path):
 
 
 def test_an_s3_lake_without_connector_jars_or_a_reachable_endpoint(tmp_path):
-    settings = Settings(lake="s3://", landing=str(SAMPLE_DATA_DIR), s3_endpoint="http://127.0.0.1:9",
-                        jars_dir=str(tmp_path / "no-jars"))
+    settings = Settings(
+        lake="s3://", landing=str(SAMPLE_DATA_DIR), s3_endpoint="http://127.0.0.1:9", jars_dir=str(tmp_path / "no-jars")
+    )
     lines = _problems(doctor.run_checks(settings, checks=(doctor.check_jars, doctor.check_lake)))
     assert "make setup" in lines["connector jars"]
     assert "cannot reach the S3 endpoint http://127.0.0.1:9" in lines["lake"]
     (tmp_path / "jars").mkdir()
-    for name in ("hadoop-aws-3.4.2.jar", "iceberg-spark-runtime-4.1_2.13-1.12.0.jar", "sqlite-jdbc-3.54.1.0.jar",
-                 "comet-spark-spark4.1_2.13-1.2.0.jar"):
+    for name in (
+        "hadoop-aws-3.4.2.jar",
+        "iceberg-spark-runtime-4.1_2.13-1.12.0.jar",
+        "sqlite-jdbc-3.54.1.0.jar",
+        "comet-spark-spark4.1_2.13-1.2.0.jar",
+    ):
         (tmp_path / "jars" / name).write_bytes(b"")
     missing = doctor.check_jars(Settings(lake="s3://", jars_dir=str(tmp_path / "jars"), spark_engine="comet"))
     assert not missing.ok and "iceberg-aws-bundle" in missing.detail  # S3FileIO and Glue need it
@@ -84,18 +100,30 @@ def test_an_s3_lake_without_connector_jars_or_a_reachable_endpoint(tmp_path):
 
 @pytest.mark.s3
 def test_s3_lake_credentials_and_glue_catalog_on_the_local_server(s3_server):
-    settings = Settings(lake="s3://doctor-{layer}", landing=str(SAMPLE_DATA_DIR), s3_endpoint=s3_server,
-                        catalog="glue", glue_endpoint=s3_server)
-    findings = {f.check: f for f in doctor.run_checks(
-        settings, checks=(doctor.check_lake, doctor.check_s3_credentials, doctor.check_catalog))}
+    settings = Settings(
+        lake="s3://doctor-{layer}",
+        landing=str(SAMPLE_DATA_DIR),
+        s3_endpoint=s3_server,
+        catalog="glue",
+        glue_endpoint=s3_server,
+    )
+    findings = {
+        f.check: f
+        for f in doctor.run_checks(
+            settings, checks=(doctor.check_lake, doctor.check_s3_credentials, doctor.check_catalog)
+        )
+    }
     assert all(f.ok for f in findings.values()), [f.line() for f in findings.values()]
     assert "created on the first run: doctor-staging" in findings["lake"].detail
     assert "AWS Glue" in findings["catalog"].detail
 
 
 def test_bad_settings_and_catalog_backend_are_reported():
-    lines = _problems(doctor.run_checks(Settings(catalog="hive", fresh_by="seven"),
-                                        checks=(doctor.check_catalog, doctor.check_definitions)))
+    lines = _problems(
+        doctor.run_checks(
+            Settings(catalog="hive", fresh_by="seven"), checks=(doctor.check_catalog, doctor.check_definitions)
+        )
+    )
     assert "use one of local, glue" in lines["catalog"]
     assert "MOVIELAKE_FRESH_BY" in lines["settings"]
 

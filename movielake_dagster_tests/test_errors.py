@@ -91,11 +91,15 @@ def test_rejected_credentials_become_one_line(code):
 def test_glue_refusals_name_the_permissions():
     """One mapper serves both services; each names its own fix."""
     error = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetDatabase")
-    with pytest.raises(EndpointError, match=r"AWS Glue refused the credentials .* glue:\*Database\*"), \
-            aws_errors(GLUE, None):
+    with (
+        pytest.raises(EndpointError, match=r"AWS Glue refused the credentials .* glue:\*Database\*"),
+        aws_errors(GLUE, None),
+    ):
         raise error
-    with pytest.raises(EndpointError, match=r"cannot reach the Glue endpoint .* MOVIELAKE_GLUE_ENDPOINT"), \
-            aws_errors(GLUE, "http://127.0.0.1:9"):
+    with (
+        pytest.raises(EndpointError, match=r"cannot reach the Glue endpoint .* MOVIELAKE_GLUE_ENDPOINT"),
+        aws_errors(GLUE, "http://127.0.0.1:9"),
+    ):
         raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
 
 
@@ -106,7 +110,9 @@ def test_connection_errors_become_one_line():
 
 def test_lake_locations():
     seed = LakeLocation.parse("s3://")
-    assert seed.uri("access", "ratings-data-mart/fct-rating") == "s3://data-lake-access-layer/ratings-data-mart/fct-rating"
+    assert (
+        seed.uri("access", "ratings-data-mart/fct-rating") == "s3://data-lake-access-layer/ratings-data-mart/fct-rating"
+    )
     assert LakeLocation.parse("s3://acme-{layer}").uri("staging") == "s3://acme-staging"
     local = LakeLocation.parse("/tmp/lake")
     assert local.uri("cleanse", "movies") == "/tmp/lake/cleanse/movies" and not local.is_s3

@@ -73,9 +73,12 @@ def _faults(movie_ids: list[int], user_ids: list[int], pair: tuple[int, int, str
         Fault("duplicate_pair_rerated", "ratings", f"{u}::{m}::{other_stars}::{ts + 3600}".encode(), None),
         Fault("null_user_id", "users", b'{"user_id": "", "firts_name": "No", "last_name": "Body"}', "null_key"),
         Fault("missing_user_id", "users", b'{"firts_name": "Also", "last_name": "Nobody"}', "null_key"),
-        Fault("conflicting_user", "users",
-              json.dumps({"user_id": str(user_ids[1]), "firts_name": "Someone", "last_name": "Else"}).encode(),
-              "conflicting_duplicate"),
+        Fault(
+            "conflicting_user",
+            "users",
+            json.dumps({"user_id": str(user_ids[1]), "firts_name": "Someone", "last_name": "Else"}).encode(),
+            "conflicting_duplicate",
+        ),
         Fault("latin1_in_utf8", "movies", "9001::Café Society (2016)::Comedy".encode("latin-1"), "encoding"),
         Fault("title_without_year", "movies", b"9002::Untitled Home Movie::Documentary", None),
         Fault("no_genres", "movies", b"9003::Silent Frame (1999)::(no genres listed)", None),
@@ -136,7 +139,9 @@ class FaultyLake:
 def faulty_lake(spark, clean_sample, tmp_path_factory) -> FaultyLake:
     clean_dir, report = clean_sample
     movie_ids = [int(line.split("::")[0]) for line in (clean_dir / "movies.dat").read_text().splitlines()]
-    user_ids = [int(json.loads(line)["user_id"]) for line in (clean_dir / "users_masterdata.json").read_text().splitlines()]
+    user_ids = [
+        int(json.loads(line)["user_id"]) for line in (clean_dir / "users_masterdata.json").read_text().splitlines()
+    ]
     pair = _once_rated_pair(clean_dir / "ratings.dat")
     faults = _faults(movie_ids, user_ids, pair)
     raw_dir = tmp_path_factory.mktemp("faulty-raw")
@@ -149,8 +154,16 @@ def faulty_lake(spark, clean_sample, tmp_path_factory) -> FaultyLake:
 
 
 QUARANTINED = {
-    "ratings": ["garbage_line", "wrong_field_count", "non_numeric_id", "rating_7", "rating_3_3", "future_timestamp",
-                "unknown_user", "unknown_movie"],
+    "ratings": [
+        "garbage_line",
+        "wrong_field_count",
+        "non_numeric_id",
+        "rating_7",
+        "rating_3_3",
+        "future_timestamp",
+        "unknown_user",
+        "unknown_movie",
+    ],
     "users": ["null_user_id", "missing_user_id", "conflicting_user"],
     "movies": ["latin1_in_utf8"],
 }
@@ -174,7 +187,8 @@ def test_each_rejected_fault_is_in_quarantine_with_its_reason_and_line(faulty_la
     row = rows[0]
     assert row["reason"] == fault.reason, (name, row)
     assert row["dataset"] == fault.dataset and row["source_file"].endswith(
-        "user_masterdata.json" if fault.dataset == "users" else FILES[fault.dataset])
+        "user_masterdata.json" if fault.dataset == "users" else FILES[fault.dataset]
+    )
     assert row["detail"], "every quarantined record says why"
     if name == "conflicting_user":
         assert "other values" in row["detail"]
@@ -233,8 +247,10 @@ def test_reconciliation_holds_and_every_check_passes_despite_the_faults(faulty_l
     lake = faulty_lake
     evaluations = _evaluations(lake.result)
     assert [k for k, e in evaluations.items() if not e.passed] == []
-    materialized = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
-                    for e in lake.result.get_asset_materialization_events()}
+    materialized = {
+        e.materialization.asset_key.to_user_string(): e.materialization.metadata
+        for e in lake.result.get_asset_materialization_events()
+    }
     for dataset in FILES:
         blank = [f for f in lake.faults.values() if f.dataset == dataset and f.reason == SKIPPED]
         records = len(lake.lines[dataset]) - len(blank)  # whitespace-only lines are not records
@@ -258,8 +274,9 @@ def run_job(raw_dir: Path, lake_dir: Path, job: str = "materialize_lake", assets
     settings = Settings.from_env(landing=str(raw_dir), lake=str(lake_dir), step_retries=0)
     job_def = build_definitions(settings).resolve_job_def(job)
     selection = [dg.AssetKey.from_user_string(a) for a in assets] if assets else None
-    result = job_def.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
-                                        asset_selection=selection)
+    result = job_def.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False, asset_selection=selection
+    )
     return result, settings
 
 
@@ -286,13 +303,21 @@ def test_an_empty_file_is_reconciled_and_warned_about(empty_file_run):
 def test_an_empty_file_builds_an_empty_star_schema(empty_file_run):
     assert empty_file_run.success
     failed = sorted(k for k, e in _evaluations(empty_file_run).items() if not e.passed)
-    assert failed == [("access/dim_date", "not_empty"), ("access/fct_rating", "not_empty"),
-                      ("cleanse/ratings", "not_empty")]
+    assert failed == [
+        ("access/dim_date", "not_empty"),
+        ("access/fct_rating", "not_empty"),
+        ("cleanse/ratings", "not_empty"),
+    ]
 
 
-RATINGS_AND_DOWNSTREAM = ["staging/ratings", "cleanse/ratings", "cleanse/quarantine_ratings", "cleanse/rating_changes",
-                          "access/fct_rating",
-                          "access/dim_date"]
+RATINGS_AND_DOWNSTREAM = [
+    "staging/ratings",
+    "cleanse/ratings",
+    "cleanse/quarantine_ratings",
+    "cleanse/rating_changes",
+    "access/fct_rating",
+    "access/dim_date",
+]
 
 
 @pytest.fixture(scope="module")
@@ -307,13 +332,23 @@ def blocked_run(faulty_lake):
     merge = user_rules.merge_user_sources
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(user_rules, "merge_user_sources", lambda *a: (lambda df: df.unionByName(df.limit(1)))(merge(*a)))
-        result, settings = run_job(faulty_lake.raw_dir, faulty_lake.lake_dir, assets=[
-            "staging/users", "cleanse/users", "cleanse/quarantine_users", "access/dim_user", *RATINGS_AND_DOWNSTREAM])
+        result, settings = run_job(
+            faulty_lake.raw_dir,
+            faulty_lake.lake_dir,
+            assets=[
+                "staging/users",
+                "cleanse/users",
+                "cleanse/quarantine_users",
+                "access/dim_user",
+                *RATINGS_AND_DOWNSTREAM,
+            ],
+        )
     return result, settings, before, rows_before
 
 
-def test_a_failing_blocking_check_leaves_main_unchanged_and_the_rejected_rows_on_the_run_branch(faulty_lake,
-                                                                                                 blocked_run):
+def test_a_failing_blocking_check_leaves_main_unchanged_and_the_rejected_rows_on_the_run_branch(
+    faulty_lake, blocked_run
+):
     from movielake_dagster.catalog.iceberg import run_branch
 
     result, _, before, rows_before = blocked_run
@@ -326,13 +361,18 @@ def test_a_failing_blocking_check_leaves_main_unchanged_and_the_rejected_rows_on
     assert len(rejected) == len(rows_before) + 1  # the duplicated user is there, for inspection
     quarantine = iceberg.table(QUARANTINE_USERS.layer, QUARANTINE_USERS.name)
     assert quarantine.metadata.current_snapshot_id != before[QUARANTINE_USERS.name]  # its own checks passed
-    materialized = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
-                    for e in result.get_asset_materialization_events()}
+    materialized = {
+        e.materialization.asset_key.to_user_string(): e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
     assert materialized["cleanse/users"]["movielake/branch"].value == branch
     assert materialized["cleanse/users"]["movielake/published"].value.startswith("pending")
     evaluations = _evaluations(result)
-    assert evaluations[("cleanse/users", "primary_key_unique")].metadata["movielake/published"].value.startswith(
-        "no: blocked by")
+    assert (
+        evaluations[("cleanse/users", "primary_key_unique")]
+        .metadata["movielake/published"]
+        .value.startswith("no: blocked by")
+    )
 
 
 def test_a_failing_blocking_check_stops_the_downstream_assets(blocked_run):
@@ -377,13 +417,22 @@ def corrupted_lake(faulty_lake):
 
     good = _table(faulty_lake, RATINGS).first().asDict()
     when = dt.datetime(2001, 1, 1, 12, 0)
-    undo = [(RATINGS, _append(faulty_lake, RATINGS, [
-        {**good, "rating": 1.0 if good["rating"] != 1.0 else 2.0},  # a second row for an existing key
-        {**good, "user_id": 77777},  # a user that is not in cleanse/users
-        {**good, "movie_id": 9002, "rating": 7.0},  # out of range
-        {**good, "movie_id": None},  # null key
-        {**good, "movie_id": 9003, "rated_at": when.replace(year=2100), "rating_date": dt.date(2100, 1, 1)},
-    ]))]
+    undo = [
+        (
+            RATINGS,
+            _append(
+                faulty_lake,
+                RATINGS,
+                [
+                    {**good, "rating": 1.0 if good["rating"] != 1.0 else 2.0},  # a second row for an existing key
+                    {**good, "user_id": 77777},  # a user that is not in cleanse/users
+                    {**good, "movie_id": 9002, "rating": 7.0},  # out of range
+                    {**good, "movie_id": None},  # null key
+                    {**good, "movie_id": 9003, "rated_at": when.replace(year=2100), "rating_date": dt.date(2100, 1, 1)},
+                ],
+            ),
+        )
+    ]
     fct_good = _table(faulty_lake, FCT_RATING).first().asDict()
     undo.append((FCT_RATING, _append(faulty_lake, FCT_RATING, [{**fct_good, "movie_id": 9002, "date_key": 18990101}])))
     yield faulty_lake, good
@@ -397,8 +446,9 @@ def test_corrupted_stored_tables_fail_the_right_checks_with_the_right_counts(cor
     faulty_lake, good = corrupted_lake
     result, _ = run_job(faulty_lake.raw_dir, faulty_lake.lake_dir, job="check_lake")
     evaluations = _evaluations(result)
-    failed = {k: e.metadata["failed_rows"].value for k, e in evaluations.items()
-              if not e.passed and k[1] != "freshness_check"}  # this run's instance has no materializations
+    failed = {
+        k: e.metadata["failed_rows"].value for k, e in evaluations.items() if not e.passed and k[1] != "freshness_check"
+    }  # this run's instance has no materializations
     assert failed == {
         ("cleanse/ratings", "primary_key_unique"): 1,
         ("cleanse/ratings", "user_id_references_users"): 1,
@@ -425,8 +475,13 @@ def test_corrupted_stored_tables_fail_the_right_checks_with_the_right_counts(cor
     def table(dataset):
         return _table(faulty_lake, dataset)
 
-    inputs = {"table": table(FCT_RATING), "parent_user_id": table(DIM_USER), "parent_movie_id": table(DIM_MOVIE),
-              "parent_date_key": table(DIM_DATE), "source": table(RATINGS)}
+    inputs = {
+        "table": table(FCT_RATING),
+        "parent_user_id": table(DIM_USER),
+        "parent_movie_id": table(DIM_MOVIE),
+        "parent_date_key": table(DIM_DATE),
+        "source": table(RATINGS),
+    }
     direct = {o.name: o.failed_rows for o, _ in evaluate_dataset(None, FCT_RATING, inputs) if not o.passed}
     assert direct == {"date_key_references_dim_date": 1, "reconciliation": 4}  # 5 more ratings, 1 more fact
 

@@ -27,9 +27,25 @@ from movielake_dagster.tools.generate import (
 
 # The MovieLens 10M genre list (SPEC: genres from the 10M list, or the no-genre marker).
 GENRES_10M = {
-    "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary",
-    "Drama", "Fantasy", "Film-Noir", "Horror", "IMAX", "Musical", "Mystery", "Romance",
-    "Sci-Fi", "Thriller", "War", "Western",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "IMAX",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 }
 NO_GENRES = "(no genres listed)"
 HALF_STARS = {"0.5", "1", "1.5", "2", "2.5", "3", "3.5", "4", "4.5", "5"}
@@ -51,8 +67,9 @@ class Parsed:
     movies: dict[int, tuple[str, list[str]]] = field(default_factory=dict)
     users: dict[int, tuple[str, str]] = field(default_factory=dict)
     ratings: list[tuple[int, int, str, int]] = field(default_factory=list)
-    bad: dict[str, Counter] = field(default_factory=lambda: {
-        "movies": Counter(), "ratings": Counter(), "users": Counter()})
+    bad: dict[str, Counter] = field(
+        default_factory=lambda: {"movies": Counter(), "ratings": Counter(), "users": Counter()}
+    )
 
 
 def read_lines(path: Path) -> list[str]:
@@ -172,9 +189,16 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> tuple[GenerationReport, P
 def test_same_spec_gives_byte_identical_files(tmp_path: Path) -> None:
     first = generate_dataset(tmp_path / "a", DIRTY)
     second = generate_dataset(tmp_path / "b", DIRTY)
-    other = generate_dataset(tmp_path / "c", GeneratorSpec(
-        ratings=DIRTY.ratings, movies=DIRTY.movies, users=DIRTY.users, seed=DIRTY.seed + 1,
-        bad_record_rate=DIRTY.bad_record_rate))
+    other = generate_dataset(
+        tmp_path / "c",
+        GeneratorSpec(
+            ratings=DIRTY.ratings,
+            movies=DIRTY.movies,
+            users=DIRTY.users,
+            seed=DIRTY.seed + 1,
+            bad_record_rate=DIRTY.bad_record_rate,
+        ),
+    )
     for name in ("movies", "ratings", "users"):
         assert sha256(first.files[name]) == sha256(second.files[name]), name
         assert sha256(first.files[name]) != sha256(other.files[name]), name
@@ -211,8 +235,14 @@ def test_injected_bad_records_are_found_by_kind(dirty: tuple[GenerationReport, P
     report, parsed = dirty
     expected_kinds = {
         "movies": {"malformed", "non_numeric_id"},
-        "ratings": {"garbage", "wrong_field_count", "non_numeric_id", "out_of_range_rating",
-                    "unknown_movie", "unknown_user"},
+        "ratings": {
+            "garbage",
+            "wrong_field_count",
+            "non_numeric_id",
+            "out_of_range_rating",
+            "unknown_movie",
+            "unknown_user",
+        },
         "users": {"null_user_id", "conflicting_duplicate", "exact_duplicate", "invalid_json"},
     }
     for name, kinds in expected_kinds.items():

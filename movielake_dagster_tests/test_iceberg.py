@@ -58,8 +58,12 @@ def two_versions(spark, raw, tmp_path_factory) -> dict:
     lake = tmp_path_factory.mktemp("versions") / "lake"
     first, resources = build_lake(raw, lake, step_retries=0)
     fct = resources["catalog"].iceberg().table(FCT_RATING.layer, FCT_RATING.name)
-    v1 = {"snapshot": fct.metadata.current_snapshot_id, "rows": _rows(resources, FCT_RATING),
-          "answer": _query(lake, SUM_SQL), "run": first.run_id}
+    v1 = {
+        "snapshot": fct.metadata.current_snapshot_id,
+        "rows": _rows(resources, FCT_RATING),
+        "answer": _query(lake, SUM_SQL),
+        "run": first.run_id,
+    }
     time.sleep(1.1)  # a moment strictly between the two builds, for --as-of TIMESTAMP
     between = datetime.now(UTC)
     time.sleep(1.1)
@@ -69,8 +73,12 @@ def two_versions(spark, raw, tmp_path_factory) -> dict:
     (half / "ratings.dat").write_bytes(b"".join(lines[: len(lines) // 2]))
     second, _ = build_lake(half, lake, step_retries=0)
     fct = resources["catalog"].iceberg().table(FCT_RATING.layer, FCT_RATING.name)
-    v2 = {"snapshot": fct.metadata.current_snapshot_id, "rows": _rows(resources, FCT_RATING),
-          "answer": _query(lake, SUM_SQL), "run": second.run_id}
+    v2 = {
+        "snapshot": fct.metadata.current_snapshot_id,
+        "rows": _rows(resources, FCT_RATING),
+        "answer": _query(lake, SUM_SQL),
+        "run": second.run_id,
+    }
     assert v1["rows"] != v2["rows"]
     return {"lake": lake, "resources": resources, "v1": v1, "v2": v2, "between": between}
 
@@ -123,13 +131,19 @@ def test_adding_a_declared_column_evolves_the_table_in_place_and_the_crawl_repor
 
     resources = two_versions["resources"]
     iceberg = resources["catalog"].iceberg()
-    crawler = build_crawler(LakeLocation.parse(str(two_versions["lake"])), ObjectStore(),
-                            LocalCatalog(two_versions["lake"].parent / "crawl.db"), iceberg)
+    crawler = build_crawler(
+        LakeLocation.parse(str(two_versions["lake"])),
+        ObjectStore(),
+        LocalCatalog(two_versions["lake"].parent / "crawl.db"),
+        iceberg,
+    )
     crawler.crawl("access")
     before = iceberg.table(DIM_MOVIE.layer, DIM_MOVIE.name)
     files_before = set(before.inspect.data_files().column("file_path").to_pylist())
     extended = replace(DIM_MOVIE, columns=(*DIM_MOVIE.columns, Column("runtime_minutes", "int", "Running time.")))
-    statements = ensure_table(resources["spark"].get_session(), extended, resources["catalog"].table_location(DIM_MOVIE))
+    statements = ensure_table(
+        resources["spark"].get_session(), extended, resources["catalog"].table_location(DIM_MOVIE)
+    )
     assert len(statements) == 1 and statements[0].startswith("ALTER TABLE lake.access.dim_movie ADD COLUMN")
     after = iceberg.table(DIM_MOVIE.layer, DIM_MOVIE.name)
     assert after.metadata.current_snapshot_id == before.metadata.current_snapshot_id  # no data rewritten
@@ -158,9 +172,14 @@ def test_a_reader_polling_during_commits_sees_only_whole_snapshots(spark, tmp_pa
     def facts(rows: int):
         ids = session.range(0, rows, numPartitions=4)
         return ids.select(
-            F.col("id").cast("int").alias("user_id"), (F.col("id") % 97).cast("int").alias("movie_id"),
-            F.lit(20010101).alias("date_key"), F.timestamp_seconds(F.lit(978307200) + F.col("id")).alias("rated_at"),
-            F.lit(0).alias("hour_of_day"), F.lit(4.0).alias("rating"), (2001 + F.col("id") % 5).cast("int").alias("rating_year"))
+            F.col("id").cast("int").alias("user_id"),
+            (F.col("id") % 97).cast("int").alias("movie_id"),
+            F.lit(20010101).alias("date_key"),
+            F.timestamp_seconds(F.lit(978307200) + F.col("id")).alias("rated_at"),
+            F.lit(0).alias("hour_of_day"),
+            F.lit(4.0).alias("rating"),
+            (2001 + F.col("id") % 5).cast("int").alias("rating_year"),
+        )
 
     def write(rows: int, run: str):
         manager.handle_output(dg.build_output_context(asset_key=FCT_RATING.asset_key, run_id=run), facts(rows))
@@ -200,8 +219,10 @@ def test_maintenance_expires_old_snapshots_and_compacts_without_changing_a_row(t
     snapshots_before = len(iceberg.table(FCT_RATING.layer, FCT_RATING.name).metadata.snapshots)
     defs = build_definitions(Settings(lake=str(two_versions["lake"])))
     result = defs.resolve_job_def("maintain_lake").execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
-        run_config={"ops": {"maintain_tables": {"config": {"retain_days": 0, "retain_last": 1}}}})
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        run_config={"ops": {"maintain_tables": {"config": {"retain_days": 0, "retain_last": 1}}}},
+    )
     assert result.success
     fct = iceberg.table(FCT_RATING.layer, FCT_RATING.name)
     assert len(fct.metadata.snapshots) < snapshots_before
@@ -214,6 +235,7 @@ def test_maintenance_expires_old_snapshots_and_compacts_without_changing_a_row(t
 
 
 # -- kill -9 while a run commits fct_rating --------------------------------------------------------------
+
 
 def _new_fct_files(lake: str, s3_endpoint: str | None, known: set[str]) -> list[str]:
     if lake.startswith("s3://"):
@@ -233,10 +255,23 @@ def _kill_during_fct_commit(lake: str, env: dict, s3_endpoint: str | None, known
     home = tmp_path / "dagster-home"
     home.mkdir(exist_ok=True)
     process = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "movielake_dagster.definitions",
-         "--select", FCT_RATING.asset_key.to_user_string()],
-        env={**os.environ, **env, "DAGSTER_HOME": str(home)}, cwd=tmp_path, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "movielake_dagster.definitions",
+            "--select",
+            FCT_RATING.asset_key.to_user_string(),
+        ],
+        env={**os.environ, **env, "DAGSTER_HOME": str(home)},
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 300
         while time.time() < deadline and process.poll() is None:
@@ -251,8 +286,7 @@ def _kill_during_fct_commit(lake: str, env: dict, s3_endpoint: str | None, known
             process.wait()
 
 
-def _killed_run_leaves_readers_on_whole_snapshots(raw: Path, lake: str, tmp_path: Path, s3_endpoint=None,
-                                                   **overrides):
+def _killed_run_leaves_readers_on_whole_snapshots(raw: Path, lake: str, tmp_path: Path, s3_endpoint=None, **overrides):
     from movielake_dagster.code_location import build_definitions
     from movielake_dagster.settings import Settings
 
@@ -272,9 +306,13 @@ def _killed_run_leaves_readers_on_whole_snapshots(raw: Path, lake: str, tmp_path
 
     reader = threading.Thread(target=poll)
     reader.start()
-    env = {"MOVIELAKE_STEP_RETRIES": "0", "MOVIELAKE_CATALOG_PATH": settings["catalog_path"],
-           "MOVIELAKE_LAKE": lake, "MOVIELAKE_LANDING": str(raw),
-           **({"MOVIELAKE_S3_ENDPOINT": s3_endpoint} if s3_endpoint else {})}
+    env = {
+        "MOVIELAKE_STEP_RETRIES": "0",
+        "MOVIELAKE_CATALOG_PATH": settings["catalog_path"],
+        "MOVIELAKE_LAKE": lake,
+        "MOVIELAKE_LANDING": str(raw),
+        **({"MOVIELAKE_S3_ENDPOINT": s3_endpoint} if s3_endpoint else {}),
+    }
     try:
         _kill_during_fct_commit(lake, env, s3_endpoint, known, tmp_path)
         time.sleep(0.5)
@@ -287,7 +325,8 @@ def _killed_run_leaves_readers_on_whole_snapshots(raw: Path, lake: str, tmp_path
     assert _new_fct_files(lake, s3_endpoint, known), "the killed write left uncommitted files (orphans)"
     defs = build_definitions(Settings.from_env(landing=str(raw), lake=lake, **settings))
     rerun = defs.resolve_job_def("materialize_lake").execute_in_process(  # the next run succeeds ...
-        asset_selection=[FCT_RATING.asset_key], raise_on_error=False)
+        asset_selection=[FCT_RATING.asset_key], raise_on_error=False
+    )
     assert rerun.success
     assert iceberg.table(FCT_RATING.layer, FCT_RATING.name).metadata.current_snapshot_id != published
     assert {d.name: _rows(resources, d) for d in TABLES} == clean  # ... and equals the clean build

@@ -14,12 +14,24 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
 # The three parts, by module prefix; a module belongs to the first part whose prefix it starts with.
 TOOLS = ("movielake_dagster.tools",)
-LOCATION = ("movielake_dagster.definitions", "movielake_dagster.code_location", "movielake_dagster.assets",
-            "movielake_dagster.checks", "movielake_dagster.automation", "movielake_dagster.io_managers",
-            "movielake_dagster.resources")
-CORE = ("movielake_dagster.datasets", "movielake_dagster.settings", "movielake_dagster.errors",
-        "movielake_dagster.lake", "movielake_dagster.aws", "movielake_dagster.transforms",
-        "movielake_dagster.catalog")
+LOCATION = (
+    "movielake_dagster.definitions",
+    "movielake_dagster.code_location",
+    "movielake_dagster.assets",
+    "movielake_dagster.checks",
+    "movielake_dagster.automation",
+    "movielake_dagster.io_managers",
+    "movielake_dagster.resources",
+)
+CORE = (
+    "movielake_dagster.datasets",
+    "movielake_dagster.settings",
+    "movielake_dagster.errors",
+    "movielake_dagster.lake",
+    "movielake_dagster.aws",
+    "movielake_dagster.transforms",
+    "movielake_dagster.catalog",
+)
 PART_ORDER = {"core": 0, "location": 1, "tools": 2}  # a part imports only parts at or below its own
 
 
@@ -58,8 +70,10 @@ def imports(module: str) -> list[tuple[str, bool]]:
 
 
 def _in_type_checking(tree: ast.Module, node: ast.AST) -> bool:
-    return any(isinstance(top, ast.If) and "TYPE_CHECKING" in ast.unparse(top.test) and node in ast.walk(top)
-               for top in tree.body)
+    return any(
+        isinstance(top, ast.If) and "TYPE_CHECKING" in ast.unparse(top.test) and node in ast.walk(top)
+        for top in tree.body
+    )
 
 
 def graph() -> dict[str, set[str]]:
@@ -84,7 +98,7 @@ def test_no_import_cycle():
 
     def visit(module: str, path: list[str]) -> None:
         if module in path:
-            cycle = [*path[path.index(module):], module]
+            cycle = [*path[path.index(module) :], module]
             pytest.fail("import cycle: " + " -> ".join(cycle))
         if module in done:
             return
@@ -99,9 +113,12 @@ def test_no_import_cycle():
 
 
 def test_imports_go_one_way():
-    wrong = [f"{m} ({part_of(m)}) imports {t} ({part_of(t)})"
-             for m in MODULES for t, _ in imports(m)
-             if PART_ORDER.get(part_of(t), 0) > PART_ORDER.get(part_of(m), 0)]
+    wrong = [
+        f"{m} ({part_of(m)}) imports {t} ({part_of(t)})"
+        for m in MODULES
+        for t, _ in imports(m)
+        if PART_ORDER.get(part_of(t), 0) > PART_ORDER.get(part_of(m), 0)
+    ]
     assert not wrong
 
 
@@ -125,8 +142,12 @@ def third_party_roots(module: str) -> set[str]:
 
 
 def test_the_catalog_library_does_not_use_dagster():
-    users = [m for m in MODULES if m.startswith("movielake_dagster.catalog")
-             and any(root == "dagster" or root.startswith("dagster_") for root in third_party_roots(m))]
+    users = [
+        m
+        for m in MODULES
+        if m.startswith("movielake_dagster.catalog")
+        and any(root == "dagster" or root.startswith("dagster_") for root in third_party_roots(m))
+    ]
     assert not users
 
 
@@ -139,8 +160,11 @@ def test_the_walker_sees_a_cycle_and_a_wrong_way_import(tmp_path, monkeypatch):
     (package / "lake.py").write_text("from movielake_dagster.tools.cli import main\n")
     (package / "tools" / "cli.py").write_text("def main():\n    from movielake_dagster.lake import X\n")
     monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", package)
-    monkeypatch.setattr(__import__(__name__, fromlist=["MODULES"]), "MODULES",
-                        {module_name(p): p for p in sorted(package.rglob("*.py"))})
+    monkeypatch.setattr(
+        __import__(__name__, fromlist=["MODULES"]),
+        "MODULES",
+        {module_name(p): p for p in sorted(package.rglob("*.py"))},
+    )
     with pytest.raises(pytest.fail.Exception, match="import cycle"):
         test_no_import_cycle()
     with pytest.raises(AssertionError):

@@ -97,8 +97,9 @@ def _metadata(result, key: str) -> dict:
 def _daily_run(defs, instance, day: str, scheduled: bool = False):
     """The daily job for ``day``: all its assets, or (``scheduled``) those the schedule runs for a day."""
     selection = list(DAILY_BATCH_ASSETS) if scheduled else None
-    result = defs.resolve_job_def(DAILY_JOB).execute_in_process(partition_key=day, instance=instance,
-                                                                 raise_on_error=False, asset_selection=selection)
+    result = defs.resolve_job_def(DAILY_JOB).execute_in_process(
+        partition_key=day, instance=instance, raise_on_error=False, asset_selection=selection
+    )
     assert result.success, [e.event_specific_data.error.message for e in result.get_step_failure_events()]
     return result
 
@@ -120,9 +121,18 @@ def loaded(spark, landing, tmp_path_factory) -> dict:
     after = set(_data_files(incremental_lake, FCT_RATING))
     full_lake = tmp_path_factory.mktemp("full-lake")
     build_lake(landing["dir"], full_lake, step_retries=0)
-    return {"incremental": incremental_lake, "full": full_lake, "defs": defs, "instance": instance,
-            "first": first, "second": second, "untouched_before": before, "untouched_after": after,
-            "cached_before": cached_before, "cached_after": cached_after}
+    return {
+        "incremental": incremental_lake,
+        "full": full_lake,
+        "defs": defs,
+        "instance": instance,
+        "first": first,
+        "second": second,
+        "untouched_before": before,
+        "untouched_after": after,
+        "cached_before": cached_before,
+        "cached_after": cached_after,
+    }
 
 
 def _cached_rdds(spark) -> int:
@@ -148,8 +158,10 @@ def test_the_quarantine_is_that_of_the_full_build_superseded_lines_included(spar
 
 @pytest.mark.slow  # four runs of the whole graph with its checks
 def test_a_rerating_in_a_later_batch_wins_and_a_late_older_one_is_quarantined(spark, loaded, landing):
-    facts = {(r["user_id"], r["movie_id"]): r["rating"]
-             for r in table_rows(lake_resources(loaded["incremental"]), FCT_RATING)}
+    facts = {
+        (r["user_id"], r["movie_id"]): r["rating"]
+        for r in table_rows(lake_resources(loaded["incremental"]), FCT_RATING)
+    }
     for pair, rating in landing["rerated"].items():
         assert facts[pair] == rating
     reasons = _metadata(loaded["second"], "cleanse/ratings")["movielake/reconciliation"][f"{DAY2}.dat"]["reasons"]
@@ -161,8 +173,9 @@ def test_the_second_batch_changes_only_what_it_touches(loaded, landing):
     """No data file of the facts is rewritten: the replaced facts are deleted by position (merge-on-read)
     and the day's facts appended; the same holds for the ratings."""
     assert loaded["untouched_before"] and loaded["untouched_before"] <= loaded["untouched_after"]
-    assert len(loaded["untouched_after"] - loaded["untouched_before"]) <= 2 * len({landing["last_year"]} |
-                                                                                landing["superseded_years"])
+    assert len(loaded["untouched_after"] - loaded["untouched_before"]) <= 2 * len(
+        {landing["last_year"]} | landing["superseded_years"]
+    )
     for key in ("cleanse/ratings", "access/fct_rating"):
         metadata = _metadata(loaded["second"], key)
         assert metadata["movielake/write"] == "row changes", key
@@ -193,8 +206,10 @@ def _day_batch(landing: dict, day: str, stars: bytes, month: int) -> None:
     """A batch re-rating 40 of day 1's pairs later than any stored rating."""
     day1_lines = (landing["dir"] / "ratings" / f"{DAY1}.dat").read_bytes().splitlines()
     stamp = int(datetime(landing["last_year"], month, 1, tzinfo=UTC).timestamp())
-    batch = [b"::".join([str(u).encode(), str(m).encode(), stars, str(stamp + i).encode()])
-             for i, (u, m, _) in enumerate(v for v in map(_valid, day1_lines[:40]) if v)]
+    batch = [
+        b"::".join([str(u).encode(), str(m).encode(), stars, str(stamp + i).encode()])
+        for i, (u, m, _) in enumerate(v for v in map(_valid, day1_lines[:40]) if v)
+    ]
     (landing["dir"] / "ratings" / f"{day}.dat").write_bytes(b"\n".join(batch) + b"\n")
 
 
@@ -205,13 +220,24 @@ def test_a_compaction_between_days_keeps_the_next_day_incremental(spark, loaded,
     from movielake_dagster.automation.maintenance import MAINTENANCE_JOB
     from movielake_dagster.datasets import ANALYTICS_BASES, RATING_CHANGES
 
-    tables = [f"{d.layer}.{d.name}" for d in (RATINGS, QUARANTINE_RATINGS, RATING_CHANGES, FCT_RATING, *ANALYTICS_BASES)]
-    maintained = loaded["defs"].resolve_job_def(MAINTENANCE_JOB).execute_in_process(
-        instance=loaded["instance"], run_config={"ops": {"maintain_tables": {"config": {"tables": tables}}}})
+    tables = [
+        f"{d.layer}.{d.name}" for d in (RATINGS, QUARANTINE_RATINGS, RATING_CHANGES, FCT_RATING, *ANALYTICS_BASES)
+    ]
+    maintained = (
+        loaded["defs"]
+        .resolve_job_def(MAINTENANCE_JOB)
+        .execute_in_process(
+            instance=loaded["instance"], run_config={"ops": {"maintain_tables": {"config": {"tables": tables}}}}
+        )
+    )
     assert maintained.success
-    observed = {e.asset_key.to_user_string() for e in maintained.all_events if e.event_type_value == "ASSET_OBSERVATION"}
-    assert observed == {d.asset_key.to_user_string() for d in (RATINGS, QUARANTINE_RATINGS, RATING_CHANGES, FCT_RATING,
-                                                                 *ANALYTICS_BASES)}  # only the tables asked for
+    observed = {
+        e.asset_key.to_user_string() for e in maintained.all_events if e.event_type_value == "ASSET_OBSERVATION"
+    }
+    assert observed == {
+        d.asset_key.to_user_string()
+        for d in (RATINGS, QUARANTINE_RATINGS, RATING_CHANGES, FCT_RATING, *ANALYTICS_BASES)
+    }  # only the tables asked for
     iceberg = lake_resources(loaded["incremental"])["catalog"].iceberg()
     assert iceberg.table(RATINGS.layer, RATINGS.name).current_snapshot().summary.operation.value == "replace"
     _day_batch(landing, "2026-11-26", b"2", 8)
@@ -240,10 +266,15 @@ def test_a_day_that_breaks_a_blocking_rule_is_never_published(spark, loaded, lan
     changed = incremental.changed_rows
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(incremental, "changed_rows", lambda *a: (lambda df: df.unionByName(df.limit(1)))(changed(*a)))
-        result = loaded["defs"].resolve_job_def(DAILY_JOB).execute_in_process(
-            partition_key=day3, instance=loaded["instance"], raise_on_error=False)
+        result = (
+            loaded["defs"]
+            .resolve_job_def(DAILY_JOB)
+            .execute_in_process(partition_key=day3, instance=loaded["instance"], raise_on_error=False)
+        )
     assert not result.success
-    failed = {(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations() if not e.passed}
+    failed = {
+        (e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations() if not e.passed
+    }
     assert ("cleanse/ratings", "primary_key_unique") in failed
     assert {d.name: iceberg.table(d.layer, d.name).metadata.current_snapshot_id for d in watched} == before
     assert _table(spark, loaded["incremental"], RATINGS) == rows_before  # readers see yesterday's rows
@@ -256,6 +287,7 @@ def test_a_day_that_breaks_a_blocking_rule_is_never_published(spark, loaded, lan
 
 # -- a failed or killed write leaves the previous version readable ----------------------------------
 
+
 def _facts(spark, rows: int, fail_after: int | None = None):
     """A small fct_rating-shaped DataFrame over 3 years; with ``fail_after``, a task fails mid-write."""
     from pyspark.sql import functions as F
@@ -265,9 +297,13 @@ def _facts(spark, rows: int, fail_after: int | None = None):
     if fail_after is not None:
         user = F.when(F.col("id") >= fail_after, F.raise_error(F.lit("executor lost mid-write"))).otherwise(user)
     return ids.select(
-        user.alias("user_id"), (F.col("id") % 50).cast("int").alias("movie_id"),
-        F.lit(20010101).alias("date_key"), F.timestamp_seconds(F.lit(978307200) + F.col("id")).alias("rated_at"),
-        F.lit(0).alias("hour_of_day"), F.lit(4.0).alias("rating"), (2001 + F.col("id") % 3).cast("int").alias("rating_year"),
+        user.alias("user_id"),
+        (F.col("id") % 50).cast("int").alias("movie_id"),
+        F.lit(20010101).alias("date_key"),
+        F.timestamp_seconds(F.lit(978307200) + F.col("id")).alias("rated_at"),
+        F.lit(0).alias("hour_of_day"),
+        F.lit(4.0).alias("rating"),
+        (2001 + F.col("id") % 3).cast("int").alias("rating_year"),
     )
 
 
@@ -343,16 +379,27 @@ def test_thirty_days_of_row_changes_then_a_compaction_keep_the_table_exact(spark
         new = [fact(u, m, 0.5 + (day % 10) / 2, day) for u, m in replaced]
         new += [fact(100 + day, m, 4.5, day) for m in range(3)]
         expected.update({(r[0], r[1]): r for r in new})
-        _write(manager, RowChanges(deleted=spark.createDataFrame(replaced, "user_id int, movie_id int"),
-                                   inserted=spark.createDataFrame(new, FCT_RATING.spark_ddl())), f"run-day-{day:04d}")
+        _write(
+            manager,
+            RowChanges(
+                deleted=spark.createDataFrame(replaced, "user_id int, movie_id int"),
+                inserted=spark.createDataFrame(new, FCT_RATING.spark_ddl()),
+            ),
+            f"run-day-{day:04d}",
+        )
     iceberg = resources["catalog"].iceberg()
     table = iceberg.table(FCT_RATING.layer, FCT_RATING.name)
     rows = lambda: sorted(tuple(r[c] for c in columns) for r in table_rows(resources, FCT_RATING))  # noqa: E731
     assert rows() == sorted(expected.values())
     files = lambda t: t.inspect.files().column("content").to_pylist()  # noqa: E731  0 data, 1 position deletes
     assert files(table).count(1) > 0  # merge-on-read: the days' deletes are delete files (one per data file)
-    figures = maintain_table(spark, f"{FCT_RATING.layer}.{FCT_RATING.name}", table, MaintenanceConfig(),
-                             datetime.now(UTC).replace(tzinfo=None))
+    figures = maintain_table(
+        spark,
+        f"{FCT_RATING.layer}.{FCT_RATING.name}",
+        table,
+        MaintenanceConfig(),
+        datetime.now(UTC).replace(tzinfo=None),
+    )
     compacted = iceberg.table(FCT_RATING.layer, FCT_RATING.name)
     assert figures["data_files_rewritten"] > figures["data_files_added"] > 0
     assert files(compacted).count(1) == 0 and files(compacted).count(0) < files(table).count(0)
@@ -375,7 +422,10 @@ def test_leftovers_of_a_killed_run_are_invisible_and_maintenance_removes_them(sp
     orphan = location / "data" / "rating_year=2001" / "00000-killed-orphan.parquet"
     orphan.write_bytes(b"PAR1 truncated by kill -9")
     lake = resources["lake"]
-    dead, live = Path(lake.scratch("classified-ratings", "deadbeef")), Path(lake.scratch("classified-ratings", "running0"))
+    dead, live = (
+        Path(lake.scratch("classified-ratings", "deadbeef")),
+        Path(lake.scratch("classified-ratings", "running0")),
+    )
     for folder in (dead, live):
         folder.mkdir(parents=True)
         (folder / "part-0.parquet").write_bytes(b"PAR1")
@@ -387,8 +437,9 @@ def test_leftovers_of_a_killed_run_are_invisible_and_maintenance_removes_them(sp
         os.utime(path, (day_ago, day_ago))
     session = resources["spark"].get_session()
     table = resources["catalog"].iceberg().table(FCT_RATING.layer, FCT_RATING.name)
-    figures = maintain_table(session, "access.fct_rating", table, MaintenanceConfig(orphan_days=1),
-                             datetime.now(UTC).replace(tzinfo=None))
+    figures = maintain_table(
+        session, "access.fct_rating", table, MaintenanceConfig(orphan_days=1), datetime.now(UTC).replace(tzinfo=None)
+    )
     assert figures["orphan_files_removed"] >= 1 and not orphan.exists()
     assert lake.sweep_scratch() == [str(dead)] and live.exists()
     assert len(_stored(resources)) == 90

@@ -47,8 +47,9 @@ def _read_movies(spark, uri):
     raw = read_raw(spark, [uri], layouts.HEADERS["movies"])
     classified = slim(movie_rules.classify_movies(raw.lines, 2031), MOVIES)
     good = {r["movie_id"]: r.asDict() for r in accepted(classified, MOVIES).collect()}
-    bad = sorted((r["line_number"], r["reason"], r["raw_record"]) for r in rejected(classified, "movies", raw.offsets)
-                 .collect())
+    bad = sorted(
+        (r["line_number"], r["reason"], r["raw_record"]) for r in rejected(classified, "movies", raw.offsets).collect()
+    )
     return raw, good, bad
 
 
@@ -57,8 +58,9 @@ def _read_users(spark, uri):
     classify, columns, _ = USER_SOURCES["user_masterdata.json"]
     classified = slim(classify(raw.lines), columns)
     good = {r["user_id"]: (r["first_name"], r["last_name"]) for r in accepted(classified, columns).collect()}
-    bad = sorted((r["line_number"], r["reason"], r["raw_record"]) for r in rejected(classified, "users", raw.offsets)
-                 .collect())
+    bad = sorted(
+        (r["line_number"], r["reason"], r["raw_record"]) for r in rejected(classified, "users", raw.offsets).collect()
+    )
     return raw, good, bad
 
 
@@ -68,7 +70,9 @@ def _read_ratings(spark, uris):
     users = spark.createDataFrame([(u,) for u in range(1, 10)], "user_id int")
     movies = spark.createDataFrame([(m,) for m in range(1, 100)], "movie_id int")
     classified = slim(rating_rules.resolve_ratings(checked, users, movies), RATINGS)
-    good = sorted(tuple(r) for r in accepted(classified, RATINGS, raw.offsets).select("user_id", "movie_id", "rating").collect())
+    good = sorted(
+        tuple(r) for r in accepted(classified, RATINGS, raw.offsets).select("user_id", "movie_id", "rating").collect()
+    )
     bad = sorted((r["line_number"], r["reason"]) for r in rejected(classified, "ratings", raw.offsets).collect())
     return raw, good, bad
 
@@ -98,17 +102,24 @@ def test_quoted_csv_is_read_as_rfc4180_records(spark, tmp_path):
     assert (good[51372]["title"], good[51372]["year"]) == ('"Great Performances" Cats', 1998)
     assert good[51372]["raw_title"] == '"Great Performances" Cats (1998)'
     assert (good[11]["title"], good[11]["year"], good[11]["genres"]) == (
-        "American President, The", 1995, ["Comedy", "Drama", "Romance"])
+        "American President, The",
+        1995,
+        ["Comedy", "Drama", "Romance"],
+    )
     assert (good[90]["title"], good[90]["year"]) == ("Two Lines", 2001)  # a line break inside the quotes
     assert good[12]["genres"] == ["Comedy", "Horror"]
-    assert bad == [(8, "bad_type", 'x13,"Bad Id, The (1990)",Drama'),
-                   (9, "malformed", "14,Too,Many,Fields (1999),Drama")]
+    assert bad == [
+        (8, "bad_type", 'x13,"Bad Id, The (1990)",Drama'),
+        (9, "malformed", "14,Too,Many,Fields (1999),Drama"),
+    ]
     entry = _only(raw)
     assert (entry.read_as, entry.records, entry.blank_lines, entry.header_lines) == ("records", 6, 2, 1)
 
 
 def test_csv_without_quotes_is_split_by_spark_with_or_without_a_header(spark, tmp_path):
-    with_header = _write(tmp_path, "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4.0,978300760\n2,20,3.5,978300761\n")
+    with_header = _write(
+        tmp_path, "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4.0,978300760\n2,20,3.5,978300761\n"
+    )
     (tmp_path / "batch").mkdir()
     without = _write(tmp_path / "batch", "2001-01-02.csv", "1,11,5.0,978400000\n\n   \n3,30,1.0,978400001\n")
     raw, good, bad = _read_ratings(spark, [with_header, without])
@@ -116,8 +127,11 @@ def test_csv_without_quotes_is_split_by_spark_with_or_without_a_header(spark, tm
     assert bad == []
     by_name = {f.name: f for f in raw.files.values()}
     assert (by_name["ratings.csv"].records, by_name["ratings.csv"].header_lines) == (2, 1)
-    assert (by_name["2001-01-02.csv"].records, by_name["2001-01-02.csv"].blank_lines,
-            by_name["2001-01-02.csv"].header_lines) == (2, 2, 0)
+    assert (
+        by_name["2001-01-02.csv"].records,
+        by_name["2001-01-02.csv"].blank_lines,
+        by_name["2001-01-02.csv"].header_lines,
+    ) == (2, 2, 0)
     assert {f.read_as for f in raw.files.values()} == {"lines"}
 
 
@@ -191,8 +205,10 @@ def test_json_lines_stay_a_parallel_line_read_with_blank_lines_skipped(spark, tm
 
 # -- 3. empty exports -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("content", ["", "userId,movieId,rating,timestamp\n", "\n\n"], ids=["zero_bytes", "header_only",
-                                                                                          "blank_lines_only"])
+
+@pytest.mark.parametrize(
+    "content", ["", "userId,movieId,rating,timestamp\n", "\n\n"], ids=["zero_bytes", "header_only", "blank_lines_only"]
+)
 def test_an_export_without_records_reads_as_zero_records(spark, tmp_path, content):
     raw, good, bad = _read_ratings(spark, [_write(tmp_path, "ratings.csv", content)])
     assert good == [] and bad == []
@@ -201,6 +217,7 @@ def test_an_export_without_records_reads_as_zero_records(spark, tmp_path, conten
 
 
 # -- 5. blank lines are not records ----------------------------------------------------------------------
+
 
 def test_blank_and_whitespace_lines_are_skipped_and_counted_not_quarantined(spark, tmp_path):
     text = "1::Toy Story (1995)::Comedy\n\n2::Heat (1995)::Action\n \t \n3::Up (2009)::Animation\n\n"
@@ -216,6 +233,7 @@ def test_a_byte_order_mark_is_not_part_of_the_first_record(spark, tmp_path):
 
 # -- reconciliation counts records, independently of the reader -------------------------------------------
 
+
 def test_the_reconciliation_count_is_records_not_lines(spark, tmp_path):
     files = {
         "movies.csv": LATEST_MOVIES_CSV,
@@ -225,8 +243,10 @@ def test_the_reconciliation_count_is_records_not_lines(spark, tmp_path):
     }
     uris = {name: spark_uri(_write(tmp_path, name, text)) for name, text in files.items()}
     assert staged_records(spark, [uris["movies.csv"]], "movies") == {"movies.csv": 6}
-    assert staged_records(spark, [uris["ratings.csv"], uris["empty.csv"]], "ratings") == {"ratings.csv": 1,
-                                                                                          "empty.csv": 0}
+    assert staged_records(spark, [uris["ratings.csv"], uris["empty.csv"]], "ratings") == {
+        "ratings.csv": 1,
+        "empty.csv": 0,
+    }
     assert staged_records(spark, [uris["user_masterdata.json"]], "users") == {"user_masterdata.json": 4}
     assert len(json.loads(ONE_ARRAY_PER_LINE)) == 3
 
@@ -242,7 +262,8 @@ def _layout(tmp_path, name: str) -> Path:
     if name == "latest_csv_and_json_array":
         (folder / "movies.csv").write_text(LATEST_MOVIES_CSV, encoding="utf-8")
         (folder / "ratings.csv").write_text(  # no header line; blank lines
-            "1,51372,4.0,978300760\n\n1,11,3.5,978300761\n2,90,5.0,978300762\n3,12,2.0,978300763\n \n", "utf-8")
+            "1,51372,4.0,978300760\n\n1,11,3.5,978300761\n2,90,5.0,978300762\n3,12,2.0,978300763\n \n", "utf-8"
+        )
         (folder / "users_masterdata.json").write_text(PRETTY_ARRAY, encoding="utf-8")
         return folder
     (folder / "movies.dat").write_text(MOVIES_DAT)
@@ -251,7 +272,9 @@ def _layout(tmp_path, name: str) -> Path:
     return folder
 
 
-PROGRESS_LINE = re.compile(r"^ +(\d+\.\d)s  (\S+) +(\d[\d,]*) (rows|bytes)$|^ +(\d+\.\d)s  (\S+) +(\d+)/(\d+) checks passed(?:, failed: .+)?$")
+PROGRESS_LINE = re.compile(
+    r"^ +(\d+\.\d)s  (\S+) +(\d[\d,]*) (rows|bytes)$|^ +(\d+\.\d)s  (\S+) +(\d+)/(\d+) checks passed(?:, failed: .+)?$"
+)
 
 
 def _progress_lines(out: str) -> list[tuple]:
@@ -270,16 +293,27 @@ def _assert_progress(progress: list[tuple], out: str) -> None:
     """A line per stored asset, with its seconds and rows, as each finished (before the final tables)."""
     stored = [(asset, count) for kind, asset, _, count in progress if kind in ("rows", "bytes")]
     assert len(stored) == len({a for a, _ in stored}) == 22, stored
-    table = out[out.index("rows (or bytes)"):].split("\n\n")[0].splitlines()[2:]  # the final asset table
+    table = out[out.index("rows (or bytes)") :].split("\n\n")[0].splitlines()[2:]  # the final asset table
     assert dict(stored) == {line.split()[0]: int(line.split()[1]) for line in table}
     at = {(kind == "checks", asset): i for i, (kind, asset, _, _) in enumerate(progress)}  # in order of completion
-    assert at[False, "cleanse/movies"] < at[True, "cleanse/movies"] < at[False, "access/dim_movie"] \
+    assert (
+        at[False, "cleanse/movies"]
+        < at[True, "cleanse/movies"]
+        < at[False, "access/dim_movie"]
         < at[False, "analytics/top_movies"]
-    assert at[False, "cleanse/ratings"] < at[True, "cleanse/ratings"] < at[False, "access/fct_rating"] \
-        < at[True, "access/fct_rating"] < at[False, "analytics/genres_by_year"]
+    )
+    assert (
+        at[False, "cleanse/ratings"]
+        < at[True, "cleanse/ratings"]
+        < at[False, "access/fct_rating"]
+        < at[True, "access/fct_rating"]
+        < at[False, "analytics/genres_by_year"]
+    )
     assert (True, "cleanse/quarantine_movies") in at
     assert all(seconds >= 0 for _, _, seconds, _ in progress)
-    summary = re.search(r"^movielake: 22 assets materialized, (\d+) checks passed, (\d+) failed, in [\d.]+ s$", out, re.M)
+    summary = re.search(
+        r"^movielake: 22 assets materialized, (\d+) checks passed, (\d+) failed, in [\d.]+ s$", out, re.M
+    )
     checks = [c for kind, _, _, c in progress if kind == "checks"]
     assert summary and (int(summary[1]), int(summary[2])) == (sum(p for p, _ in checks), sum(n - p for p, n in checks))
     assert out.index(summary[0]) < out.index("rows (or bytes)")  # the lines come first, then the tables
@@ -310,18 +344,27 @@ def test_movielake_run_on_a_real_world_layout_ends_with_exit_0_and_queryable_tab
     if layout != "latest_csv_and_json_array":  # no records: every table exists, empty, with its schema
         assert re.search(r"\| 0 +\|", facts)
         assert table_rows(resources, FCT_RATING) == [] and table_rows(resources, DIM_DATE) == []
-        assert [f.name for f in resources["catalog"].iceberg().table("access", "fct_rating").schema().fields] == \
-            FCT_RATING.column_names
+        assert [
+            f.name for f in resources["catalog"].iceberg().table("access", "fct_rating").schema().fields
+        ] == FCT_RATING.column_names
         return
     movies = {r["movie_id"]: r for r in table_rows(resources, MOVIES)}
     assert (movies[51372]["title"], movies[51372]["year"]) == ('"Great Performances" Cats', 1998)
     assert sorted((r["line_number"], r["reason"]) for r in table_rows(resources, QUARANTINE_MOVIES)) == [
-        (8, "bad_type"), (9, "malformed")]
+        (8, "bad_type"),
+        (9, "malformed"),
+    ]
     assert sorted(r["user_id"] for r in table_rows(resources, USERS)) == [1, 3]
     assert sorted((r["line_number"], r["reason"]) for r in table_rows(resources, QUARANTINE_USERS)) == [
-        (8, "malformed"), (17, "malformed")]
-    assert sorted((r["user_id"], r["movie_id"]) for r in table_rows(resources, RATINGS)) == [(1, 11), (1, 51372),
-                                                                                            (3, 12)]
+        (8, "malformed"),
+        (17, "malformed"),
+    ]
+    assert sorted((r["user_id"], r["movie_id"]) for r in table_rows(resources, RATINGS)) == [
+        (1, 11),
+        (1, 51372),
+        (3, 12),
+    ]
     assert sorted((r["line_number"], r["reason"]) for r in table_rows(resources, QUARANTINE_RATINGS)) == [
-        (4, "unknown_user")]  # user 2 is in the broken array element
+        (4, "unknown_user")
+    ]  # user 2 is in the broken array element
     assert re.search(r"\| 3 +\|", facts)

@@ -69,10 +69,14 @@ def test_every_table_is_an_iceberg_v2_table_at_its_spec_location(sample_lake):
     lake_dir, _, resources = sample_lake
     iceberg = resources["catalog"].iceberg()
     for folder, (layer, name) in {
-        "cleanse/movies": ("cleanse", "movies"), "cleanse/ratings": ("cleanse", "ratings"),
-        "cleanse/masterdata/user": ("cleanse", "users"), "cleanse/quarantine/ratings": ("cleanse", "quarantine_ratings"),
-        f"{ACCESS}/dim-user": ("access", "dim_user"), f"{ACCESS}/dim-movie": ("access", "dim_movie"),
-        f"{ACCESS}/dim-date": ("access", "dim_date"), f"{ACCESS}/bridge-movie-genre": ("access", "bridge_movie_genre"),
+        "cleanse/movies": ("cleanse", "movies"),
+        "cleanse/ratings": ("cleanse", "ratings"),
+        "cleanse/masterdata/user": ("cleanse", "users"),
+        "cleanse/quarantine/ratings": ("cleanse", "quarantine_ratings"),
+        f"{ACCESS}/dim-user": ("access", "dim_user"),
+        f"{ACCESS}/dim-movie": ("access", "dim_movie"),
+        f"{ACCESS}/dim-date": ("access", "dim_date"),
+        f"{ACCESS}/bridge-movie-genre": ("access", "bridge_movie_genre"),
         f"{ACCESS}/fct-rating": ("access", "fct_rating"),
     }.items():
         table = iceberg.table(layer, name)
@@ -117,8 +121,7 @@ def test_sample_counts_and_values_match_the_oracle(sample_lake):
     assert meta["cleanse/ratings"]["dagster/row_count"].value == len(ratings.rows)
     assert meta["access/fct_rating"]["dagster/row_count"].value == len(ratings.rows)
     resources = sample_lake[2]
-    quarantine = Counter((r["dataset"], r["line_number"], r["reason"]) for r in
-                         _rows(resources, QUARANTINE_RATINGS))
+    quarantine = Counter((r["dataset"], r["line_number"], r["reason"]) for r in _rows(resources, QUARANTINE_RATINGS))
     assert quarantine == Counter(("ratings", n, reason) for n, reason in ratings.rejected.items())
     movie_quarantine = {(r["line_number"], r["reason"]) for r in _rows(resources, QUARANTINE_MOVIES)}
     assert movie_quarantine == set(movies.rejected.items())
@@ -128,8 +131,11 @@ def test_sample_counts_and_values_match_the_oracle(sample_lake):
     dim_movie = {r["movie_id"]: r for r in _rows(resources, DIM_MOVIE)}
     for movie_id, expected in list(movies.rows.items())[:200]:
         got = dim_movie[movie_id]
-        assert (got["title"], got["year"], list(got["genres"])) == (expected["title"], expected["year"],
-                                                                      expected["genres"])
+        assert (got["title"], got["year"], list(got["genres"])) == (
+            expected["title"],
+            expected["year"],
+            expected["genres"],
+        )
     facts = {(r["user_id"], r["movie_id"]): r for r in _rows(resources, FCT_RATING)}
     assert set(facts) == set(ratings.rows)
     for key, (_, _, rating, epoch) in list(ratings.rows.items())[:500]:
@@ -146,7 +152,8 @@ def test_reconciliation_metadata_balances(sample_lake):
     for name in ("movies", "users", "ratings"):
         m = meta[f"cleanse/{name}"]
         assert m["movielake/input_records"].value == (
-            m["movielake/accepted_records"].value + m["movielake/quarantined_records"].value)
+            m["movielake/accepted_records"].value + m["movielake/quarantined_records"].value
+        )
 
 
 def test_every_materialization_describes_itself(sample_lake):
@@ -192,8 +199,15 @@ def test_real_movielens_100k_in_seed_format(ml100k_lake):
     assert (movies[267]["title"], movies[267]["year"], list(movies[267]["genres"])) == ("unknown", None, [])
 
 
-MOVIE_AND_USER_ASSETS = ["staging/movies", "cleanse/movies", "cleanse/quarantine_movies", "staging/users",
-                         "cleanse/users", "cleanse/quarantine_users", "access/dim_user"]
+MOVIE_AND_USER_ASSETS = [
+    "staging/movies",
+    "cleanse/movies",
+    "cleanse/quarantine_movies",
+    "staging/users",
+    "cleanse/users",
+    "cleanse/quarantine_users",
+    "access/dim_user",
+]
 
 
 @pytest.mark.slow

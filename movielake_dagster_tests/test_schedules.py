@@ -82,8 +82,9 @@ def test_the_access_layer_must_be_fresh_by_seven():
     assert graph.get(dg.AssetKey(["cleanse", "ratings"])).freshness_policy is None
 
 
-@pytest.mark.parametrize("field, value", [("schedule_time", "6am"), ("schedule_timezone", "Mars/Olympus"),
-                                          ("automation", "maybe")])
+@pytest.mark.parametrize(
+    "field, value", [("schedule_time", "6am"), ("schedule_timezone", "Mars/Olympus"), ("automation", "maybe")]
+)
 def test_bad_schedule_settings_fail_in_one_line(field, value):
     with pytest.raises(ConfigurationError, match=f"MOVIELAKE_{field.upper()}"):
         build_definitions(Settings(**{field: value}))

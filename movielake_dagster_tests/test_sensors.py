@@ -71,14 +71,24 @@ def test_one_run_per_new_file_for_exactly_its_data_then_none(landing, tmp_path):
     batch = runs["ratings/2026-11-25.dat"]
     assert batch.job_name == DAILY_JOB and batch.partition_key == "2026-11-25"
     assert {k.to_user_string() for k in batch.asset_selection} == {
-        "staging/rating_batch", "cleanse/ratings", "cleanse/quarantine_ratings", "cleanse/rating_changes",
+        "staging/rating_batch",
+        "cleanse/ratings",
+        "cleanse/quarantine_ratings",
+        "cleanse/rating_changes",
         "access/fct_rating",
-        "access/dim_date", *ANALYTICS}
+        "access/dim_date",
+        *ANALYTICS,
+    }
     movies = runs["movies.dat"]
     assert movies.job_name == "materialize_lake" and movies.partition_key is None
     assert {k.to_user_string() for k in movies.asset_selection} == {
-        "staging/movies", "cleanse/movies", "cleanse/quarantine_movies", "access/dim_movie",
-        "access/bridge_movie_genre", *ANALYTICS}
+        "staging/movies",
+        "cleanse/movies",
+        "cleanse/quarantine_movies",
+        "access/dim_movie",
+        "access/bridge_movie_genre",
+        *ANALYTICS,
+    }
 
     requests, skip, cursor = _tick(sensor, lake, cursor)
     assert requests == [] and "no new" in skip.skip_message
@@ -114,8 +124,7 @@ def test_a_file_still_being_written_waits_until_it_has_settled(landing, tmp_path
 
 def test_thousands_of_files_are_handled_a_tick_at_a_time_with_a_small_cursor():
     landing = "s3://landing/drop"
-    files = [FileInfo(f"{landing}/ratings/{day}.dat", 10, f"etag-{day}", OLD)
-             for day in _days(3000)]
+    files = [FileInfo(f"{landing}/ratings/{day}.dat", 10, f"etag-{day}", OLD) for day in _days(3000)]
     seen, total, ticks = {}, [], 0
     while True:
         arrivals, _settling, seen = new_data.scan(files, landing, seen, time.time(), 60, lambda f: f.etag)
@@ -140,9 +149,11 @@ def _days(n: int) -> list[str]:
 def test_over_s3_one_run_per_new_or_changed_object_and_none_for_an_unfinished_upload(s3_server, tmp_path):
     s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
     s3.create_bucket(Bucket="landing-sensor")
-    for key, body in [("drop/movies.dat", b"1::Toy Story (1995)::Animation\n"),
-                      ("drop/ratings/2026-11-24.dat", b"1::1::4::1764000000\n"),
-                      ("drop/notes.txt", b"not an input\n")]:
+    for key, body in [
+        ("drop/movies.dat", b"1::Toy Story (1995)::Animation\n"),
+        ("drop/ratings/2026-11-24.dat", b"1::1::4::1764000000\n"),
+        ("drop/notes.txt", b"not an input\n"),
+    ]:
         s3.put_object(Bucket="landing-sensor", Key=key, Body=body)
     landing = "s3://landing-sensor/drop"
     lake = LakeResource(url=str(tmp_path / "lake"), landing=landing, s3_endpoint=s3_server)
@@ -153,10 +164,17 @@ def test_over_s3_one_run_per_new_or_changed_object_and_none_for_an_unfinished_up
 
     s3.put_object(Bucket="landing-sensor", Key="drop/ratings/2026-11-24.dat", Body=b"1::1::2::1764000001\n")
     upload = s3.create_multipart_upload(Bucket="landing-sensor", Key="drop/ratings/2026-11-25.dat")
-    s3.upload_part(Bucket="landing-sensor", Key="drop/ratings/2026-11-25.dat", UploadId=upload["UploadId"],
-                   PartNumber=1, Body=b"1::2::4::1764086400\n")  # not completed: S3 does not list it yet
+    s3.upload_part(
+        Bucket="landing-sensor",
+        Key="drop/ratings/2026-11-25.dat",
+        UploadId=upload["UploadId"],
+        PartNumber=1,
+        Body=b"1::2::4::1764086400\n",
+    )  # not completed: S3 does not list it yet
     requests, _, cursor = _tick(sensor, lake, cursor)
-    assert [(r.tags[new_data.FILE_TAG], r.partition_key) for r in requests] == [("ratings/2026-11-24.dat", "2026-11-24")]
+    assert [(r.tags[new_data.FILE_TAG], r.partition_key) for r in requests] == [
+        ("ratings/2026-11-24.dat", "2026-11-24")
+    ]
     assert _tick(sensor, lake, cursor)[0] == []
 
 
@@ -171,13 +189,15 @@ def test_the_failure_report_names_the_run_step_and_error():
     instance = dg.DagsterInstance.ephemeral()
     job = dg.define_asset_job("daily_lake_update_test", selection=[_breaks_on_purpose])
     defs = dg.Definitions(assets=[_breaks_on_purpose], jobs=[job])
-    result = defs.resolve_job_def("daily_lake_update_test").execute_in_process(instance=instance,
-                                                                                raise_on_error=False)
+    result = defs.resolve_job_def("daily_lake_update_test").execute_in_process(instance=instance, raise_on_error=False)
     assert not result.success
     run = instance.get_run_by_id(result.run_id)
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
     context = dg.build_run_status_sensor_context(
-        sensor_name=FAILURE_SENSOR, dagster_event=failure, dagster_instance=instance, dagster_run=run,
+        sensor_name=FAILURE_SENSOR,
+        dagster_event=failure,
+        dagster_instance=instance,
+        dagster_run=run,
     ).for_run_failure()
     report = failure_report(context)
     assert report.startswith(f"movielake: run {result.run_id[:8]} of daily_lake_update_test failed: ")

@@ -65,8 +65,9 @@ def expected_answers(star, movie_id: int, user_id: int) -> dict[str, list[tuple]
     facts, movies = star["fct"], star["movies"]
     of_movie = [f for f in facts if f["movie_id"] == movie_id]
     title = movies[movie_id]["title"]
-    by_user = sorted((f for f in facts if f["user_id"] == user_id),
-                     key=lambda f: (f["rated_at"], movies[f["movie_id"]]["title"]))[:10]
+    by_user = sorted(
+        (f for f in facts if f["user_id"] == user_id), key=lambda f: (f["rated_at"], movies[f["movie_id"]]["title"])
+    )[:10]
     after_1998 = [m["year"] for m in movies.values() if m["year"] is not None and m["year"] > 1998]
     hours = Counter(f["hour_of_day"] for f in facts)
     busiest = min(hours.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -77,8 +78,9 @@ def expected_answers(star, movie_id: int, user_id: int) -> dict[str, list[tuple]
     top = sorted(genre_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
     return {
         "users_who_rated_movie": [(title, len({f["user_id"] for f in of_movie}))],
-        "movies_rated_by_user": [(movies[f["movie_id"]]["title"], movies[f["movie_id"]]["year"], f["rating"],
-                                  f["rated_at"]) for f in by_user],
+        "movies_rated_by_user": [
+            (movies[f["movie_id"]]["title"], movies[f["movie_id"]]["year"], f["rating"], f["rated_at"]) for f in by_user
+        ],
         "average_rating_of_movie": [(title, sum(f["rating"] for f in of_movie) / len(of_movie), len(of_movie))],
         "movies_after_1998": [(len(after_1998), min(after_1998), max(after_1998))],
         "busiest_hour": [busiest],
@@ -97,8 +99,8 @@ def test_the_spec_questions_answered_in_sql_equal_independent_answers(engine, st
         _, sql = render(question, movie_id, user_id)
         rows = engine.query(sql).rows
         if question.key == "average_rating_of_movie":
-            (title, average, count), = rows
-            (want_title, want_average, want_count), = expected[question.key]
+            ((title, average, count),) = rows
+            ((want_title, want_average, want_count),) = expected[question.key]
             assert (title, count) == (want_title, want_count)
             assert math.isclose(average, want_average, abs_tol=0.0005 + 1e-9)
         else:
@@ -107,8 +109,13 @@ def test_the_spec_questions_answered_in_sql_equal_independent_answers(engine, st
 
 def test_tables_are_named_as_in_the_catalog_with_access_as_the_default_schema(engine, star):
     names = engine.table_names()
-    assert {"access.fct_rating", "access.dim_movie", "cleanse.ratings", "cleanse.quarantine_ratings",
-            "staging.ratings"} <= set(names)
+    assert {
+        "access.fct_rating",
+        "access.dim_movie",
+        "cleanse.ratings",
+        "cleanse.quarantine_ratings",
+        "staging.ratings",
+    } <= set(names)
     qualified = engine.query("SELECT COUNT(*) FROM access.fct_rating").rows
     assert qualified == engine.query("SELECT COUNT(*) FROM fct_rating").rows == [(len(star["fct"]),)]
     by_year = engine.query("SELECT rating_year, COUNT(*) FROM fct_rating GROUP BY 1 ORDER BY 1").rows
@@ -131,8 +138,14 @@ def test_only_read_statements_are_accepted_by_the_command():
 
 def test_movielake_query_prints_a_readable_table(lake_and_catalog, capsys):
     lake_dir, _ = lake_and_catalog
-    code = main(["query", "--lake", str(lake_dir),
-                 "SELECT hour_of_day, COUNT(*) AS ratings FROM access.fct_rating GROUP BY 1 ORDER BY 2 DESC LIMIT 3"])
+    code = main(
+        [
+            "query",
+            "--lake",
+            str(lake_dir),
+            "SELECT hour_of_day, COUNT(*) AS ratings FROM access.fct_rating GROUP BY 1 ORDER BY 2 DESC LIMIT 3",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     lines = out.splitlines()

@@ -1,6 +1,5 @@
 """Access layer: the star schema in Parquet that SQL users query (``access/ratings-data-mart/``)."""
 
-
 import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -73,11 +72,18 @@ def dim_date(context: dg.AssetExecutionContext, ratings: DataFrame, spark: Spark
         sync = {RATINGS_SYNC: str(delta.ratings_snapshot)}
         if delta.unchanged:
             return RowChanges()
-        existing = pinned_table(session, iceberg, DIM_DATE).agg(F.min("date").alias("first"), F.max("date").alias("last")).first()
+        existing = (
+            pinned_table(session, iceberg, DIM_DATE)
+            .agg(F.min("date").alias("first"), F.max("date").alias("last"))
+            .first()
+        )
         added = delta.inserted.agg(F.min("rating_date").alias("first"), F.max("rating_date").alias("last")).first()
         removed = delta.deleted.agg(F.min("rating_date").alias("first"), F.max("rating_date").alias("last")).first()
-        if existing["first"] is not None and removed["first"] not in (existing["first"], existing["last"]) \
-                and removed["last"] not in (existing["first"], existing["last"]):
+        if (
+            existing["first"] is not None
+            and removed["first"] not in (existing["first"], existing["last"])
+            and removed["last"] not in (existing["first"], existing["last"])
+        ):
             first = min(d for d in (existing["first"], added["first"]) if d is not None)
             last = max(d for d in (existing["last"], added["last"]) if d is not None)
             days = star_schema.build_dim_date(first, last, session)
@@ -105,10 +111,13 @@ def fct_rating(context: dg.AssetExecutionContext, ratings: DataFrame, spark: Spa
         if delta.unchanged:
             return RowChanges()
         facts = star_schema.build_fct_rating(delta.inserted)
-        return RowChanges(deleted=delta.deleted.select(*FCT_RATING.primary_key), inserted=facts,
-                          properties={RATINGS_SYNC: str(delta.ratings_snapshot)}, commit_empty=True,
-                          metadata={"movielake/rows_inserted": facts.count(),
-                                    "movielake/rows_replaced": delta.deleted.count()})
+        return RowChanges(
+            deleted=delta.deleted.select(*FCT_RATING.primary_key),
+            inserted=facts,
+            properties={RATINGS_SYNC: str(delta.ratings_snapshot)},
+            commit_empty=True,
+            metadata={"movielake/rows_inserted": facts.count(), "movielake/rows_replaced": delta.deleted.count()},
+        )
     if context.has_partition_key:
         context.log.info("fct_rating does not reflect the snapshot the day's changes start from: rebuilding it")
     # Iceberg's own write distribution (hash on the partition) clusters the rows by year: an explicit

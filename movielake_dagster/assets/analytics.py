@@ -129,15 +129,20 @@ def _ratings_by_hour(buckets: DataFrame, **_):
     df, rows = _small(analytics.ratings_by_hour(buckets))
     counts = [r["ratings"] for r in rows]
     peak = max(range(len(counts)), key=counts.__getitem__) if any(counts) else None
-    chart = bar_chart([str(r["hour_of_day"]) for r in rows], counts, "Ratings by hour of day (UTC)", "ratings",
-                      highlight=peak)
-    return df, {**_chart_metadata(chart, "Ratings by hour of day"), **({"busiest_hour": peak} if peak is not None else {})}
+    chart = bar_chart(
+        [str(r["hour_of_day"]) for r in rows], counts, "Ratings by hour of day (UTC)", "ratings", highlight=peak
+    )
+    return df, {
+        **_chart_metadata(chart, "Ratings by hour of day"),
+        **({"busiest_hour": peak} if peak is not None else {}),
+    }
 
 
 def _ratings_by_weekday(buckets: DataFrame, **_):
     df, rows = _small(analytics.ratings_by_weekday(buckets))
-    chart = bar_chart([r["day_name"][:3] for r in rows], [r["ratings"] for r in rows],
-                      "Ratings by day of week (UTC)", "ratings")
+    chart = bar_chart(
+        [r["day_name"][:3] for r in rows], [r["ratings"] for r in rows], "Ratings by day of week (UTC)", "ratings"
+    )
     return df, _chart_metadata(chart, "Ratings by day of week")
 
 
@@ -149,8 +154,10 @@ def _ratings_by_stars(buckets: DataFrame, **_):
 
 def _top_movies(totals: DataFrame, dim_movie: DataFrame, config: "AnalyticsConfig", **_):
     df, rows = _small(analytics.top_movies(totals, dim_movie, config.min_ratings, config.limit))
-    return df, {**_chart_metadata(top_movies_chart(rows, config.min_ratings), "Top movies"),
-                "min_ratings": config.min_ratings}
+    return df, {
+        **_chart_metadata(top_movies_chart(rows, config.min_ratings), "Top movies"),
+        "min_ratings": config.min_ratings,
+    }
 
 
 def _genres_by_year(totals: DataFrame, bridge_movie_genre: DataFrame, **_):
@@ -173,8 +180,9 @@ def base_sums(context, fct_rating: DataFrame, frames: CachedFrames, spark: Spark
     """Each base's sums (cached, small) and how to store them: updated with the day's changes where
     that is exact, else made from a scan of the facts. ``None`` for a replayed day (nothing changed)."""
     session, iceberg = spark.get_session(), spark.catalog.iceberg()
-    deltas = {b.dataset.name: rating_delta(session, iceberg, b.dataset) for b in BASES} \
-        if context.has_partition_key else {}
+    deltas = (
+        {b.dataset.name: rating_delta(session, iceberg, b.dataset) for b in BASES} if context.has_partition_key else {}
+    )
     if deltas and all(d is not None and d.unchanged for d in deltas.values()):
         return {b.dataset.name: (pinned_table(session, iceberg, b.dataset), RowChanges()) for b in BASES}
     sums = {}
@@ -183,8 +191,9 @@ def base_sums(context, fct_rating: DataFrame, frames: CachedFrames, spark: Spark
         if delta is not None and not delta.unchanged:
             added = base.from_facts(star_schema.build_fct_rating(delta.inserted))
             removed = base.from_facts(star_schema.build_fct_rating(delta.deleted))
-            frame = analytics.apply_changes(pinned_table(session, iceberg, base.dataset), added, removed,
-                                            list(base.dataset.primary_key))
+            frame = analytics.apply_changes(
+                pinned_table(session, iceberg, base.dataset), added, removed, list(base.dataset.primary_key)
+            )
             sync = str(delta.ratings_snapshot)
         else:
             frame, sync = base.from_facts(fct_rating), str(ratings_snapshot(iceberg))
@@ -199,30 +208,57 @@ class AnalyticsTable:
 
     dataset: Dataset
     base: Dataset  # RATING_BUCKETS or MOVIE_YEAR_TOTALS
-    make: Callable[..., tuple[DataFrame, dict]]  # (base sums, dim_movie=, bridge_movie_genre=, config=) -> table, metadata
+    make: Callable[
+        ..., tuple[DataFrame, dict]
+    ]  # (base sums, dim_movie=, bridge_movie_genre=, config=) -> table, metadata
     upstream: tuple[Dataset, ...]
     description: str
 
 
 TABLES = (
-    AnalyticsTable(RATINGS_BY_HOUR, RATING_BUCKETS, _ratings_by_hour, (FCT_RATING,),
-                   "At what time of day people rate: the number of ratings submitted in each hour (UTC, 0-23), "
-                   "their share of all ratings and their average stars. Chart (metadata `chart`): ratings per "
-                   "hour, the busiest hour in orange."),
-    AnalyticsTable(RATINGS_BY_WEEKDAY, RATING_BUCKETS, _ratings_by_weekday, (FCT_RATING,),
-                   "On which day of the week people rate: the number of ratings per day, Monday to Sunday (UTC), "
-                   "with their share of all ratings and average stars. Chart (metadata `chart`): ratings per day."),
-    AnalyticsTable(RATINGS_BY_STARS, RATING_BUCKETS, _ratings_by_stars, (FCT_RATING,),
-                   "How people rate: how many ratings gave each star value from 0.5 to 5.0, and their share. "
-                   "Chart (metadata `chart`): ratings per star value."),
-    AnalyticsTable(TOP_MOVIES, MOVIE_YEAR_TOTALS, _top_movies, (FCT_RATING, DIM_MOVIE),
-                   "What people like best: the movies with the highest average stars among those with at least "
-                   "`min_ratings` ratings (config, default 50), best first. Chart (metadata `chart`): the first "
-                   "ten."),
-    AnalyticsTable(GENRES_BY_YEAR, MOVIE_YEAR_TOTALS, _genres_by_year, (FCT_RATING, BRIDGE_MOVIE_GENRE),
-                   "Which genres people rate, year by year: ratings per genre and rating year, and the genre's "
-                   "share of that year's ratings. Chart (metadata `chart`): the six most rated genres' shares by "
-                   "year."),
+    AnalyticsTable(
+        RATINGS_BY_HOUR,
+        RATING_BUCKETS,
+        _ratings_by_hour,
+        (FCT_RATING,),
+        "At what time of day people rate: the number of ratings submitted in each hour (UTC, 0-23), "
+        "their share of all ratings and their average stars. Chart (metadata `chart`): ratings per "
+        "hour, the busiest hour in orange.",
+    ),
+    AnalyticsTable(
+        RATINGS_BY_WEEKDAY,
+        RATING_BUCKETS,
+        _ratings_by_weekday,
+        (FCT_RATING,),
+        "On which day of the week people rate: the number of ratings per day, Monday to Sunday (UTC), "
+        "with their share of all ratings and average stars. Chart (metadata `chart`): ratings per day.",
+    ),
+    AnalyticsTable(
+        RATINGS_BY_STARS,
+        RATING_BUCKETS,
+        _ratings_by_stars,
+        (FCT_RATING,),
+        "How people rate: how many ratings gave each star value from 0.5 to 5.0, and their share. "
+        "Chart (metadata `chart`): ratings per star value.",
+    ),
+    AnalyticsTable(
+        TOP_MOVIES,
+        MOVIE_YEAR_TOTALS,
+        _top_movies,
+        (FCT_RATING, DIM_MOVIE),
+        "What people like best: the movies with the highest average stars among those with at least "
+        "`min_ratings` ratings (config, default 50), best first. Chart (metadata `chart`): the first "
+        "ten.",
+    ),
+    AnalyticsTable(
+        GENRES_BY_YEAR,
+        MOVIE_YEAR_TOTALS,
+        _genres_by_year,
+        (FCT_RATING, BRIDGE_MOVIE_GENRE),
+        "Which genres people rate, year by year: ratings per genre and rating year, and the genre's "
+        "share of that year's ratings. Chart (metadata `chart`): the six most rated genres' shares by "
+        "year.",
+    ),
 )
 
 
@@ -235,23 +271,36 @@ class AnalyticsConfig(dg.Config):
 
 BASE_DESCRIPTIONS = {
     RATING_BUCKETS.name: "The sums behind the hour, weekday and star tables: ratings and summed stars per (UTC hour, "
-                         "ISO day of week, star value). A day's load adds its changes to them.",
+    "ISO day of week, star value). A day's load adds its changes to them.",
     MOVIE_YEAR_TOTALS.name: "The sums behind the top movies and the genre shares: ratings and summed stars per "
-                            "(rating year, movie). A day's load adds its changes to them.",
+    "(rating year, movie). A day's load adds its changes to them.",
 }
 
 
 @dg.multi_asset(
     outs={
-        **{t.dataset.name: dg.AssetOut(key=t.dataset.asset_key, group_name=t.dataset.group_name,
-                                       io_manager_key="iceberg_io_manager", description=t.description,
-                                       kinds={"spark", "iceberg"},
-                                       is_required=False)  # a subset yields only the selected tables
-           for t in TABLES},
-        **{b.dataset.name: dg.AssetOut(key=b.dataset.asset_key, group_name=b.dataset.group_name,
-                                       io_manager_key="iceberg_io_manager", kinds={"spark", "iceberg"},
-                                       description=BASE_DESCRIPTIONS[b.dataset.name], is_required=False)
-           for b in BASES},
+        **{
+            t.dataset.name: dg.AssetOut(
+                key=t.dataset.asset_key,
+                group_name=t.dataset.group_name,
+                io_manager_key="iceberg_io_manager",
+                description=t.description,
+                kinds={"spark", "iceberg"},
+                is_required=False,
+            )  # a subset yields only the selected tables
+            for t in TABLES
+        },
+        **{
+            b.dataset.name: dg.AssetOut(
+                key=b.dataset.asset_key,
+                group_name=b.dataset.group_name,
+                io_manager_key="iceberg_io_manager",
+                kinds={"spark", "iceberg"},
+                description=BASE_DESCRIPTIONS[b.dataset.name],
+                is_required=False,
+            )
+            for b in BASES
+        },
     },
     ins={d.name: dg.AssetIn(d.asset_key) for d in (FCT_RATING, DIM_MOVIE, BRIDGE_MOVIE_GENRE)},
     deps=[RATING_CHANGES.asset_key],
@@ -261,8 +310,14 @@ BASE_DESCRIPTIONS = {
     },
     can_subset=True,
 )
-def analytics_tables(context: dg.AssetExecutionContext, config: AnalyticsConfig, fct_rating: DataFrame,
-                     dim_movie: DataFrame, bridge_movie_genre: DataFrame, spark: SparkResource):
+def analytics_tables(
+    context: dg.AssetExecutionContext,
+    config: AnalyticsConfig,
+    fct_rating: DataFrame,
+    dim_movie: DataFrame,
+    bridge_movie_genre: DataFrame,
+    spark: SparkResource,
+):
     """The analytics: two tables of sums (per hour, weekday and stars; per year and movie), made in a
     full build from two scans of `fct_rating` and in a day's load from the day's changes alone, and
     the five charted tables, each a small sum over one of them. Materializing only some of the
@@ -270,7 +325,8 @@ def analytics_tables(context: dg.AssetExecutionContext, config: AnalyticsConfig,
     selected = context.selected_output_names
     with CachedFrames() as frames:
         needed = {b.dataset.name for b in BASES if b.dataset.name in selected} | {
-            t.base.name for t in TABLES if t.dataset.name in selected}
+            t.base.name for t in TABLES if t.dataset.name in selected
+        }
         if needed == {b.dataset.name for b in BASES}:
             sums = base_sums(context, fct_rating, frames, spark)
         else:  # a subset: the sums it needs, from the facts
@@ -289,8 +345,9 @@ def analytics_tables(context: dg.AssetExecutionContext, config: AnalyticsConfig,
             if replay:  # a replayed day: the sums did not change, nor does anything made from them
                 yield dg.Output(RowChanges(), output_name=table.dataset.name)
                 continue
-            df, metadata = table.make(sums[table.base.name][0], dim_movie=dim_movie,
-                                      bridge_movie_genre=bridge_movie_genre, config=config)
+            df, metadata = table.make(
+                sums[table.base.name][0], dim_movie=dim_movie, bridge_movie_genre=bridge_movie_genre, config=config
+            )
             yield dg.Output(df.coalesce(1), output_name=table.dataset.name, metadata=metadata)
 
 

@@ -5,7 +5,6 @@ source file, line number, raw text and a reason code). Each cleansing step recor
 ``input = accepted + quarantined`` per source file in its materialization metadata.
 """
 
-
 import time
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -64,11 +63,14 @@ BROADCAST_ROW_IDS = 2_000_000  # superseded ratings up to this many are broadcas
 def reconcile(classified: DataFrame, raw: RawInput) -> dict:
     """Per source file: input records, accepted, quarantined by reason (one pass over the cache), and
     the lines that were not records (``skipped``: blank lines, a header line)."""
-    report = {f.source_file: {"input": f.records, "accepted": 0, "quarantined": 0, "reasons": {}, "skipped": f.skipped}
-              for f in raw.files.values()}
+    report = {
+        f.source_file: {"input": f.records, "accepted": 0, "quarantined": 0, "reasons": {}, "skipped": f.skipped}
+        for f in raw.files.values()
+    }
     for row in classified.groupBy(SOURCE_FILE, REASON).count().collect():
-        entry = report.setdefault(row[SOURCE_FILE], {"input": 0, "accepted": 0, "quarantined": 0, "reasons": {},
-                                                     "skipped": {}})
+        entry = report.setdefault(
+            row[SOURCE_FILE], {"input": 0, "accepted": 0, "quarantined": 0, "reasons": {}, "skipped": {}}
+        )
         if row[REASON] is None:
             entry["accepted"] += row["count"]
         else:
@@ -110,8 +112,11 @@ def cleanse_outputs(classified: DataFrame, raw: RawInput, dataset: Dataset, quar
 def _outs(*datasets: Dataset) -> dict[str, dg.AssetOut]:
     return {
         dataset.name: dg.AssetOut(
-            key=dataset.asset_key, group_name="cleanse", io_manager_key="iceberg_io_manager",
-            description=dataset.description, kinds={"spark", "iceberg"},
+            key=dataset.asset_key,
+            group_name="cleanse",
+            io_manager_key="iceberg_io_manager",
+            description=dataset.description,
+            kinds={"spark", "iceberg"},
         )
         for dataset in datasets
     }
@@ -143,11 +148,16 @@ def _user_columns(name: str, columns: tuple[str, ...]) -> Dataset:
 
 
 USER_SOURCES = {  # staged file -> (classifier, the columns it provides, the column names of a header line)
-    "user_masterdata.json": (user_rules.classify_masterdata,
-                             _user_columns("users_masterdata", ("user_id", "first_name", "last_name")), None),
-    "users.dat": (user_rules.classify_ml1m_users,
-                  _user_columns("users_ml1m", ("user_id", "gender", "age_group", "occupation", "zip")),
-                  HEADERS["users_dat"]),
+    "user_masterdata.json": (
+        user_rules.classify_masterdata,
+        _user_columns("users_masterdata", ("user_id", "first_name", "last_name")),
+        None,
+    ),
+    "users.dat": (
+        user_rules.classify_ml1m_users,
+        _user_columns("users_ml1m", ("user_id", "gender", "age_group", "occupation", "zip")),
+        HEADERS["users_dat"],
+    ),
 }
 
 
@@ -190,8 +200,14 @@ def cleanse_users(raw_users: StagedFiles, spark: SparkResource):
     },
     deps=[staging_rating_batch],
 )
-def cleanse_ratings(context: dg.AssetExecutionContext, raw_ratings: StagedFiles, users: DataFrame,
-                    movies: DataFrame, spark: SparkResource, lake: LakeResource):
+def cleanse_ratings(
+    context: dg.AssetExecutionContext,
+    raw_ratings: StagedFiles,
+    users: DataFrame,
+    movies: DataFrame,
+    spark: SparkResource,
+    lake: LakeResource,
+):
     """Typed ratings, one per (user, movie), and the quarantine of rejected rating lines.
 
     `rated_at` is the UTC timestamp of the unix seconds (time of day kept), `rating_date` its date.
@@ -206,15 +222,17 @@ def cleanse_ratings(context: dg.AssetExecutionContext, raw_ratings: StagedFiles,
     session = spark.get_session()
     if context.has_partition_key:
         previous = _latest_report(context, RATINGS)
-        yield from _cleanse_rating_batch(context.partition_key, raw_ratings, users, movies, session, lake,
-                                         spark.catalog.iceberg(), previous)
+        yield from _cleanse_rating_batch(
+            context.partition_key, raw_ratings, users, movies, session, lake, spark.catalog.iceberg(), previous
+        )
         return
     raw = read_raw(session, list(raw_ratings.uris), HEADERS["ratings"])
     yield from _cleanse_all_ratings(context, raw, users, movies, session, lake)
 
 
-def _cleanse_all_ratings(context: dg.AssetExecutionContext, raw: RawInput, users: DataFrame, movies: DataFrame,
-                         session, lake: LakeResource):
+def _cleanse_all_ratings(
+    context: dg.AssetExecutionContext, raw: RawInput, users: DataFrame, movies: DataFrame, session, lake: LakeResource
+):
     """Every staged rating line classified in one pass and written once to a scratch folder
     (``_scratch/`` of the cleanse layer, never a table); the duplicate rule, both outputs and the
     per-file counts then read that Parquet.
@@ -242,11 +260,14 @@ def _cleanse_all_ratings(context: dg.AssetExecutionContext, raw: RawInput, users
             quarantined = classified.where(F.col(REASON).isNotNull())
             if count:  # superseded lines were accepted when classified, so their text was not kept
                 quarantined = rating_rules.with_superseded_text(quarantined, raw.lines, superseded, broadcast=small)
-            yield dg.Output(rejected(quarantined, "ratings", raw.offsets), output_name=QUARANTINE_RATINGS.name,
-                            metadata=metadata)
+            yield dg.Output(
+                rejected(quarantined, "ratings", raw.offsets), output_name=QUARANTINE_RATINGS.name, metadata=metadata
+            )
             # A full build changes everything: the change log is empty, and derived tables rebuild.
-            yield dg.Output(Replace(session.createDataFrame([], RATING_CHANGES.spark_ddl()),
-                                    properties={CHANGES_BASE: FULL_BUILD}), output_name=RATING_CHANGES.name)
+            yield dg.Output(
+                Replace(session.createDataFrame([], RATING_CHANGES.spark_ddl()), properties={CHANGES_BASE: FULL_BUILD}),
+                output_name=RATING_CHANGES.name,
+            )
     finally:
         lake.store.delete_tree(scratch)
 
@@ -269,8 +290,12 @@ def merge_reconciliation(previous: dict, batch_metadata: dict, moved: dict[str, 
         entry = files.get(name, {"input": 0, "accepted": 0, "quarantined": 0, "reasons": {}})
         reasons = dict(entry.get("reasons", {}))
         reasons["duplicate"] = reasons.get("duplicate", 0) + count
-        files[name] = {**entry, "accepted": entry.get("accepted", 0) - count,
-                       "quarantined": entry.get("quarantined", 0) + count, "reasons": reasons}
+        files[name] = {
+            **entry,
+            "accepted": entry.get("accepted", 0) - count,
+            "quarantined": entry.get("quarantined", 0) + count,
+            "reasons": reasons,
+        }
     merged = dict(batch_metadata)
     for key in ("input", "accepted", "quarantined"):
         merged[f"movielake/{key}_records"] = sum(entry.get(key, 0) for entry in files.values())
@@ -283,8 +308,16 @@ def merge_reconciliation(previous: dict, batch_metadata: dict, moved: dict[str, 
     return merged
 
 
-def _cleanse_rating_batch(day: str, raw_ratings: StagedFiles, users: DataFrame, movies: DataFrame, session,
-                          lake: LakeResource, iceberg, previous_report: dict):
+def _cleanse_rating_batch(
+    day: str,
+    raw_ratings: StagedFiles,
+    users: DataFrame,
+    movies: DataFrame,
+    session,
+    lake: LakeResource,
+    iceberg,
+    previous_report: dict,
+):
     """One day's batch, cleansed on its own and merged into the stored ratings as row changes.
 
     The stored ratings with the batch's keys are found by one broadcast semi-join over the stored
@@ -297,8 +330,10 @@ def _cleanse_rating_batch(day: str, raw_ratings: StagedFiles, users: DataFrame, 
     """
     uri = next((u for u, name in zip(raw_ratings.uris, raw_ratings.names) if batch_day(name) == day), None)
     if uri is None:
-        raise InputMissingError(f"the ratings batch for {day} is not in staging/ratings/",
-                                "materialize staging/rating_batch for that day first")
+        raise InputMissingError(
+            f"the ratings batch for {day} is not in staging/ratings/",
+            "materialize staging/rating_batch for that day first",
+        )
     raw = read_raw(session, [uri], HEADERS["ratings"])
     checked = rating_rules.classify_ratings(raw.lines, _now_epoch())
     stored = pinned_table(session, iceberg, RATINGS)  # the ratings before this day, whatever it commits
@@ -308,13 +343,17 @@ def _cleanse_rating_batch(day: str, raw_ratings: StagedFiles, users: DataFrame, 
     with CachedFrames() as frames:
         resolved = frames.cache(rating_rules.resolve_ratings(checked, users, movies), partitions_for(raw.total_records))
         # The few stored rows with the batch's keys: one scan of the stored table, used three times.
-        same_keys = frames.cache(incremental.stored_with_batch_keys(stored, resolved), partitions=1) \
-            if stored is not None else None
+        same_keys = (
+            frames.cache(incremental.stored_with_batch_keys(stored, resolved), partitions=1)
+            if stored is not None
+            else None
+        )
         classified = incremental.reject_superseded_by_existing(resolved, same_keys)
         cached = frames.cache(with_line_numbers(slim(classified, RATINGS), raw.offsets), partitions=1)
         batch = accepted(cached, RATINGS)
-        replaced = frames.cache(incremental.superseded(same_keys, batch), partitions=1) \
-            if same_keys is not None else None
+        replaced = (
+            frames.cache(incremental.superseded(same_keys, batch), partitions=1) if same_keys is not None else None
+        )
         inserted = incremental.changed_rows(batch, same_keys)
         moved, moved_by_file = _replaced_lines(replaced, lake, session)
         batch_rejected = rejected(cached, "ratings", raw.offsets)
@@ -324,17 +363,27 @@ def _cleanse_rating_batch(day: str, raw_ratings: StagedFiles, users: DataFrame, 
         metadata["movielake/batch"] = day
         metadata["movielake/superseded_records"] = sum(moved_by_file.values())
         quarantine = frames.cache(batch_rejected, partitions=1)
-        yield dg.Output(_quarantine_changes(pinned_table(session, iceberg, QUARANTINE_RATINGS), quarantine,
-                                            batch_files, bool(moved_by_file)),
-                        output_name=QUARANTINE_RATINGS.name, metadata=metadata)
-        counts = {"movielake/rows_inserted": inserted.count(),
-                  "movielake/rows_replaced": replaced.count() if replaced is not None else 0,
-                  "movielake/batch_files": dg.MetadataValue.json([PurePosixPath(f).name for f in batch_files])}
-        yield dg.Output(RowChanges(deleted=replaced, inserted=inserted, metadata=counts), output_name=RATINGS.name,
-                        metadata=metadata)
+        yield dg.Output(
+            _quarantine_changes(
+                pinned_table(session, iceberg, QUARANTINE_RATINGS), quarantine, batch_files, bool(moved_by_file)
+            ),
+            output_name=QUARANTINE_RATINGS.name,
+            metadata=metadata,
+        )
+        counts = {
+            "movielake/rows_inserted": inserted.count(),
+            "movielake/rows_replaced": replaced.count() if replaced is not None else 0,
+            "movielake/batch_files": dg.MetadataValue.json([PurePosixPath(f).name for f in batch_files]),
+        }
+        yield dg.Output(
+            RowChanges(deleted=replaced, inserted=inserted, metadata=counts),
+            output_name=RATINGS.name,
+            metadata=metadata,
+        )
         changes = incremental.change_log(replaced, inserted, session)
-        yield dg.Output(Replace(changes, properties={CHANGES_BASE: str(base_snapshot)}),
-                        output_name=RATING_CHANGES.name)
+        yield dg.Output(
+            Replace(changes, properties={CHANGES_BASE: str(base_snapshot)}), output_name=RATING_CHANGES.name
+        )
 
 
 def _quarantine_changes(stored: DataFrame | None, rows: DataFrame, batch_files: list[str], moved: bool) -> RowChanges:
@@ -365,8 +414,9 @@ def _replaced_lines(replaced: DataFrame | None, lake: LakeResource, session):
         lines = lake.store.lines_at(store_uri(source), numbers)
         for number in sorted(numbers):
             text = lines.get(number, b"").decode("utf-8", errors="replace").lstrip("\ufeff")
-            quarantine.append(("ratings", source, number, text, "duplicate",
-                               "a later rating of the same movie by the same user wins"))
+            quarantine.append(
+                ("ratings", source, number, text, "duplicate", "a later rating of the same movie by the same user wins")
+            )
     moved_by_file = {PurePosixPath(source).name: len(numbers) for source, numbers in by_file.items()}
     return session.createDataFrame(quarantine, QUARANTINE_DDL), moved_by_file
 

@@ -1,6 +1,5 @@
 """Staging layer: the raw files exactly as they landed, copied into ``staging/`` under the seed's keys."""
 
-
 import re
 from pathlib import PurePosixPath
 
@@ -29,8 +28,7 @@ BATCH_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(?:dat|csv)$")
 RATING_DAYS = dg.DailyPartitionsDefinition(start_date="1995-01-01", end_offset=1)
 
 
-def _find_landed(lake: LakeResource, dataset: Dataset, alternatives: dict,
-                 extras: dict) -> StagedFiles:
+def _find_landed(lake: LakeResource, dataset: Dataset, alternatives: dict, extras: dict) -> StagedFiles:
     found = []
     for landing_name, staging_name in alternatives.items():
         uri = lake.landing_file(landing_name)
@@ -68,8 +66,9 @@ def batch_day(file_name: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _staging_asset(dataset: Dataset, description: str, alternatives: dict[str, str],
-                   extras: dict[str, str] | None = None) -> dg.AssetsDefinition:
+def _staging_asset(
+    dataset: Dataset, description: str, alternatives: dict[str, str], extras: dict[str, str] | None = None
+) -> dg.AssetsDefinition:
     @dg.asset(
         key=dataset.asset_key,
         group_name="staging",
@@ -108,7 +107,6 @@ staging_users = _staging_asset(
 )
 
 
-
 @dg.asset(
     key=dg.AssetKey(["staging", "rating_batch"]),
     group_name="staging",
@@ -130,10 +128,12 @@ def staging_rating_batch(context: dg.AssetExecutionContext, lake: LakeResource) 
     name, uri = landed[day]
     target = lake.uri(STAGING_RATINGS, name)
     lake.store.copy(uri, target)
-    return dg.MaterializeResult(metadata={
-        "dagster/uri": dg.MetadataValue.path(target),
-        "bytes": next((f.size for f in lake.store.list_files(lake.uri(STAGING_RATINGS)) if f.uri == target), 0),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/uri": dg.MetadataValue.path(target),
+            "bytes": next((f.size for f in lake.store.list_files(lake.uri(STAGING_RATINGS)) if f.uri == target), 0),
+        }
+    )
 
 
 staging_assets = [staging_movies, staging_ratings, staging_users, staging_rating_batch]

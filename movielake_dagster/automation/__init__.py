@@ -46,10 +46,16 @@ def build_automation(settings: Settings) -> Automation:
     daily_job = build_daily_job(settings)
     return Automation(
         jobs=[*lake_jobs, daily_job, check_lake_job, crawl_catalog_job, maintain_lake],
-        schedules=[build_daily_schedule(settings, daily_job), build_maintenance_schedule(settings),
-                   build_full_check_schedule(settings, check_lake_job)],
-        sensors=[crawl_sensor, build_new_data_sensor(settings, [daily_job, lake_jobs[0]]),
-                 build_run_failure_sensor(settings)],
+        schedules=[
+            build_daily_schedule(settings, daily_job),
+            build_maintenance_schedule(settings),
+            build_full_check_schedule(settings, check_lake_job),
+        ],
+        sensors=[
+            crawl_sensor,
+            build_new_data_sensor(settings, [daily_job, lake_jobs[0]]),
+            build_run_failure_sensor(settings),
+        ],
     )
 
 

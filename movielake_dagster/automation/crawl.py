@@ -7,7 +7,6 @@ assets were materialized), and nothing when there is none. Each crawl is a run o
 statistics and what changed since the last crawl in its metadata.
 """
 
-
 import json
 
 import dagster as dg
@@ -34,25 +33,32 @@ def crawl_run_config(layer: str) -> dict:
 def crawl_layer(context: dg.OpExecutionContext, config: CrawlConfig, catalog: CatalogResource):
     report = catalog.crawler().crawl(config.layer)
     for table in report.tables:
-        context.log_event(dg.AssetObservation(asset_key=table_asset_key(table),
-                                              metadata=observation_metadata(table, report)))
+        context.log_event(
+            dg.AssetObservation(asset_key=table_asset_key(table), metadata=observation_metadata(table, report))
+        )
     for line in report.summary_lines() or [f"{config.layer}: no changes since the last crawl"]:
         context.log.info(line)
     for warning in report.warnings:
         context.log.warning(warning)
-    yield dg.Output(None, metadata={
-        "layer": config.layer,
-        "catalog": report.catalog,
-        "tables": len(report.tables),
-        "changed": report.changed,
-        "changes": dg.MetadataValue.md(changes_markdown(report)),
-        "warnings": dg.MetadataValue.json(list(report.warnings)),
-        "crawl_seconds": round(report.seconds, 3),
-    })
+    yield dg.Output(
+        None,
+        metadata={
+            "layer": config.layer,
+            "catalog": report.catalog,
+            "tables": len(report.tables),
+            "changed": report.changed,
+            "changes": dg.MetadataValue.md(changes_markdown(report)),
+            "warnings": dg.MetadataValue.json(list(report.warnings)),
+            "crawl_seconds": round(report.seconds, 3),
+        },
+    )
 
 
-@dg.job(name=JOB_NAME, description="Crawl one layer (run config `layer`) into the metadata catalog.",
-        tags={"movielake/kind": "crawl"})
+@dg.job(
+    name=JOB_NAME,
+    description="Crawl one layer (run config `layer`) into the metadata catalog.",
+    tags={"movielake/kind": "crawl"},
+)
 def crawl_catalog_job():
     crawl_layer()
 
@@ -77,10 +83,12 @@ def observation_metadata(table: CatalogTable, report: CrawlReport) -> dict:
         "classification": table.classification,
         "location": dg.MetadataValue.path(table.location),
         "last_crawled": table.last_crawled,
-        "dagster/column_schema": dg.TableSchema(columns=[
-            dg.TableColumn(c.name, c.type, description=c.description or None)
-            for c in (*table.columns, *table.partition_keys)
-        ]),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[
+                dg.TableColumn(c.name, c.type, description=c.description or None)
+                for c in (*table.columns, *table.partition_keys)
+            ]
+        ),
     }
     if change is not None:
         if change.columns_added and change.kind != "added":
@@ -89,7 +97,8 @@ def observation_metadata(table: CatalogTable, report: CrawlReport) -> dict:
             metadata["columns_removed"] = dg.MetadataValue.json(list(change.columns_removed))
         if change.columns_retyped:
             metadata["columns_retyped"] = dg.MetadataValue.json(
-                {name: f"{old} -> {new}" for name, old, new in change.columns_retyped})
+                {name: f"{old} -> {new}" for name, old, new in change.columns_retyped}
+            )
     if table.partition_keys:
         metadata["partition_keys"] = dg.MetadataValue.json([k.name for k in table.partition_keys])
     if table.partitions:
@@ -125,15 +134,24 @@ def crawl_requests(instance: dg.DagsterInstance, cursor: str | None) -> tuple[li
         records = instance.get_asset_records(layer_asset_keys(layer))
         newest = max((r.asset_entry.last_materialization_storage_id or 0 for r in records), default=0)
         if newest > seen.get(layer, 0):
-            requests.append(dg.RunRequest(run_key=f"crawl-{layer}-{newest}", run_config=crawl_run_config(layer),
-                                          tags={"movielake/layer": layer}))
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"crawl-{layer}-{newest}",
+                    run_config=crawl_run_config(layer),
+                    tags={"movielake/layer": layer},
+                )
+            )
             seen[layer] = newest
     return requests, json.dumps(seen, sort_keys=True)
 
 
-@dg.sensor(name="crawl_on_materialization", job=crawl_catalog_job, minimum_interval_seconds=30,
-           default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Crawls a layer into the catalog after any of its assets materialized.")
+@dg.sensor(
+    name="crawl_on_materialization",
+    job=crawl_catalog_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Crawls a layer into the catalog after any of its assets materialized.",
+)
 def crawl_sensor(context: dg.SensorEvaluationContext):
     requests, cursor = crawl_requests(context.instance, context.cursor)
     if not requests:

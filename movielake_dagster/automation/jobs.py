@@ -14,7 +14,7 @@ materialize_lake_job = dg.define_asset_job(
     "materialize_lake",
     selection=WHOLE_LAKE,
     description="Build the whole lake: stage the landed files, cleanse them, publish the star schema and its "
-                "analytics.",
+    "analytics.",
 )
 materialize_unchecked_job = dg.define_asset_job(
     "materialize_lake_unchecked",
@@ -32,5 +32,11 @@ def with_retries(job: dg.UnresolvedAssetJobDefinition, policy: dg.RetryPolicy | 
     """The same job with the settings' retry policy for its steps."""
     if policy is None:
         return job
-    return dg.define_asset_job(job.name, selection=job.selection, description=job.description, tags=job.tags,
-                               partitions_def=job.partitions_def, op_retry_policy=policy)
+    return dg.define_asset_job(
+        job.name,
+        selection=job.selection,
+        description=job.description,
+        tags=job.tags,
+        partitions_def=job.partitions_def,
+        op_retry_policy=policy,
+    )

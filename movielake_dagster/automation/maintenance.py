@@ -18,7 +18,6 @@ Each table's figures are recorded as an observation on its asset, so the UI show
 maintained and what that did.
 """
 
-
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -53,6 +52,7 @@ class MaintenanceConfig(dg.Config):
 
 def _call(session, procedure: str, **arguments) -> dict:
     """``CALL lake.system.<procedure>(name => value, ...)``; the procedure's single result row."""
+
     def literal(value):
         if isinstance(value, datetime):
             return f"TIMESTAMP '{value.strftime('%Y-%m-%d %H:%M:%S')}'"
@@ -73,12 +73,20 @@ def maintain_table(session, identifier: str, table, config: MaintenanceConfig, n
     figures: dict[str, int | float] = {}
     started = time.perf_counter()
     if table.metadata.current_snapshot_id is not None:
-        rewritten = _call(session, "rewrite_data_files", table=identifier, options={
-            "min-input-files": 2, "delete-file-threshold": 1,
-            "target-file-size-bytes": config.target_file_mb * 1024 * 1024, "partial-progress.enabled": "true",
-            # the delete files the rewrite applied would otherwise stay live and keep counting in the
-            # snapshot's total-position-deletes, from which the day's checks take the row counts
-            "remove-dangling-deletes": "true"})
+        rewritten = _call(
+            session,
+            "rewrite_data_files",
+            table=identifier,
+            options={
+                "min-input-files": 2,
+                "delete-file-threshold": 1,
+                "target-file-size-bytes": config.target_file_mb * 1024 * 1024,
+                "partial-progress.enabled": "true",
+                # the delete files the rewrite applied would otherwise stay live and keep counting in the
+                # snapshot's total-position-deletes, from which the day's checks take the row counts
+                "remove-dangling-deletes": "true",
+            },
+        )
         figures["data_files_rewritten"] = int(rewritten.get("rewritten_data_files_count", 0))
         figures["data_files_added"] = int(rewritten.get("added_data_files_count", 0))
         deletes = _call(session, "rewrite_position_delete_files", table=identifier)
@@ -87,7 +95,11 @@ def maintain_table(session, identifier: str, table, config: MaintenanceConfig, n
     dropped = 0
     for name, ref in table.metadata.refs.items():
         snapshot = table.snapshot_by_id(ref.snapshot_id)
-        if name.startswith(RUN_BRANCH_PREFIX) and snapshot is not None and snapshot.timestamp_ms < cutoff.timestamp() * 1000:
+        if (
+            name.startswith(RUN_BRANCH_PREFIX)
+            and snapshot is not None
+            and snapshot.timestamp_ms < cutoff.timestamp() * 1000
+        ):
             session.sql(f"ALTER TABLE {SPARK_CATALOG}.{identifier} DROP BRANCH IF EXISTS `{name}`")
             dropped += 1
     figures["run_branches_dropped"] = dropped
@@ -95,16 +107,23 @@ def maintain_table(session, identifier: str, table, config: MaintenanceConfig, n
     figures["data_files_expired"] = int(expired.get("deleted_data_files_count", 0))
     figures["delete_files_expired"] = int(expired.get("deleted_position_delete_files_count", 0))
     figures["manifest_files_expired"] = int(expired.get("deleted_manifest_files_count", 0))
-    orphans = session.sql(f"CALL {SPARK_CATALOG}.system.remove_orphan_files(table => '{identifier}', "
-                          f"older_than => TIMESTAMP '{(now - timedelta(days=config.orphan_days)):%Y-%m-%d %H:%M:%S}')")
+    orphans = session.sql(
+        f"CALL {SPARK_CATALOG}.system.remove_orphan_files(table => '{identifier}', "
+        f"older_than => TIMESTAMP '{(now - timedelta(days=config.orphan_days)):%Y-%m-%d %H:%M:%S}')"
+    )
     figures["orphan_files_removed"] = orphans.count()
     figures["seconds"] = round(time.perf_counter() - started, 2)
     return figures
 
 
 @dg.op(description="Compact, expire and clean every cleanse and access table with Iceberg's procedures.")
-def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig, spark: SparkResource,
-                    catalog: CatalogResource, lake: LakeResource):
+def maintain_tables(
+    context: dg.OpExecutionContext,
+    config: MaintenanceConfig,
+    spark: SparkResource,
+    catalog: CatalogResource,
+    lake: LakeResource,
+):
     session = spark.get_session()
     iceberg = catalog.iceberg()
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -118,13 +137,20 @@ def maintain_tables(context: dg.OpExecutionContext, config: MaintenanceConfig, s
         context.log.info(f"{identifier}: {figures}")
         dataset = dataset_for_table(layer, name)
         if dataset is not None:
-            context.log_event(dg.AssetObservation(asset_key=dataset.asset_key, metadata={
-                f"maintenance/{key}": value for key, value in figures.items()}))
+            context.log_event(
+                dg.AssetObservation(
+                    asset_key=dataset.asset_key,
+                    metadata={f"maintenance/{key}": value for key, value in figures.items()},
+                )
+            )
 
 
-@dg.job(name=MAINTENANCE_JOB, tags={"movielake/writes-lake": "true"},
-        description="Weekly upkeep of the Iceberg tables: compact small files and merge-on-read deletes, expire "
-                    "old snapshots (rollback reaches back retain_days), remove orphan files and stale run branches.")
+@dg.job(
+    name=MAINTENANCE_JOB,
+    tags={"movielake/writes-lake": "true"},
+    description="Weekly upkeep of the Iceberg tables: compact small files and merge-on-read deletes, expire "
+    "old snapshots (rollback reaches back retain_days), remove orphan files and stale run branches.",
+)
 def maintain_lake():
     maintain_tables()
 
@@ -133,10 +159,12 @@ def build_maintenance_schedule(settings: Settings) -> dg.ScheduleDefinition:
     """Sundays at 03:00 in the schedule's time zone; stopped unless MOVIELAKE_AUTOMATION=running."""
 
     return dg.ScheduleDefinition(
-        name=MAINTENANCE_SCHEDULE, job=maintain_lake, cron_schedule="0 3 * * 0",
+        name=MAINTENANCE_SCHEDULE,
+        job=maintain_lake,
+        cron_schedule="0 3 * * 0",
         execution_timezone=settings.schedule_timezone,
         default_status=default_status(settings, dg.DefaultScheduleStatus),
         run_config={"ops": {"maintain_tables": {"config": {"retain_days": settings.snapshot_retention_days}}}},
         description=f"Sundays 03:00 {settings.schedule_timezone}: run maintain_lake (compaction, snapshot expiry "
-                    f"after {settings.snapshot_retention_days} days, orphan files, stale run branches).",
+        f"after {settings.snapshot_retention_days} days, orphan files, stale run branches).",
     )

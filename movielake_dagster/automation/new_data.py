@@ -70,11 +70,23 @@ TEMPORARY_SUFFIXES = (".tmp", ".temp", ".partial", ".part", ".inprogress", "._CO
 FILE_TAG = "movielake/landed-file"
 
 SNAPSHOT_ASSETS = {
-    "movies": (STAGING_MOVIES.asset_key, MOVIES.asset_key, QUARANTINE_MOVIES.asset_key, DIM_MOVIE.asset_key,
-               BRIDGE_MOVIE_GENRE.asset_key, *ANALYTICS_ASSETS),
+    "movies": (
+        STAGING_MOVIES.asset_key,
+        MOVIES.asset_key,
+        QUARANTINE_MOVIES.asset_key,
+        DIM_MOVIE.asset_key,
+        BRIDGE_MOVIE_GENRE.asset_key,
+        *ANALYTICS_ASSETS,
+    ),
     "users": (STAGING_USERS.asset_key, USERS.asset_key, QUARANTINE_USERS.asset_key, DIM_USER.asset_key),
-    "ratings": (STAGING_RATINGS.asset_key, RATINGS.asset_key, QUARANTINE_RATINGS.asset_key, FCT_RATING.asset_key,
-                DIM_DATE.asset_key, *ANALYTICS_ASSETS),
+    "ratings": (
+        STAGING_RATINGS.asset_key,
+        RATINGS.asset_key,
+        QUARANTINE_RATINGS.asset_key,
+        FCT_RATING.asset_key,
+        DIM_DATE.asset_key,
+        *ANALYTICS_ASSETS,
+    ),
 }
 SNAPSHOT_FILES = {
     **dict.fromkeys(MOVIE_FILES, "movies"),
@@ -93,7 +105,7 @@ class Arrival:
 
 
 def relative_key(landing: str, uri: str) -> str:
-    return uri[len(landing.rstrip("/")) + 1:] if uri.startswith(landing.rstrip("/") + "/") else uri
+    return uri[len(landing.rstrip("/")) + 1 :] if uri.startswith(landing.rstrip("/") + "/") else uri
 
 
 def is_temporary(key: str) -> bool:
@@ -107,11 +119,17 @@ def run_request_for(arrival: Arrival) -> dg.RunRequest | None:
     run_key = f"{arrival.key}@{arrival.content}"
     folder, _, name = arrival.key.rpartition("/")
     if folder == BATCH_FOLDER and batch_day(name):
-        return dg.RunRequest(run_key=run_key, job_name=DAILY_JOB, partition_key=batch_day(name),
-                             asset_selection=list(DAILY_BATCH_ASSETS), tags=tags)
+        return dg.RunRequest(
+            run_key=run_key,
+            job_name=DAILY_JOB,
+            partition_key=batch_day(name),
+            asset_selection=list(DAILY_BATCH_ASSETS),
+            tags=tags,
+        )
     if not folder and name in SNAPSHOT_FILES:
-        return dg.RunRequest(run_key=run_key, job_name=FULL_JOB,
-                             asset_selection=list(SNAPSHOT_ASSETS[SNAPSHOT_FILES[name]]), tags=tags)
+        return dg.RunRequest(
+            run_key=run_key, job_name=FULL_JOB, asset_selection=list(SNAPSHOT_ASSETS[SNAPSHOT_FILES[name]]), tags=tags
+        )
     return None
 
 
@@ -119,8 +137,15 @@ def is_input(key: str) -> bool:
     return run_request_for(Arrival(key, key, "")) is not None
 
 
-def scan(files: Iterable[FileInfo], landing: str, seen: dict[str, list[str]], now: float, settle_seconds: float,
-         content_of: Callable[[FileInfo], str], limit: int = MAX_RUNS_PER_TICK):
+def scan(
+    files: Iterable[FileInfo],
+    landing: str,
+    seen: dict[str, list[str]],
+    now: float,
+    settle_seconds: float,
+    content_of: Callable[[FileInfo], str],
+    limit: int = MAX_RUNS_PER_TICK,
+):
     """Compare a listing with the cursor: (arrivals, keys still settling, the new cursor).
 
     ``seen`` maps each key to ``[stat fingerprint, content fingerprint]``. A file whose stat
@@ -181,13 +206,14 @@ def build_new_data_sensor(settings: Settings, jobs: list) -> dg.SensorDefinition
         minimum_interval_seconds=30,
         default_status=default_status(settings, dg.DefaultSensorStatus),
         description="Starts one run per new or changed raw file in the landing location: a daily ratings batch "
-                    "loads incrementally, a snapshot rebuilds its own tables. Waits for files still being written.",
+        "loads incrementally, a snapshot rebuilds its own tables. Waits for files still being written.",
     )
     def new_landed_files(context: dg.SensorEvaluationContext, lake: LakeResource):
         seen = decode_cursor(context.cursor)
         landing = lake.landing.rstrip("/")
-        arrivals, settling, cursor = scan(lake.store.list_files(landing), landing, seen, time.time(), settle,
-                                          content_fingerprint(lake))
+        arrivals, settling, cursor = scan(
+            lake.store.list_files(landing), landing, seen, time.time(), settle, content_fingerprint(lake)
+        )
         requests = []
         for arrival in arrivals:
             request = run_request_for(arrival)

@@ -50,8 +50,9 @@ def failure_report(context: dg.RunFailureSensorContext) -> str:
 
 
 def post(webhook: str, text: str) -> None:
-    request = urllib.request.Request(webhook, data=json.dumps({"text": text}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        webhook, data=json.dumps({"text": text}).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
     with urllib.request.urlopen(request, timeout=10):
         pass
 

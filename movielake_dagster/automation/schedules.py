@@ -43,9 +43,13 @@ DAILY_UPDATE = dg.AssetSelection.all() - dg.AssetSelection.assets(staging_rating
 # the checks of these assets): the movie and user snapshots are rebuilt only when their files change.
 ANALYTICS_ASSETS = tuple(d.asset_key for d in ANALYTICS_DATASETS)
 DAILY_BATCH_ASSETS = (
-    staging_rating_batch.key, RATINGS.asset_key, QUARANTINE_RATINGS.asset_key, RATING_CHANGES.asset_key,
+    staging_rating_batch.key,
+    RATINGS.asset_key,
+    QUARANTINE_RATINGS.asset_key,
+    RATING_CHANGES.asset_key,
     FCT_RATING.asset_key,
-    DIM_DATE.asset_key, *ANALYTICS_ASSETS,
+    DIM_DATE.asset_key,
+    *ANALYTICS_ASSETS,
 )
 
 
@@ -68,16 +72,20 @@ def parse_clock(value: str, name: str) -> time:
         hour, minute = (int(part) for part in value.split(":"))
         return time(hour, minute)
     except ValueError:
-        raise ConfigurationError(f"MOVIELAKE_{name.upper()}={value!r} is not a time of day",
-                                 f"set MOVIELAKE_{name.upper()} as HH:MM, e.g. 06:00") from None
+        raise ConfigurationError(
+            f"MOVIELAKE_{name.upper()}={value!r} is not a time of day",
+            f"set MOVIELAKE_{name.upper()} as HH:MM, e.g. 06:00",
+        ) from None
 
 
 def timezone_of(settings: Settings) -> ZoneInfo:
     try:
         return ZoneInfo(settings.schedule_timezone)
     except Exception:
-        raise ConfigurationError(f"MOVIELAKE_SCHEDULE_TIMEZONE={settings.schedule_timezone!r} is not a time zone",
-                                 "use an IANA name such as UTC or Europe/Berlin") from None
+        raise ConfigurationError(
+            f"MOVIELAKE_SCHEDULE_TIMEZONE={settings.schedule_timezone!r} is not a time zone",
+            "use an IANA name such as UTC or Europe/Berlin",
+        ) from None
 
 
 def daily_cron(clock: time) -> str:
@@ -92,9 +100,9 @@ def build_daily_job(settings: Settings) -> dg.UnresolvedAssetJobDefinition:
         op_retry_policy=retry_policy(settings),
         tags={LAKE_WRITER_TAG: "true"},
         description="One day's update: load that day's ratings batch incrementally and refresh what depends "
-                    "on it. The schedule and the new-data sensor run only those assets; launched here for all "
-                    "assets, it also rebuilds the movie and user snapshots (as a first run on a new lake must). "
-                    "Partitioned by day; a backfill of several days runs one run per day.",
+        "on it. The schedule and the new-data sensor run only those assets; launched here for all "
+        "assets, it also rebuilds the movie and user snapshots (as a first run on a new lake must). "
+        "Partitioned by day; a backfill of several days runs one run per day.",
     )
 
 
@@ -107,8 +115,9 @@ def build_daily_schedule(settings: Settings, job) -> dg.ScheduleDefinition:
     def previous_day(context: dg.ScheduleEvaluationContext):
         scheduled = context.scheduled_execution_time or datetime.now(tz)
         day = (scheduled.astimezone(tz).date() - timedelta(days=1)).isoformat()
-        return dg.RunRequest(run_key=day, partition_key=day, asset_selection=list(DAILY_BATCH_ASSETS),
-                             tags={LAKE_WRITER_TAG: "true"})
+        return dg.RunRequest(
+            run_key=day, partition_key=day, asset_selection=list(DAILY_BATCH_ASSETS), tags={LAKE_WRITER_TAG: "true"}
+        )
 
     return dg.ScheduleDefinition(
         name=DAILY_SCHEDULE,
@@ -118,8 +127,8 @@ def build_daily_schedule(settings: Settings, job) -> dg.ScheduleDefinition:
         execution_fn=previous_day,
         default_status=default_status(settings, dg.DefaultScheduleStatus),
         description=f"Daily at {settings.schedule_time} {settings.schedule_timezone}: load yesterday's ratings "
-                    f"batch (and recompute the analytics), so that the access layer is fresh by {fresh_by:%H:%M}. "
-                    "Movie and user snapshots are rebuilt by the new_landed_files sensor when their files change.",
+        f"batch (and recompute the analytics), so that the access layer is fresh by {fresh_by:%H:%M}. "
+        "Movie and user snapshots are rebuilt by the new_landed_files sensor when their files change.",
     )
 
 
@@ -130,10 +139,13 @@ def build_full_check_schedule(settings: Settings, job) -> dg.ScheduleDefinition:
     """Saturdays at 04:00: every check on every row of every table (``check_lake``). A day's load checks
     what it changed; this re-checks everything, against the latest dimensions too."""
     return dg.ScheduleDefinition(
-        name=FULL_CHECK_SCHEDULE, job=job, cron_schedule="0 4 * * 6", execution_timezone=settings.schedule_timezone,
+        name=FULL_CHECK_SCHEDULE,
+        job=job,
+        cron_schedule="0 4 * * 6",
+        execution_timezone=settings.schedule_timezone,
         default_status=default_status(settings, dg.DefaultScheduleStatus),
         description="Saturdays 04:00: run every quality check on every row of the lake as it is published "
-                    "(the daily loads check only the rows they change).",
+        "(the daily loads check only the rows they change).",
     )
 
 
@@ -152,6 +164,8 @@ def access_freshness_policy(settings: Settings) -> dg.FreshnessPolicy:
 def default_status(settings: Settings, enum):
     """``MOVIELAKE_AUTOMATION`` as a Dagster default status (of a schedule or a sensor)."""
     if settings.automation not in ("stopped", "running"):
-        raise ConfigurationError(f"MOVIELAKE_AUTOMATION={settings.automation!r} is not stopped or running",
-                                 "set MOVIELAKE_AUTOMATION=running to start the schedule and sensors, else stopped")
+        raise ConfigurationError(
+            f"MOVIELAKE_AUTOMATION={settings.automation!r} is not stopped or running",
+            "set MOVIELAKE_AUTOMATION=running to start the schedule and sensors, else stopped",
+        )
     return enum.RUNNING if settings.automation == "running" else enum.STOPPED

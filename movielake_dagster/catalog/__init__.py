@@ -35,20 +35,26 @@ def default_catalog_path(location: LakeLocation) -> Path:
     return Path(location.roots["staging"]).parent / "catalog.db"
 
 
-def open_catalog(backend: str, location: LakeLocation, path: str = "", glue_endpoint: str = "",
-                 region: str = "us-east-1") -> Catalog:
+def open_catalog(
+    backend: str, location: LakeLocation, path: str = "", glue_endpoint: str = "", region: str = "us-east-1"
+) -> Catalog:
     if backend == "local":
-
         return LocalCatalog(path or default_catalog_path(location))
     if backend == "glue":
-
         return GlueCatalog(glue_endpoint, region)
-    raise ConfigurationError(f"MOVIELAKE_CATALOG={backend!r} is not a catalog backend",
-                             f"use one of {', '.join(BACKENDS)}")
+    raise ConfigurationError(
+        f"MOVIELAKE_CATALOG={backend!r} is not a catalog backend", f"use one of {', '.join(BACKENDS)}"
+    )
 
 
-def iceberg_catalog(backend: str, location: LakeLocation, path: str = "", glue_endpoint: str = "",
-                    region: str = "us-east-1", s3_endpoint: str = "") -> IcebergCatalog:
+def iceberg_catalog(
+    backend: str,
+    location: LakeLocation,
+    path: str = "",
+    glue_endpoint: str = "",
+    region: str = "us-east-1",
+    s3_endpoint: str = "",
+) -> IcebergCatalog:
     """The Iceberg catalog of the cleanse and access tables: the same backend as the crawler's (one
     setting chooses both); locally the same SQLite file."""
     sqlite_path = str(Path(path or default_catalog_path(location)).expanduser().resolve())
@@ -59,8 +65,9 @@ def iceberg_catalog(backend: str, location: LakeLocation, path: str = "", glue_e
     return IcebergCatalog(backend, sqlite_path, warehouse, region, s3_endpoint, glue_endpoint, location.is_s3)
 
 
-def build_crawler(location: LakeLocation, store: ObjectStore, catalog: Catalog,
-                  iceberg: IcebergCatalog | None = None) -> Crawler:
+def build_crawler(
+    location: LakeLocation, store: ObjectStore, catalog: Catalog, iceberg: IcebergCatalog | None = None
+) -> Crawler:
     return Crawler(location, LakeFiles(store), catalog, iceberg)
 
 

@@ -100,8 +100,15 @@ class Crawler:
         self.catalog.ensure_database(layer, LAYER_DESCRIPTIONS[layer])
         if layer in ICEBERG_LAYERS:
             tables, changes = self._crawl_iceberg(layer, now, warnings)
-            report = CrawlReport(layer, self.catalog.describe(), now, time.perf_counter() - clock,
-                                 tuple(tables), tuple(changes), tuple(warnings))
+            report = CrawlReport(
+                layer,
+                self.catalog.describe(),
+                now,
+                time.perf_counter() - clock,
+                tuple(tables),
+                tuple(changes),
+                tuple(warnings),
+            )
             self.catalog.record_crawl(report)
             return report
         previous = {t.name: t for t in self.catalog.list_tables(layer)}
@@ -111,9 +118,17 @@ class Crawler:
             before = previous.get(group.name)
             table = self._table(layer, group, before, now, warnings)
             change = diff_tables(before, table)
-            self.catalog.put_table(table, partitions_changed=bool(
-                before is None or change.partitions_added or change.partitions_removed or change.data_changed
-                or change.other or change.partition_keys_changed))
+            self.catalog.put_table(
+                table,
+                partitions_changed=bool(
+                    before is None
+                    or change.partitions_added
+                    or change.partitions_removed
+                    or change.data_changed
+                    or change.other
+                    or change.partition_keys_changed
+                ),
+            )
             tables.append(table)
             changes.append(change)
         discovered = {g.name for g in groups}
@@ -121,8 +136,15 @@ class Crawler:
             if name not in discovered and table.crawler == CRAWLER_NAME:
                 self.catalog.delete_table(layer, name)
                 changes.append(TableChange(table.qualified_name, "removed"))
-        report = CrawlReport(layer, self.catalog.describe(), now, time.perf_counter() - clock,
-                             tuple(tables), tuple(changes), tuple(warnings))
+        report = CrawlReport(
+            layer,
+            self.catalog.describe(),
+            now,
+            time.perf_counter() - clock,
+            tuple(tables),
+            tuple(changes),
+            tuple(warnings),
+        )
         self.catalog.record_crawl(report)
         return report
 
@@ -154,8 +176,10 @@ class Crawler:
         for table in self.catalog.list_tables(layer):
             if table.crawler == CRAWLER_NAME and table.classification != ICEBERG:
                 self.catalog.delete_table(layer, table.name)
-                warnings.append(f"{layer}.{table.name}: removed the registration of an earlier crawl "
-                                f"({table.classification} files); the layer's tables are Iceberg tables now")
+                warnings.append(
+                    f"{layer}.{table.name}: removed the registration of an earlier crawl "
+                    f"({table.classification} files); the layer's tables are Iceberg tables now"
+                )
 
     # -- discovery -----------------------------------------------------------------------------
     def _group(self, layer: str, warnings: list[str]) -> list[_Group]:
@@ -163,13 +187,13 @@ class Crawler:
         datasets = sorted(declared_datasets(layer), key=lambda d: len(d.key), reverse=True)
         groups: dict[str, _Group] = {}
         for info in self.files.list(root):
-            relative = info.uri[len(root):].lstrip("/")
+            relative = info.uri[len(root) :].lstrip("/")
             dataset = next((d for d in datasets if relative.startswith(d.key.rstrip("/") + "/")), None)
             if is_hidden(relative):
                 continue
             if dataset is not None:
                 group = groups.setdefault(dataset.key, _Group(dataset.key, dataset.name, dataset))
-                group.files.append((relative[len(dataset.key) + 1:], info))
+                group.files.append((relative[len(dataset.key) + 1 :], info))
             else:
                 folder = relative.rpartition("/")[0]
                 parts = folder.split("/") if folder else []
@@ -181,7 +205,7 @@ class Crawler:
                 key = "/".join(parts)
                 name = table_name(parts[-1])
                 group = groups.setdefault(key, _Group(key, name, None))
-                group.files.append((relative[len(key) + 1:], info))
+                group.files.append((relative[len(key) + 1 :], info))
         names: dict[str, str] = {}
         for group in sorted(groups.values(), key=lambda g: (g.dataset is None, g.key)):
             if group.name in names:  # two discovered folders with the same last segment
@@ -192,18 +216,30 @@ class Crawler:
         return sorted(groups.values(), key=lambda g: g.name)
 
     # -- one table -----------------------------------------------------------------------------
-    def _table(self, layer: str, group: _Group, before: CatalogTable | None, now: str,
-               warnings: list[str]) -> CatalogTable:
+    def _table(
+        self, layer: str, group: _Group, before: CatalogTable | None, now: str, warnings: list[str]
+    ) -> CatalogTable:
         location = self._folder_uri(layer, group.key)
         data_files = group.files
-        fingerprint = hashlib.sha256("\n".join(
-            f"{rel}\t{info.size}\t{info.etag}" for rel, info in sorted(data_files, key=lambda x: x[0])
-        ).encode()).hexdigest()[:20]
-        description = (group.dataset.description if group.dataset
-                       else "Discovered by the crawler; not declared in datasets.py.")
-        base = {"database": layer, "name": group.name, "description": description, "location": location,
-                    "fingerprint": fingerprint, "last_crawled": now, "dataset_key": group.dataset.key if group.dataset else "",
-                    "size_bytes": sum(f.size for _, f in data_files), "files": len(data_files)}
+        fingerprint = hashlib.sha256(
+            "\n".join(
+                f"{rel}\t{info.size}\t{info.etag}" for rel, info in sorted(data_files, key=lambda x: x[0])
+            ).encode()
+        ).hexdigest()[:20]
+        description = (
+            group.dataset.description if group.dataset else "Discovered by the crawler; not declared in datasets.py."
+        )
+        base = {
+            "database": layer,
+            "name": group.name,
+            "description": description,
+            "location": location,
+            "fingerprint": fingerprint,
+            "last_crawled": now,
+            "dataset_key": group.dataset.key if group.dataset else "",
+            "size_bytes": sum(f.size for _, f in data_files),
+            "files": len(data_files),
+        }
         if before is not None and before.fingerprint == fingerprint and before.location == location:
             # Same files as last time: keep what was read from them, refresh what comes from code.
             return before.with_changes(**{k: v for k, v in base.items() if k != "description"})
@@ -221,13 +257,18 @@ class Crawler:
             return (RAW_LAYOUTS.index(layout) if layout else len(RAW_LAYOUTS), relative)
 
         files = sorted(group.files, key=priority)
-        sniffs = [(relative, info, sniff_raw(relative.rpartition("/")[2], self.files.head(info.uri)))
-                  for relative, info in files]
+        sniffs = [
+            (relative, info, sniff_raw(relative.rpartition("/")[2], self.files.head(info.uri)))
+            for relative, info in files
+        ]
         primary = sniffs[0][2]
         records, names, others, utf8 = 0, [], [], True
         for relative, info, sniff in sniffs:
-            if sniff.kind == primary.kind and len(sniff.columns) == len(primary.columns) and \
-                    layout_for(relative.rpartition("/")[2]) is None:
+            if (
+                sniff.kind == primary.kind
+                and len(sniff.columns) == len(primary.columns)
+                and layout_for(relative.rpartition("/")[2]) is None
+            ):
                 sniff = primary  # e.g. daily batches 2026-11-01.dat beside ratings.dat: the same layout
             if sniff.kind != primary.kind or sniff.columns != primary.columns:
                 others.append(relative)
@@ -242,14 +283,17 @@ class Crawler:
                 records += lines - blank - (1 if sniff.header else 0)
             utf8 = utf8 and file_utf8
         if others:
-            warnings.append(f"staging.{group.name}: {', '.join(others)} has another layout than {names[0]}; "
-                            f"the table describes {', '.join(names)} (Athena reads every file in the folder)")
+            warnings.append(
+                f"staging.{group.name}: {', '.join(others)} has another layout than {names[0]}; "
+                f"the table describes {', '.join(names)} (Athena reads every file in the folder)"
+            )
         encoding = "UTF-8" if utf8 else "ISO-8859-1"
         parameters = {"encoding": encoding, "files": ",".join(names)}
         storage = primary.storage
         if not utf8:  # Hive's text SerDes decode with this; DuckDB's readers are told in sql.py
-            storage = replace(storage, serde_parameters={**storage.serde_parameters,
-                                                         "serialization.encoding": encoding})
+            storage = replace(
+                storage, serde_parameters={**storage.serde_parameters, "serialization.encoding": encoding}
+            )
         if others:
             parameters["other_files"] = ",".join(others)
         description = base.pop("description")
@@ -261,11 +305,19 @@ class Crawler:
         if any(s.document for _, _, s in sniffs):
             parameters["records_span_lines"] = "true"
             if primary.kind == "json":
-                warnings.append(f"staging.{group.name}: {', '.join(names)} holds JSON records over several lines "
-                                "(an array or pretty-printed objects); Athena's JSON SerDe reads one object per line, "
-                                "so query the cleansed table instead")
-        return CatalogTable(**base, description=description, storage=storage, columns=primary.columns,
-                            record_count=records, parameters=parameters)
+                warnings.append(
+                    f"staging.{group.name}: {', '.join(names)} holds JSON records over several lines "
+                    "(an array or pretty-printed objects); Athena's JSON SerDe reads one object per line, "
+                    "so query the cleansed table instead"
+                )
+        return CatalogTable(
+            **base,
+            description=description,
+            storage=storage,
+            columns=primary.columns,
+            record_count=records,
+            parameters=parameters,
+        )
 
 
 def _sortable(values: tuple[str, ...]):
@@ -290,8 +342,13 @@ def contract_drift(dataset: Dataset, table: CatalogTable) -> list[str]:
 
 def diff_tables(before: CatalogTable | None, after: CatalogTable) -> TableChange:
     if before is None:
-        return TableChange(after.qualified_name, "added", columns_added=tuple(c.name for c in after.columns),
-                           partitions_added=tuple("/".join(p.values) for p in after.partitions), data_changed=True)
+        return TableChange(
+            after.qualified_name,
+            "added",
+            columns_added=tuple(c.name for c in after.columns),
+            partitions_added=tuple("/".join(p.values) for p in after.partitions),
+            data_changed=True,
+        )
     old = {c.name: c.type for c in before.columns}
     new = {c.name: c.type for c in after.columns}
     old_parts = {"/".join(p.values) for p in before.partitions}

@@ -56,8 +56,10 @@ class LakeFiles:
         import pyarrow.parquet as pq
 
         filesystem, path = self.arrow_path(uri)
-        with aws_errors(S3, self.store.endpoint_url, f"bucket {urlparse(uri).netloc}"), \
-                filesystem.open_input_file(path) as handle:
+        with (
+            aws_errors(S3, self.store.endpoint_url, f"bucket {urlparse(uri).netloc}"),
+            filesystem.open_input_file(path) as handle,
+        ):
             metadata = pq.ParquetFile(handle).metadata
             return metadata.schema.to_arrow_schema(), metadata.num_rows
 
@@ -65,8 +67,9 @@ class LakeFiles:
         if uri.startswith("s3://"):
             parsed = urlparse(uri)
             with aws_errors(S3, self.store.endpoint_url, f"bucket {parsed.netloc}"):
-                response = self.store.s3.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"),
-                                                    Range=f"bytes=0-{size - 1}")
+                response = self.store.s3.get_object(
+                    Bucket=parsed.netloc, Key=parsed.path.lstrip("/"), Range=f"bytes=0-{size - 1}"
+                )
                 return response["Body"].read()
         with open(uri, "rb") as handle:
             return handle.read(size)

@@ -94,40 +94,70 @@ def _raw(name: str, description: str) -> CatalogColumn:
 
 
 RAW_LAYOUTS: tuple[RawLayout, ...] = (
-    RawLayout("movies.dat", "dat", (
-        _raw("movie_id", "MovieLens movie id, as text."),
-        _raw("title", "Title with the release year in parentheses, e.g. 'Heat (1995)'."),
-        _raw("genres", "Genres separated by '|', or '(no genres listed)'."),
-    ), "MovieLens 10M/1M movie list: movie_id::title (year)::Genre1|Genre2."),
-    RawLayout("movies.csv", "csv", (
-        _raw("movie_id", "MovieLens movie id, as text (header movieId)."),
-        _raw("title", "Title with the release year in parentheses, quoted when it holds commas."),
-        _raw("genres", "Genres separated by '|', or '(no genres listed)'."),
-    ), "MovieLens 'latest' movie list (RFC 4180 CSV, with or without a header line)."),
-    RawLayout("ratings.dat", "dat", (
-        _raw("user_id", "MovieLens user id, as text."),
-        _raw("movie_id", "MovieLens movie id, as text."),
-        _raw("rating", "Stars as text: 0.5 .. 5 (10M) or 1 .. 5 (1M)."),
-        _raw("timestamp", "Unix seconds (UTC) when the rating was submitted, as text."),
-    ), "MovieLens ratings: user_id::movie_id::rating::unix_seconds (daily batches <YYYY-MM-DD>.dat alike)."),
-    RawLayout("ratings.csv", "csv", (
-        _raw("user_id", "MovieLens user id, as text (header userId)."),
-        _raw("movie_id", "MovieLens movie id, as text (header movieId)."),
-        _raw("rating", "Stars as text, 0.5 .. 5.0."),
-        _raw("timestamp", "Unix seconds (UTC) when the rating was submitted, as text."),
-    ), "MovieLens 'latest' ratings (RFC 4180 CSV, with or without a header line)."),
-    RawLayout("user_masterdata.json", "json", (
-        _raw("user_id", "User id as a string, as the master-data system sends it."),
-        _raw("firts_name", "First name (the master-data key is really spelled 'firts_name')."),
-        _raw("last_name", "Last name."),
-    ), "User master data: JSON lines, or one JSON array (on one line or pretty-printed)."),
-    RawLayout("users.dat", "dat", (
-        _raw("user_id", "MovieLens user id, as text."),
-        _raw("gender", "M or F."),
-        _raw("age", "Age band code: 1, 18, 25, 35, 45, 50 or 56."),
-        _raw("occupation", "Occupation code 0-20."),
-        _raw("zip", "Zip code."),
-    ), "MovieLens 1M users: user_id::gender::age::occupation::zip."),
+    RawLayout(
+        "movies.dat",
+        "dat",
+        (
+            _raw("movie_id", "MovieLens movie id, as text."),
+            _raw("title", "Title with the release year in parentheses, e.g. 'Heat (1995)'."),
+            _raw("genres", "Genres separated by '|', or '(no genres listed)'."),
+        ),
+        "MovieLens 10M/1M movie list: movie_id::title (year)::Genre1|Genre2.",
+    ),
+    RawLayout(
+        "movies.csv",
+        "csv",
+        (
+            _raw("movie_id", "MovieLens movie id, as text (header movieId)."),
+            _raw("title", "Title with the release year in parentheses, quoted when it holds commas."),
+            _raw("genres", "Genres separated by '|', or '(no genres listed)'."),
+        ),
+        "MovieLens 'latest' movie list (RFC 4180 CSV, with or without a header line).",
+    ),
+    RawLayout(
+        "ratings.dat",
+        "dat",
+        (
+            _raw("user_id", "MovieLens user id, as text."),
+            _raw("movie_id", "MovieLens movie id, as text."),
+            _raw("rating", "Stars as text: 0.5 .. 5 (10M) or 1 .. 5 (1M)."),
+            _raw("timestamp", "Unix seconds (UTC) when the rating was submitted, as text."),
+        ),
+        "MovieLens ratings: user_id::movie_id::rating::unix_seconds (daily batches <YYYY-MM-DD>.dat alike).",
+    ),
+    RawLayout(
+        "ratings.csv",
+        "csv",
+        (
+            _raw("user_id", "MovieLens user id, as text (header userId)."),
+            _raw("movie_id", "MovieLens movie id, as text (header movieId)."),
+            _raw("rating", "Stars as text, 0.5 .. 5.0."),
+            _raw("timestamp", "Unix seconds (UTC) when the rating was submitted, as text."),
+        ),
+        "MovieLens 'latest' ratings (RFC 4180 CSV, with or without a header line).",
+    ),
+    RawLayout(
+        "user_masterdata.json",
+        "json",
+        (
+            _raw("user_id", "User id as a string, as the master-data system sends it."),
+            _raw("firts_name", "First name (the master-data key is really spelled 'firts_name')."),
+            _raw("last_name", "Last name."),
+        ),
+        "User master data: JSON lines, or one JSON array (on one line or pretty-printed).",
+    ),
+    RawLayout(
+        "users.dat",
+        "dat",
+        (
+            _raw("user_id", "MovieLens user id, as text."),
+            _raw("gender", "M or F."),
+            _raw("age", "Age band code: 1, 18, 25, 35, 45, 50 or 56."),
+            _raw("occupation", "Occupation code 0-20."),
+            _raw("zip", "Zip code."),
+        ),
+        "MovieLens 1M users: user_id::gender::age::occupation::zip.",
+    ),
 )
 
 
@@ -196,8 +226,7 @@ def sniff_raw(file_name: str, head: bytes) -> RawSniff:
         storage = CSV if header else replace(CSV, table_parameters={})
         quoted = any('"' in line for line in lines)
         return RawSniff("csv", columns, storage, encoding, header=header, document=quoted)
-    line_format = StorageFormat("text", TEXT_INPUT, TEXT_OUTPUT,
-                                "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe")
+    line_format = StorageFormat("text", TEXT_INPUT, TEXT_OUTPUT, "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe")
     return RawSniff("text", (_raw("line", "The whole line."),), line_format, encoding, header=False)
 
 
@@ -229,8 +258,7 @@ def _json_columns(lines: list[str], layout: RawLayout | None) -> tuple[CatalogCo
         for key, value in record.items():
             seen[key] = _merge_json_type(seen.get(key), _json_type(value))
     return tuple(
-        CatalogColumn(key, type_, declared[key].description if key in declared else "")
-        for key, type_ in seen.items()
+        CatalogColumn(key, type_, declared[key].description if key in declared else "") for key, type_ in seen.items()
     )
 
 

@@ -38,8 +38,9 @@ class GlueCatalog(Catalog):
         if self._client is None:
             import boto3  # only a Glue catalog pays for loading it
 
-            self._client = boto3.client("glue", endpoint_url=self.endpoint_url, region_name=self.region,
-                                        config=client_config())
+            self._client = boto3.client(
+                "glue", endpoint_url=self.endpoint_url, region_name=self.region, config=client_config()
+            )
         return self._client
 
     # -- databases -----------------------------------------------------------------------------
@@ -48,8 +49,14 @@ class GlueCatalog(Catalog):
             try:
                 current = self.glue.get_database(Name=name)["Database"]
                 if current.get("Description") != description:  # keep its parameters (the crawl bookmarks)
-                    self.glue.update_database(Name=name, DatabaseInput={
-                        "Name": name, "Description": description, "Parameters": current.get("Parameters", {})})
+                    self.glue.update_database(
+                        Name=name,
+                        DatabaseInput={
+                            "Name": name,
+                            "Description": description,
+                            "Parameters": current.get("Parameters", {}),
+                        },
+                    )
             except Exception as error:
                 if error_code(error) != "EntityNotFoundException":
                     raise
@@ -75,7 +82,7 @@ class GlueCatalog(Catalog):
                     return {}
                 raise
         prefix = f"{OURS}crawl."
-        return {k[len(prefix):]: json.loads(v) for k, v in parameters.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: json.loads(v) for k, v in parameters.items() if k.startswith(prefix)}
 
     def put_bookmarks(self, database: str, bookmarks: dict[str, dict]) -> None:
         import json
@@ -83,8 +90,9 @@ class GlueCatalog(Catalog):
         with aws_errors(GLUE, self.endpoint_url):
             current = self.glue.get_database(Name=database)["Database"]
             parameters = {k: v for k, v in current.get("Parameters", {}).items() if not k.startswith(f"{OURS}crawl.")}
-            parameters.update({f"{OURS}crawl.{name}": json.dumps(body, sort_keys=True)
-                               for name, body in bookmarks.items()})
+            parameters.update(
+                {f"{OURS}crawl.{name}": json.dumps(body, sort_keys=True) for name, body in bookmarks.items()}
+            )
             database_input = {"Name": database, "Parameters": parameters}
             if current.get("Description"):
                 database_input["Description"] = current["Description"]
@@ -119,8 +127,10 @@ class GlueCatalog(Catalog):
             try:
                 current = self.glue.get_table(DatabaseName=table.database, Name=table.name)["Table"]
                 columns = current.get("StorageDescriptor", {}).get("Columns")
-                same_schema = (columns == table_input["StorageDescriptor"]["Columns"]
-                               and current.get("PartitionKeys", []) == table_input["PartitionKeys"])
+                same_schema = (
+                    columns == table_input["StorageDescriptor"]["Columns"]
+                    and current.get("PartitionKeys", []) == table_input["PartitionKeys"]
+                )
                 # Glue keeps a version of the table per update; keep one only when the schema changed.
                 self.glue.update_table(DatabaseName=table.database, TableInput=table_input, SkipArchive=same_schema)
             except Exception as error:
@@ -146,27 +156,37 @@ class GlueCatalog(Catalog):
         wanted = {p.values: self._partition_input(p, descriptor) for p in table.partitions}
         stale = [{"Values": list(v)} for v in existing if v not in wanted]
         for start in range(0, len(stale), 25):
-            self.glue.batch_delete_partition(DatabaseName=table.database, TableName=table.name,
-                                             PartitionsToDelete=stale[start:start + 25])
+            self.glue.batch_delete_partition(
+                DatabaseName=table.database, TableName=table.name, PartitionsToDelete=stale[start : start + 25]
+            )
         new = [p for v, p in wanted.items() if v not in existing]
         for start in range(0, len(new), 100):
-            self.glue.batch_create_partition(DatabaseName=table.database, TableName=table.name,
-                                             PartitionInputList=new[start:start + 100])
+            self.glue.batch_create_partition(
+                DatabaseName=table.database, TableName=table.name, PartitionInputList=new[start : start + 100]
+            )
         for values, partition_input in wanted.items():
             old = existing.get(values)
-            if old is not None and (old.get("Parameters") != partition_input["Parameters"]
-                                    or old["StorageDescriptor"].get("Location") != partition_input[
-                                        "StorageDescriptor"]["Location"]):
-                self.glue.update_partition(DatabaseName=table.database, TableName=table.name,
-                                           PartitionValueList=list(values), PartitionInput=partition_input)
+            if old is not None and (
+                old.get("Parameters") != partition_input["Parameters"]
+                or old["StorageDescriptor"].get("Location") != partition_input["StorageDescriptor"]["Location"]
+            ):
+                self.glue.update_partition(
+                    DatabaseName=table.database,
+                    TableName=table.name,
+                    PartitionValueList=list(values),
+                    PartitionInput=partition_input,
+                )
 
     @staticmethod
     def _partition_input(partition: CatalogPartition, descriptor: dict) -> dict:
         return {
             "Values": list(partition.values),
             "StorageDescriptor": {**descriptor, "Location": partition.location},
-            "Parameters": {"recordCount": str(partition.record_count), "sizeKey": str(partition.size_bytes),
-                           "objectCount": str(partition.files)},
+            "Parameters": {
+                "recordCount": str(partition.record_count),
+                "sizeKey": str(partition.size_bytes),
+                "objectCount": str(partition.files),
+            },
         }
 
     # -- translation ---------------------------------------------------------------------------
@@ -219,14 +239,21 @@ class GlueCatalog(Catalog):
         partition_keys = columns(raw.get("PartitionKeys", []))
         partitions = ()
         if partition_keys:
-            partitions = tuple(sorted(
-                (CatalogPartition(tuple(p["Values"]), p["StorageDescriptor"].get("Location", ""),
-                                  int(p.get("Parameters", {}).get("recordCount", 0)),
-                                  int(p.get("Parameters", {}).get("sizeKey", 0)),
-                                  int(p.get("Parameters", {}).get("objectCount", 0)))
-                 for p in self._partitions(database, raw["Name"])),
-                key=lambda p: tuple((0, int(v), "") if v.lstrip("-").isdigit() else (1, 0, v) for v in p.values),
-            ))
+            partitions = tuple(
+                sorted(
+                    (
+                        CatalogPartition(
+                            tuple(p["Values"]),
+                            p["StorageDescriptor"].get("Location", ""),
+                            int(p.get("Parameters", {}).get("recordCount", 0)),
+                            int(p.get("Parameters", {}).get("sizeKey", 0)),
+                            int(p.get("Parameters", {}).get("objectCount", 0)),
+                        )
+                        for p in self._partitions(database, raw["Name"])
+                    ),
+                    key=lambda p: tuple((0, int(v), "") if v.lstrip("-").isdigit() else (1, 0, v) for v in p.values),
+                )
+            )
         reserved = {"crawler", "fingerprint", "last_crawled", "dataset_key"}
         return CatalogTable(
             database=database,
@@ -251,6 +278,9 @@ class GlueCatalog(Catalog):
             last_crawled=parameters.get(f"{OURS}last_crawled", ""),
             dataset_key=parameters.get(f"{OURS}dataset_key", ""),
             crawler=parameters.get(f"{OURS}crawler", ""),
-            parameters={k[len(OURS):]: v for k, v in parameters.items()
-                        if k.startswith(OURS) and k[len(OURS):] not in reserved},
+            parameters={
+                k[len(OURS) :]: v
+                for k, v in parameters.items()
+                if k.startswith(OURS) and k[len(OURS) :] not in reserved
+            },
         )

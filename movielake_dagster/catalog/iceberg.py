@@ -65,8 +65,9 @@ class IcebergCatalog:
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
-            raise ConfigurationError(f"MOVIELAKE_CATALOG={self.backend!r} is not a catalog backend",
-                                     f"use one of {', '.join(BACKENDS)}")
+            raise ConfigurationError(
+                f"MOVIELAKE_CATALOG={self.backend!r} is not a catalog backend", f"use one of {', '.join(BACKENDS)}"
+            )
 
     def prepare(self) -> None:
         """Create the local catalog's folder (SQLite creates the file, not its folder)."""
@@ -89,20 +90,24 @@ class IcebergCatalog:
             f"{prefix}.cache-enabled": "false",  # every read sees the latest commit, also another process's
         }
         if self.backend == "local":
-            conf.update({
-                f"{prefix}.type": "jdbc",
-                f"{prefix}.uri": f"jdbc:sqlite:{self.sqlite_path}",
-                f"{prefix}.jdbc.schema-version": "V1",
-            })
+            conf.update(
+                {
+                    f"{prefix}.type": "jdbc",
+                    f"{prefix}.uri": f"jdbc:sqlite:{self.sqlite_path}",
+                    f"{prefix}.jdbc.schema-version": "V1",
+                }
+            )
         else:
             conf.update({f"{prefix}.type": "glue", f"{prefix}.client.region": self.region})
             if self.glue_endpoint:
                 conf[f"{prefix}.glue.endpoint"] = self.glue_endpoint
         if self.on_s3:
-            conf.update({
-                f"{prefix}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
-                f"{prefix}.client.region": self.region,
-            })
+            conf.update(
+                {
+                    f"{prefix}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+                    f"{prefix}.client.region": self.region,
+                }
+            )
             if self.s3_endpoint:
                 conf.update({f"{prefix}.s3.endpoint": self.s3_endpoint, f"{prefix}.s3.path-style-access": "true"})
         return conf
@@ -184,17 +189,28 @@ class catalog_errors:
         if error is None or isinstance(error, (EndpointError, ConfigurationError)):
             return False
         text = str(error)
-        unreachable = ("Could not connect", "Connection refused", "EndpointConnectionError", "unable to open database",
-                       "Failed to resolve", "Name or service not known")
+        unreachable = (
+            "Could not connect",
+            "Connection refused",
+            "EndpointConnectionError",
+            "unable to open database",
+            "Failed to resolve",
+            "Name or service not known",
+        )
         if any(marker in text or marker in type(error).__name__ for marker in unreachable):
-            fix = ("check MOVIELAKE_CATALOG_PATH (the folder must be writable)" if self.catalog.backend == "local"
-                   else "fix MOVIELAKE_GLUE_ENDPOINT (empty means AWS), or use MOVIELAKE_CATALOG=local")
-            raise EndpointError(f"cannot reach the {self.catalog.describe()}: {text.splitlines()[0][:160]}",
-                                fix) from error
+            fix = (
+                "check MOVIELAKE_CATALOG_PATH (the folder must be writable)"
+                if self.catalog.backend == "local"
+                else "fix MOVIELAKE_GLUE_ENDPOINT (empty means AWS), or use MOVIELAKE_CATALOG=local"
+            )
+            raise EndpointError(
+                f"cannot reach the {self.catalog.describe()}: {text.splitlines()[0][:160]}", fix
+            ) from error
         return False
 
 
 # -- snapshots: history, rollback, time travel ---------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SnapshotInfo:
@@ -244,14 +260,20 @@ def snapshot_history(table) -> list[SnapshotInfo]:
         summary = snapshot.summary
         operation = summary.operation.value if summary is not None and summary.operation is not None else ""
         additional = summary.additional_properties if summary is not None else {}
-        history.append(SnapshotInfo(
-            snapshot.snapshot_id, snapshot.parent_snapshot_id,
-            datetime.fromtimestamp(snapshot.timestamp_ms / 1000, tz=UTC), operation,
-            _summary_int(summary, "added-records"),
-            _summary_int(summary, "deleted-records") + _summary_int(summary, "added-position-deletes"),
-            live_rows(summary), additional.get(RUN_ID_PROPERTY, ""),
-            tuple(sorted(refs.get(snapshot.snapshot_id, ()))), snapshot.snapshot_id in ancestors,
-        ))
+        history.append(
+            SnapshotInfo(
+                snapshot.snapshot_id,
+                snapshot.parent_snapshot_id,
+                datetime.fromtimestamp(snapshot.timestamp_ms / 1000, tz=UTC),
+                operation,
+                _summary_int(summary, "added-records"),
+                _summary_int(summary, "deleted-records") + _summary_int(summary, "added-position-deletes"),
+                live_rows(summary),
+                additional.get(RUN_ID_PROPERTY, ""),
+                tuple(sorted(refs.get(snapshot.snapshot_id, ()))),
+                snapshot.snapshot_id in ancestors,
+            )
+        )
     return history
 
 
@@ -264,8 +286,10 @@ def rollback(table, snapshot_id: int) -> tuple[int | None, int]:
     """
     if table.snapshot_by_id(snapshot_id) is None:
         kept = ", ".join(str(s.snapshot_id) for s in table.metadata.snapshots[-5:])
-        raise ConfigurationError(f"{'.'.join(table.name()[-2:])} has no snapshot {snapshot_id}",
-                                 f"pick one from `movielake history` (latest: {kept or 'none'})")
+        raise ConfigurationError(
+            f"{'.'.join(table.name()[-2:])} has no snapshot {snapshot_id}",
+            f"pick one from `movielake history` (latest: {kept or 'none'})",
+        )
     before = table.metadata.current_snapshot_id
     if before == snapshot_id:
         return before, snapshot_id
@@ -285,6 +309,7 @@ def snapshot_as_of(table, as_of: datetime):
 
 
 # -- Arrow datasets for readers (DuckDB) --------------------------------------------------------------
+
 
 def _arrow_path(uri: str, s3_filesystem) -> tuple[object, str]:
     from pyarrow import fs
@@ -318,8 +343,14 @@ def arrow_dataset(table, snapshot_id: int | None, s3_filesystem=None, empty: boo
     parts = []
     if plain:
         filesystem, _ = _arrow_path(plain[0], s3_filesystem)
-        parts.append(ds.dataset([_arrow_path(p, s3_filesystem)[1] for p in plain], schema=schema,
-                                format="parquet", filesystem=filesystem))
+        parts.append(
+            ds.dataset(
+                [_arrow_path(p, s3_filesystem)[1] for p in plain],
+                schema=schema,
+                format="parquet",
+                filesystem=filesystem,
+            )
+        )
     if with_deletes:
         scanned = ArrowScan(table.metadata, table.io, scan.projection(), scan.row_filter, scan.case_sensitive)
         parts.append(ds.dataset(scanned.to_table(with_deletes).cast(schema)))
@@ -338,13 +369,23 @@ def iter_tables(catalog: IcebergCatalog, layers: tuple[str, ...] = ICEBERG_LAYER
 
 # -- what the crawler reads from Iceberg --------------------------------------------------------------
 
+
 def hive_type(iceberg_type) -> str:
     """An Iceberg type as the Hive/Athena (and Spark SQL) type the catalog shows: ``int``, ``array<string>``."""
     from pyiceberg import types as t
 
-    simple = {t.IntegerType: "int", t.LongType: "bigint", t.DoubleType: "double", t.FloatType: "float",
-              t.StringType: "string", t.DateType: "date", t.TimestamptzType: "timestamp",
-              t.TimestampType: "timestamp", t.BooleanType: "boolean", t.BinaryType: "binary"}
+    simple = {
+        t.IntegerType: "int",
+        t.LongType: "bigint",
+        t.DoubleType: "double",
+        t.FloatType: "float",
+        t.StringType: "string",
+        t.DateType: "date",
+        t.TimestamptzType: "timestamp",
+        t.TimestampType: "timestamp",
+        t.BooleanType: "boolean",
+        t.BinaryType: "binary",
+    }
     for kind, name in simple.items():
         if isinstance(iceberg_type, kind):
             return name
@@ -375,8 +416,11 @@ def _partition_values(table, snapshot_id: int | None = None) -> dict[str, dict]:
     stats = {}
     for row in partitions.to_pylist():
         values = "/".join(str(v) for v in (row.get("partition") or {}).values())
-        stats[values] = {"records": row["record_count"], "files": row["file_count"],
-                         "bytes": row["total_data_file_size_in_bytes"]}
+        stats[values] = {
+            "records": row["record_count"],
+            "files": row["file_count"],
+            "bytes": row["total_data_file_size_in_bytes"],
+        }
     return stats
 
 
@@ -388,8 +432,12 @@ def partition_values(table, snapshot_id: int | None = None) -> list[str]:
 def bookmark(table) -> dict:
     """What the crawler remembers of a table between crawls: the snapshot, schema and partitions it saw."""
     snapshot = table.current_snapshot()
-    return {"snapshot_id": snapshot.snapshot_id if snapshot else None, "schema_id": table.schema().schema_id,
-            "columns": _columns(table.schema()), "partitions": sorted(_partition_values(table))}
+    return {
+        "snapshot_id": snapshot.snapshot_id if snapshot else None,
+        "schema_id": table.schema().schema_id,
+        "columns": _columns(table.schema()),
+        "partitions": sorted(_partition_values(table)),
+    }
 
 
 def iceberg_table(layer: str, name: str, table, crawled_at: str):
@@ -399,19 +447,29 @@ def iceberg_table(layer: str, name: str, table, crawled_at: str):
     summary = snapshot.summary.additional_properties if snapshot is not None and snapshot.summary else {}
     partitions = _partition_values(table)
     return CatalogTable(
-        database=layer, name=name, description=table.properties.get("comment", ""), location=table.location(),
+        database=layer,
+        name=name,
+        description=table.properties.get("comment", ""),
+        location=table.location(),
         storage=ICEBERG,
         columns=tuple(CatalogColumn(f.name, hive_type(f.field_type), f.doc or "") for f in table.schema().fields),
-        partitions=tuple(CatalogPartition((values,), "", s["records"], s["bytes"], s["files"])
-                         for values, s in sorted(partitions.items(), key=lambda kv: _sortable(kv[0]))),
+        partitions=tuple(
+            CatalogPartition((values,), "", s["records"], s["bytes"], s["files"])
+            for values, s in sorted(partitions.items(), key=lambda kv: _sortable(kv[0]))
+        ),
         record_count=live_rows(snapshot.summary) if snapshot is not None else 0,
         size_bytes=int(summary.get("total-files-size", 0)),
-        files=int(summary.get("total-data-files", 0)), fingerprint=str(snapshot.snapshot_id if snapshot else ""),
+        files=int(summary.get("total-data-files", 0)),
+        fingerprint=str(snapshot.snapshot_id if snapshot else ""),
         last_crawled=crawled_at,
-        parameters={"table_type": "ICEBERG", "metadata_location": table.metadata_location,
-                    "current_snapshot_id": str(snapshot.snapshot_id if snapshot else ""),
-                    "schema_id": str(table.schema().schema_id), "format_version": str(table.format_version),
-                    "partition_spec": ", ".join(str(f) for f in table.spec().fields)},
+        parameters={
+            "table_type": "ICEBERG",
+            "metadata_location": table.metadata_location,
+            "current_snapshot_id": str(snapshot.snapshot_id if snapshot else ""),
+            "schema_id": str(table.schema().schema_id),
+            "format_version": str(table.format_version),
+            "partition_spec": ", ".join(str(f) for f in table.spec().fields),
+        },
     )
 
 
@@ -426,18 +484,26 @@ def iceberg_change(qualified_name: str, table, before: dict | None):
 
     now = bookmark(table)
     if before is None:
-        return TableChange(qualified_name, "added", columns_added=tuple(now["columns"]),
-                           partitions_added=tuple(now["partitions"]), data_changed=True)
+        return TableChange(
+            qualified_name,
+            "added",
+            columns_added=tuple(now["columns"]),
+            partitions_added=tuple(now["partitions"]),
+            data_changed=True,
+        )
     schemas = table.schemas()
-    old_columns = (_columns(schemas[before["schema_id"]]) if before.get("schema_id") in schemas
-                   else before.get("columns", {}))
+    old_columns = (
+        _columns(schemas[before["schema_id"]]) if before.get("schema_id") in schemas else before.get("columns", {})
+    )
     new_columns = now["columns"]
     change = TableChange(
-        qualified_name, "updated",
+        qualified_name,
+        "updated",
         columns_added=tuple(c for c in new_columns if c not in old_columns),
         columns_removed=tuple(c for c in old_columns if c not in new_columns),
-        columns_retyped=tuple((c, old_columns[c], t) for c, t in new_columns.items()
-                              if c in old_columns and old_columns[c] != t),
+        columns_retyped=tuple(
+            (c, old_columns[c], t) for c, t in new_columns.items() if c in old_columns and old_columns[c] != t
+        ),
         partitions_added=tuple(p for p in now["partitions"] if p not in before.get("partitions", [])),
         partitions_removed=tuple(p for p in before.get("partitions", []) if p not in now["partitions"]),
         data_changed=now["snapshot_id"] != before.get("snapshot_id"),

@@ -44,8 +44,10 @@ class LocalCatalog(Catalog):
 
     def ensure_database(self, name: str, description: str) -> None:
         with self._connect() as db:
-            db.execute("INSERT INTO databases VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET description = ?",
-                       (name, description, description))
+            db.execute(
+                "INSERT INTO databases VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET description = ?",
+                (name, description, description),
+            )
 
     def list_databases(self) -> list[str]:
         if not self.path.exists():
@@ -69,8 +71,10 @@ class LocalCatalog(Catalog):
 
     def put_table(self, table: CatalogTable, partitions_changed: bool = True) -> None:
         with self._connect() as db:
-            db.execute("INSERT OR REPLACE INTO tables VALUES (?, ?, ?)",
-                       (table.database, table.name, json.dumps(table.to_dict(), sort_keys=True)))
+            db.execute(
+                "INSERT OR REPLACE INTO tables VALUES (?, ?, ?)",
+                (table.database, table.name, json.dumps(table.to_dict(), sort_keys=True)),
+            )
 
     def delete_table(self, database: str, name: str) -> None:
         with self._connect() as db:
@@ -86,13 +90,17 @@ class LocalCatalog(Catalog):
     def put_bookmarks(self, database: str, bookmarks: dict[str, dict]) -> None:
         with self._connect() as db:
             db.execute("DELETE FROM bookmarks WHERE database = ?", (database,))
-            db.executemany("INSERT INTO bookmarks VALUES (?, ?, ?)",
-                           [(database, name, json.dumps(body, sort_keys=True)) for name, body in bookmarks.items()])
+            db.executemany(
+                "INSERT INTO bookmarks VALUES (?, ?, ?)",
+                [(database, name, json.dumps(body, sort_keys=True)) for name, body in bookmarks.items()],
+            )
 
     def record_crawl(self, report: CrawlReport) -> None:
         with self._connect() as db:
-            db.execute("INSERT INTO crawls (layer, started_at, report) VALUES (?, ?, ?)",
-                       (report.layer, report.started_at, json.dumps(report.to_json())))
+            db.execute(
+                "INSERT INTO crawls (layer, started_at, report) VALUES (?, ?, ?)",
+                (report.layer, report.started_at, json.dumps(report.to_json())),
+            )
             db.execute("DELETE FROM crawls WHERE id NOT IN (SELECT id FROM crawls ORDER BY id DESC LIMIT 200)")
 
     def last_crawls(self, limit: int = 10) -> list[dict]:

@@ -91,9 +91,7 @@ class CatalogTable:
         data["storage"] = StorageFormat(**data["storage"])
         data["columns"] = tuple(CatalogColumn(**c) for c in data["columns"])
         data["partition_keys"] = tuple(CatalogColumn(**c) for c in data["partition_keys"])
-        data["partitions"] = tuple(
-            CatalogPartition(**{**p, "values": tuple(p["values"])}) for p in data["partitions"]
-        )
+        data["partitions"] = tuple(CatalogPartition(**{**p, "values": tuple(p["values"])}) for p in data["partitions"])
         return cls(**data)
 
 
@@ -117,13 +115,16 @@ class TableChange:
 
     @property
     def schema_changed(self) -> bool:
-        return bool(self.columns_added or self.columns_removed or self.columns_retyped
-                    or self.partition_keys_changed)
+        return bool(self.columns_added or self.columns_removed or self.columns_retyped or self.partition_keys_changed)
 
     @property
     def changed(self) -> bool:
-        return self.kind in ("added", "removed") or self.schema_changed or self.data_changed or bool(
-            self.partitions_added or self.partitions_removed or self.other)
+        return (
+            self.kind in ("added", "removed")
+            or self.schema_changed
+            or self.data_changed
+            or bool(self.partitions_added or self.partitions_removed or self.other)
+        )
 
     def summary(self) -> str:
         if self.kind in ("added", "removed"):
@@ -182,8 +183,10 @@ class CrawlReport:
             "catalog": self.catalog,
             "started_at": self.started_at,
             "seconds": round(self.seconds, 3),
-            "tables": {t.qualified_name: {"records": t.record_count, "bytes": t.size_bytes,
-                                          "partitions": len(t.partitions)} for t in self.tables},
+            "tables": {
+                t.qualified_name: {"records": t.record_count, "bytes": t.size_bytes, "partitions": len(t.partitions)}
+                for t in self.tables
+            },
             "changes": [asdict(c) for c in self.changes if c.changed],
             "warnings": list(self.warnings),
         }

@@ -55,8 +55,11 @@ SEVERITY_NOTES = {
 def _spec(dataset: Dataset, name: str, description: str, severity: str, deps=()) -> dg.AssetCheckSpec:
     sentence = description[:1].upper() + description[1:].rstrip(".") + "."
     return dg.AssetCheckSpec(
-        name, asset=dataset.asset_key, description=f"{sentence} {SEVERITY_NOTES[severity]}",
-        blocking=severity == ERROR, additional_deps=list(deps),
+        name,
+        asset=dataset.asset_key,
+        description=f"{sentence} {SEVERITY_NOTES[severity]}",
+        blocking=severity == ERROR,
+        additional_deps=list(deps),
     )
 
 
@@ -67,7 +70,10 @@ def _inputs(dataset: Dataset) -> tuple[dict[str, dg.AssetIn], dict[str, list[dg.
     for fk in foreign_keys(dataset):
         ins[f"parent_{fk.column}"] = dg.AssetIn(fk.parent.asset_key)
         deps[fk.check_name] = [fk.parent.asset_key]
-    quarantine, staging = dataset_for_table("cleanse", f"quarantine_{dataset.name}"), dataset_for_table("staging", dataset.name)
+    quarantine, staging = (
+        dataset_for_table("cleanse", f"quarantine_{dataset.name}"),
+        dataset_for_table("staging", dataset.name),
+    )
     if dataset.layer == "cleanse" and quarantine and staging:
         ins["staged"] = dg.AssetIn(staging.asset_key)
         ins["quarantine"] = dg.AssetIn(quarantine.asset_key)
@@ -87,8 +93,15 @@ def _specs(dataset: Dataset, deps: dict[str, list[dg.AssetKey]]) -> list[dg.Asse
     if expects_rows(dataset):
         specs.append(_spec(dataset, "not_empty", "the table has rows", "WARN"))
     if "reconciliation" in deps:
-        specs.append(_spec(dataset, "reconciliation", rec.DESCRIPTION if dataset.layer == "cleanse"
-                           else "every cleansed row is in this table, nothing more", ERROR, deps["reconciliation"]))
+        specs.append(
+            _spec(
+                dataset,
+                "reconciliation",
+                rec.DESCRIPTION if dataset.layer == "cleanse" else "every cleansed row is in this table, nothing more",
+                ERROR,
+                deps["reconciliation"],
+            )
+        )
     return specs
 
 
@@ -112,7 +125,8 @@ def to_result(dataset: Dataset, outcome: Outcome, seconds: float, extra: dict | 
         metadata["rows_checked"] = outcome.rows_checked
     if outcome.sample:  # the failing rows; a passing reconciliation shows its per-file accounts
         metadata["failing_rows" if not outcome.passed else "accounts"] = dg.MetadataValue.md(
-            markdown_preview(outcome.sample, outcome.sample_columns))
+            markdown_preview(outcome.sample, outcome.sample_columns)
+        )
     for key, value in outcome.extra.items():
         metadata[key] = dg.MetadataValue.json(value) if isinstance(value, (dict, list)) else value
     return dg.AssetCheckResult(
@@ -152,15 +166,23 @@ def delta_scope(context, dataset: Dataset, table) -> DeltaScope | None:
     head = pyiceberg_table.snapshot_by_id(int(metadata["movielake/snapshot_id"].value))
     session = table.sparkSession
     if head.summary is not None and head.summary.operation.value == "append" and head.parent_snapshot_id:
-        inserted = (session.read.format("iceberg").option("start-snapshot-id", str(head.parent_snapshot_id))
-                    .option("end-snapshot-id", str(head.snapshot_id)).load(table_name(dataset)))
+        inserted = (
+            session.read.format("iceberg")
+            .option("start-snapshot-id", str(head.parent_snapshot_id))
+            .option("end-snapshot-id", str(head.snapshot_id))
+            .load(table_name(dataset))
+        )
     else:
         inserted = session.createDataFrame([], dataset.spark_ddl())
     keys = list(dataset.primary_key)
     key_scope = table.join(F.broadcast(inserted.select(*keys).distinct()), keys, "left_semi") if keys else None
     batch = metadata.get("movielake/batch_files")
-    return DeltaScope(inserted.select(*dataset.column_names), key_scope, live_rows(head.summary),
-                      tuple(batch.value) if batch is not None else ())
+    return DeltaScope(
+        inserted.select(*dataset.column_names),
+        key_scope,
+        live_rows(head.summary),
+        tuple(batch.value) if batch is not None else (),
+    )
 
 
 def evaluate_dataset(context, dataset: Dataset, inputs: dict) -> list[tuple[Outcome, float]]:
@@ -189,18 +211,30 @@ def evaluate_dataset(context, dataset: Dataset, inputs: dict) -> list[tuple[Outc
     started = time.perf_counter()
     if "staged" in inputs and scope is not None:
         reported = _reported(context, dataset)
-        outcome = rec.reconcile_batch(dataset, table.sparkSession, inputs["staged"], scope.batch_files, rows_stored,
-                                      inputs["quarantine"], reported)
+        outcome = rec.reconcile_batch(
+            dataset,
+            table.sparkSession,
+            inputs["staged"],
+            scope.batch_files,
+            rows_stored,
+            inputs["quarantine"],
+            reported,
+        )
         results.append((outcome, time.perf_counter() - started))
     elif "source" in inputs and scope is not None:
-        results.append((rec.reconcile_counts(dataset, rows_stored, context.resources.spark.catalog.iceberg()),
-                        time.perf_counter() - started))
+        results.append(
+            (
+                rec.reconcile_counts(dataset, rows_stored, context.resources.spark.catalog.iceberg()),
+                time.perf_counter() - started,
+            )
+        )
     elif "staged" in inputs:
         staged = inputs["staged"]
         counts = rec.staged_records(table.sparkSession, [spark_uri(u) for u in staged.uris], dataset.name)
         reported = _reported(context, dataset) if context is not None else None
-        outcome = rec.reconcile_cleanse(dataset, counts, rows_stored, rec.quarantined_by_file(inputs["quarantine"]),
-                                        reported)
+        outcome = rec.reconcile_cleanse(
+            dataset, counts, rows_stored, rec.quarantined_by_file(inputs["quarantine"]), reported
+        )
         results.append((outcome, time.perf_counter() - started))
     elif "source" in inputs:
         results.append((rec.reconcile_access(dataset, rows_stored, inputs["source"]), time.perf_counter() - started))
@@ -216,7 +250,7 @@ def build_dataset_checks(dataset: Dataset) -> dg.AssetChecksDefinition:
         specs=_specs(dataset, deps),
         ins=ins,
         description=f"Quality checks of {dataset.layer}.{dataset.name}, derived from its declaration. They read "
-                    "the table as this run wrote it (its branch) and, when every blocking one passes, publish it.",
+        "the table as this run wrote it (its branch) and, when every blocking one passes, publish it.",
         compute_kind="spark",
         required_resource_keys={"spark"},
     )
@@ -225,8 +259,10 @@ def build_dataset_checks(dataset: Dataset) -> dg.AssetChecksDefinition:
         blocked_by = [o.name for o, _ in results if not o.passed and o.severity == ERROR]
         for outcome, _ in results:
             if not outcome.passed:
-                context.log.warning(f"{dataset.asset_key.to_user_string()}:{outcome.name} failed "
-                                    f"({outcome.severity}): {outcome.failed_rows} failing")
+                context.log.warning(
+                    f"{dataset.asset_key.to_user_string()}:{outcome.name} failed "
+                    f"({outcome.severity}): {outcome.failed_rows} failing"
+                )
         publication = publish_audited(context, dataset, blocked_by)
         for outcome, seconds in results:
             yield to_result(dataset, outcome, seconds, publication)
@@ -246,9 +282,11 @@ def publish_audited(context, dataset: Dataset, blocked_by: list[str]) -> dict:
         return {"movielake/published": "not applicable: this run wrote no snapshot of the table"}
     metadata = {"movielake/branch": branch, "movielake/snapshot_id": str(head)}
     if blocked_by:
-        context.log.error(f"{table_name(dataset)}: not published; blocking check(s) {', '.join(blocked_by)} "
-                          f"failed. main is unchanged; the rejected rows are on branch {branch} "
-                          f"(`movielake query --branch {branch} ...`)")
+        context.log.error(
+            f"{table_name(dataset)}: not published; blocking check(s) {', '.join(blocked_by)} "
+            f"failed. main is unchanged; the rejected rows are on branch {branch} "
+            f"(`movielake query --branch {branch} ...`)"
+        )
         metadata["movielake/published"] = f"no: blocked by {', '.join(blocked_by)}; main unchanged"
         return metadata
     publish(spark.get_session(), iceberg, dataset, branch)

@@ -48,7 +48,9 @@ def staged_records(spark, uris: list[str], dataset: str) -> dict[str, int]:
         name = _name(row["file"])
         layout = layouts.layout_of(name)
         first = (row["first"] or "").lstrip("\ufeff")
-        if (layout == layouts.CSV and row["quoted"]) or (layout == layouts.JSON and layouts.json_starts_document(first)):
+        if (layout == layouts.CSV and row["quoted"]) or (
+            layout == layouts.JSON and layouts.json_starts_document(first)
+        ):
             documents.append((row["file"], layout))
             continue
         header = layouts.header_for(dataset, name)
@@ -57,8 +59,9 @@ def staged_records(spark, uris: list[str], dataset: str) -> dict[str, int]:
         contents = spark.read.format("binaryFile").load([f for f, _ in documents]).select("path", "content").collect()
         for row in contents:
             name = _name(row["path"])
-            counts[name] = _count_document(bytes(row["content"]), layouts.layout_of(name),
-                                           layouts.header_for(dataset, name))
+            counts[name] = _count_document(
+                bytes(row["content"]), layouts.layout_of(name), layouts.header_for(dataset, name)
+            )
     return counts
 
 
@@ -68,10 +71,15 @@ def _line_stats(spark, uris: list[str], quotes: bool) -> list[dict]:
     lines = spark.read.text(list(uris)).select(F.col("_metadata.file_path").alias("file"), "value")
     value = F.col("value")
     blank = (F.length(value) == 0) | ((F.ascii(value) <= 32) & (F.trim(value, F.lit(" \t\r\f")) == ""))
-    stats = lines.groupBy("file").agg(
-        F.count(F.lit(1)).alias("lines"), F.count_if(blank).alias("blank"),
-        (F.count_if(value.contains('"')) if quotes else F.lit(0)).alias("quoted"),
-    ).collect()
+    stats = (
+        lines.groupBy("file")
+        .agg(
+            F.count(F.lit(1)).alias("lines"),
+            F.count_if(blank).alias("blank"),
+            (F.count_if(value.contains('"')) if quotes else F.lit(0)).alias("quoted"),
+        )
+        .collect()
+    )
     found = []
     for row in stats:
         first = lines.where((F.col("file") == row["file"]) & ~blank).select("value").limit(1).collect()
@@ -104,8 +112,13 @@ def quarantined_by_file(quarantine: DataFrame) -> dict[str, dict[str, int]]:
     return found
 
 
-def reconcile_cleanse(dataset: Dataset, staged: dict[str, int], cleansed_rows: int,
-                      quarantined: dict[str, dict[str, int]], reported: dict | None) -> Outcome:
+def reconcile_cleanse(
+    dataset: Dataset,
+    staged: dict[str, int],
+    cleansed_rows: int,
+    quarantined: dict[str, dict[str, int]],
+    reported: dict | None,
+) -> Outcome:
     """Compares independent counts; ``reported`` is the cleansing step's ``movielake/reconciliation``.
 
     With one source file, its records must be the cleansed rows plus the quarantined rows. With
@@ -136,30 +149,50 @@ def reconcile_cleanse(dataset: Dataset, staged: dict[str, int], cleansed_rows: i
             if entry.get("input", 0) != lines:
                 problems.append(f"{name}: metadata says {entry.get('input', 0)} input records, staging has {lines}")
             if entry.get("reasons", {}) != quarantined.get(name, {}):
-                problems.append(f"{name}: metadata reasons {entry.get('reasons', {})} != stored {quarantined.get(name, {})}")
+                problems.append(
+                    f"{name}: metadata reasons {entry.get('reasons', {})} != stored {quarantined.get(name, {})}"
+                )
     if len(staged) > 1:
         accepted_counts = [row[2] for row in table]
         low = max(accepted_counts) if merged_per_key else sum(accepted_counts)
         if not low <= cleansed_rows <= sum(accepted_counts):
-            problems.append(f"{cleansed_rows} rows stored, but the files accepted {sum(accepted_counts)}"
-                            + (f" (at least {low} distinct)" if merged_per_key else ""))
+            problems.append(
+                f"{cleansed_rows} rows stored, but the files accepted {sum(accepted_counts)}"
+                + (f" (at least {low} distinct)" if merged_per_key else "")
+            )
             unaccounted += abs(cleansed_rows - sum(accepted_counts)) if not merged_per_key else 1
     total_lines = sum(staged.values())
     total_rejected = sum(sum(r.values()) for r in quarantined.values())
     outcome = Outcome(
-        "reconciliation", unaccounted == 0 and not problems, ERROR, DESCRIPTION, unaccounted,
+        "reconciliation",
+        unaccounted == 0 and not problems,
+        ERROR,
+        DESCRIPTION,
+        unaccounted,
         f"staged records of staging.{dataset.name} (spark.read.text, per file)\n"
         f"  = count(*) of {dataset.layer}.{dataset.name} + count(*) of {dataset.layer}.quarantine_{dataset.name} per source_file",
         total_lines,
-        ["source_file", "input_records", "cleansed", "quarantined", "difference"], table,
+        ["source_file", "input_records", "cleansed", "quarantined", "difference"],
+        table,
     )
-    outcome.extra = {"input_records": total_lines, "cleansed_records": cleansed_rows,
-                     "quarantined_records": total_rejected, "problems": problems}
+    outcome.extra = {
+        "input_records": total_lines,
+        "cleansed_records": cleansed_rows,
+        "quarantined_records": total_rejected,
+        "problems": problems,
+    }
     return outcome
 
 
-def reconcile_batch(dataset: Dataset, spark, staged, batch_files: tuple[str, ...], cleansed_rows: int,
-                    quarantine: DataFrame, reported: dict | None) -> Outcome:
+def reconcile_batch(
+    dataset: Dataset,
+    spark,
+    staged,
+    batch_files: tuple[str, ...],
+    cleansed_rows: int,
+    quarantine: DataFrame,
+    reported: dict | None,
+) -> Outcome:
     """The reconciliation of a day's load: the batch file's records (counted again, independently)
     are its accepted plus its quarantined records, exactly; the stored quarantine holds the reasons the
     cleansing step reported for it; and the table holds the accepted records of every file loaded so
@@ -167,8 +200,15 @@ def reconcile_batch(dataset: Dataset, spark, staged, batch_files: tuple[str, ...
     reported = reported or {}
     uris = [u for u, name in zip(staged.uris, staged.names) if name in batch_files]
     counts = staged_records(spark, [spark_uri(u) for u in uris], dataset.name)
-    batch_quarantine = quarantined_by_file(quarantine.where(F.col("source_file").rlike(
-        "(" + "|".join(re.escape("/" + name) for name in batch_files) + ")$"))) if batch_files else {}
+    batch_quarantine = (
+        quarantined_by_file(
+            quarantine.where(
+                F.col("source_file").rlike("(" + "|".join(re.escape("/" + name) for name in batch_files) + ")$")
+            )
+        )
+        if batch_files
+        else {}
+    )
     table, problems, unaccounted = [], [], 0
     for name in batch_files:
         entry = reported.get(name, {})
@@ -180,20 +220,31 @@ def reconcile_batch(dataset: Dataset, spark, staged, batch_files: tuple[str, ...
         if entry.get("input") != records:
             problems.append(f"{name}: metadata says {entry.get('input')} input records, staging has {records}")
         if entry.get("reasons", {}) != batch_quarantine.get(name, {}):
-            problems.append(f"{name}: metadata reasons {entry.get('reasons', {})} != stored {batch_quarantine.get(name, {})}")
+            problems.append(
+                f"{name}: metadata reasons {entry.get('reasons', {})} != stored {batch_quarantine.get(name, {})}"
+            )
     accepted_everywhere = sum(e.get("accepted", 0) for e in reported.values())
     if accepted_everywhere != cleansed_rows:
         problems.append(f"{cleansed_rows} rows stored, but the loaded files accepted {accepted_everywhere}")
         unaccounted += abs(cleansed_rows - accepted_everywhere)
     outcome = Outcome(
-        "reconciliation", unaccounted == 0 and not problems, ERROR, DESCRIPTION + " (a day's load: its batch file, "
-        "and the stored rows against every file's accepted records)", unaccounted,
+        "reconciliation",
+        unaccounted == 0 and not problems,
+        ERROR,
+        DESCRIPTION + " (a day's load: its batch file, and the stored rows against every file's accepted records)",
+        unaccounted,
         f"records of {', '.join(batch_files)} = accepted + quarantined rows of it;\n"
         f"  rows of {dataset.layer}.{dataset.name} (Iceberg metadata) = sum of accepted records over the loaded files",
-        sum(counts.values()), ["source_file", "input_records", "cleansed", "quarantined", "difference"], table,
+        sum(counts.values()),
+        ["source_file", "input_records", "cleansed", "quarantined", "difference"],
+        table,
     )
-    outcome.extra = {"input_records": sum(counts.values()), "cleansed_records": cleansed_rows,
-                     "quarantined_records": sum(r[3] for r in table), "problems": problems}
+    outcome.extra = {
+        "input_records": sum(counts.values()),
+        "cleansed_records": cleansed_rows,
+        "quarantined_records": sum(r[3] for r in table),
+        "problems": problems,
+    }
     return outcome
 
 
@@ -205,10 +256,16 @@ def reconcile_counts(dataset: Dataset, rows: int, iceberg) -> Outcome:
     expected = live_rows(source.summary) if source is not None else 0
     difference = rows - expected
     return Outcome(
-        "reconciliation", difference == 0, ERROR, f"every row of cleanse.{upstream.name} is in {dataset.name}, "
-        "nothing more (row counts of both tables' current snapshots)", abs(difference),
-        f"live rows of {dataset.layer}.{dataset.name} = live rows of cleanse.{upstream.name} (Iceberg metadata)", rows,
-        ["table", "rows", "expected", "difference"], [(dataset.name, rows, expected, difference)] if difference else [],
+        "reconciliation",
+        difference == 0,
+        ERROR,
+        f"every row of cleanse.{upstream.name} is in {dataset.name}, "
+        "nothing more (row counts of both tables' current snapshots)",
+        abs(difference),
+        f"live rows of {dataset.layer}.{dataset.name} = live rows of cleanse.{upstream.name} (Iceberg metadata)",
+        rows,
+        ["table", "rows", "expected", "difference"],
+        [(dataset.name, rows, expected, difference)] if difference else [],
     )
 
 
@@ -225,10 +282,19 @@ def reconcile_access(dataset: Dataset, rows: int, source: DataFrame) -> Outcome:
     upstream, expected_rows = ACCESS_SOURCES[dataset.name]
     expected = expected_rows(source)
     difference = rows - expected
-    rule = ("count(*) = count(*) of cleanse." + upstream.name if dataset.name != "bridge_movie_genre"
-            else "count(*) = count(DISTINCT movie_id, genre) of cleanse.movies LATERAL VIEW explode(genres)")
+    rule = (
+        "count(*) = count(*) of cleanse." + upstream.name
+        if dataset.name != "bridge_movie_genre"
+        else "count(*) = count(DISTINCT movie_id, genre) of cleanse.movies LATERAL VIEW explode(genres)"
+    )
     return Outcome(
-        "reconciliation", difference == 0, ERROR,
-        f"every row of cleanse.{upstream.name} is in {dataset.name}, nothing more", abs(difference), rule, rows,
-        ["table", "rows", "expected", "difference"], [(dataset.name, rows, expected, difference)] if difference else [],
+        "reconciliation",
+        difference == 0,
+        ERROR,
+        f"every row of cleanse.{upstream.name} is in {dataset.name}, nothing more",
+        abs(difference),
+        rule,
+        rows,
+        ["table", "rows", "expected", "difference"],
+        [(dataset.name, rows, expected, difference)] if difference else [],
     )

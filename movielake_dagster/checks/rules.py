@@ -22,8 +22,15 @@ ERROR = "ERROR"
 WARN = "WARN"
 SAMPLE_ROWS = 5
 QUARANTINE_REASONS = (
-    "malformed", "bad_type", "out_of_range", "null_key", "duplicate", "conflicting_duplicate",
-    "unknown_user", "unknown_movie", "encoding",
+    "malformed",
+    "bad_type",
+    "out_of_range",
+    "null_key",
+    "duplicate",
+    "conflicting_duplicate",
+    "unknown_user",
+    "unknown_movie",
+    "encoding",
 )
 
 
@@ -81,19 +88,39 @@ def foreign_keys(dataset: Dataset) -> list[ForeignKey]:
 def _accepted_value_rules(max_year: int) -> dict[str, tuple[str, str, str]]:
     """column -> (check name, description, failing predicate on a non-NULL value)."""
     rules = {
-        "rating": ("rating_in_half_stars", "rating is one of 0.5, 1.0, ..., 5.0",
-                   "`rating` < 0.5 OR `rating` > 5.0 OR `rating` * 2 <> floor(`rating` * 2)"),
-        "year": ("year_plausible", f"year is between {MIN_YEAR} and {max_year} (NULL allowed: no year in the title)",
-                 f"`year` < {MIN_YEAR} OR `year` > {max_year}"),
-        "rated_at": ("rated_at_not_in_future", "rated_at is not after the time of the check",
-                     "`rated_at` > current_timestamp()"),
-        "reason": ("reason_known", "reason is one of the documented reason codes",
-                   "`reason` NOT IN (" + ", ".join(f"'{r}'" for r in QUARANTINE_REASONS) + ")"),
+        "rating": (
+            "rating_in_half_stars",
+            "rating is one of 0.5, 1.0, ..., 5.0",
+            "`rating` < 0.5 OR `rating` > 5.0 OR `rating` * 2 <> floor(`rating` * 2)",
+        ),
+        "year": (
+            "year_plausible",
+            f"year is between {MIN_YEAR} and {max_year} (NULL allowed: no year in the title)",
+            f"`year` < {MIN_YEAR} OR `year` > {max_year}",
+        ),
+        "rated_at": (
+            "rated_at_not_in_future",
+            "rated_at is not after the time of the check",
+            "`rated_at` > current_timestamp()",
+        ),
+        "reason": (
+            "reason_known",
+            "reason is one of the documented reason codes",
+            "`reason` NOT IN (" + ", ".join(f"'{r}'" for r in QUARANTINE_REASONS) + ")",
+        ),
     }
-    for column, (low, high) in {"hour_of_day": (0, 23), "quarter": (1, 4), "month": (1, 12), "day": (1, 31),
-                                "day_of_week": (1, 7)}.items():
-        rules[column] = (f"{column}_in_range", f"{column} is between {low} and {high}",
-                         f"{_q(column)} < {low} OR {_q(column)} > {high}")
+    for column, (low, high) in {
+        "hour_of_day": (0, 23),
+        "quarter": (1, 4),
+        "month": (1, 12),
+        "day": (1, 31),
+        "day_of_week": (1, 7),
+    }.items():
+        rules[column] = (
+            f"{column}_in_range",
+            f"{column} is between {low} and {high}",
+            f"{_q(column)} < {low} OR {_q(column)} > {high}",
+        )
     return rules
 
 
@@ -102,22 +129,29 @@ def row_rules(dataset: Dataset, max_year: int | None = None) -> list[RowRule]:
     rules = []
     required = [c.name for c in dataset.columns if not c.nullable]
     if required:
-        rules.append(RowRule(
-            "not_null", f"declared NOT NULL columns have no NULLs: {', '.join(required)}",
-            " OR ".join(f"{_q(c)} IS NULL" for c in required), ERROR,
-            per_column={c: f"{_q(c)} IS NULL" for c in required},
-        ))
+        rules.append(
+            RowRule(
+                "not_null",
+                f"declared NOT NULL columns have no NULLs: {', '.join(required)}",
+                " OR ".join(f"{_q(c)} IS NULL" for c in required),
+                ERROR,
+                per_column={c: f"{_q(c)} IS NULL" for c in required},
+            )
+        )
     accepted = _accepted_value_rules(max_year or max_plausible_year())
     for column in dataset.column_names:
         if column in accepted:
             name, description, predicate = accepted[column]
             rules.append(RowRule(name, description, f"{_q(column)} IS NOT NULL AND ({predicate})", WARN))
     for fk in foreign_keys(dataset):
-        rules.append(RowRule(
-            fk.check_name,
-            f"every {fk.column} exists in {fk.parent.layer}.{fk.parent.name}.{fk.parent_column}",
-            f"{_q(fk.column)} IS NOT NULL AND {_q(fk.found_flag)} IS NULL", ERROR,
-        ))
+        rules.append(
+            RowRule(
+                fk.check_name,
+                f"every {fk.column} exists in {fk.parent.layer}.{fk.parent.name}.{fk.parent_column}",
+                f"{_q(fk.column)} IS NOT NULL AND {_q(fk.found_flag)} IS NULL",
+                ERROR,
+            )
+        )
     return rules
 
 
@@ -132,16 +166,20 @@ def rule_sql(dataset: Dataset, rule: RowRule) -> str:
     table = f"{dataset.layer}.{dataset.name}"
     for fk in foreign_keys(dataset):
         if rule.name == fk.check_name:
-            return (f"SELECT count(*) FROM {table} t LEFT ANTI JOIN {fk.parent.layer}.{fk.parent.name} p\n"
-                    f"  ON t.{fk.column} = p.{fk.parent_column}\nWHERE t.{fk.column} IS NOT NULL")
+            return (
+                f"SELECT count(*) FROM {table} t LEFT ANTI JOIN {fk.parent.layer}.{fk.parent.name} p\n"
+                f"  ON t.{fk.column} = p.{fk.parent_column}\nWHERE t.{fk.column} IS NOT NULL"
+            )
     return f"SELECT count(*) FROM {table} WHERE {rule.failing}"
 
 
 def unique_sql(dataset: Dataset) -> str:
     keys = ", ".join(dataset.primary_key)
-    return (f"SELECT {keys}, count(*) - 1 AS extra_rows FROM {dataset.layer}.{dataset.name}\n"
-            f"WHERE {' AND '.join(f'{k} IS NOT NULL' for k in dataset.primary_key)}\n"
-            f"GROUP BY {keys} HAVING count(*) > 1")
+    return (
+        f"SELECT {keys}, count(*) - 1 AS extra_rows FROM {dataset.layer}.{dataset.name}\n"
+        f"WHERE {' AND '.join(f'{k} IS NOT NULL' for k in dataset.primary_key)}\n"
+        f"GROUP BY {keys} HAVING count(*) > 1"
+    )
 
 
 @dataclass
@@ -168,8 +206,13 @@ def with_parent_flags(df: DataFrame, dataset: Dataset, parents: dict[str, DataFr
     return df
 
 
-def evaluate_rows(df: DataFrame, dataset: Dataset, parents: dict[str, DataFrame] | None = None,
-                  max_year: int | None = None, key_scope: DataFrame | None = None) -> tuple[int, list[Outcome]]:
+def evaluate_rows(
+    df: DataFrame,
+    dataset: Dataset,
+    parents: dict[str, DataFrame] | None = None,
+    max_year: int | None = None,
+    key_scope: DataFrame | None = None,
+) -> tuple[int, list[Outcome]]:
     """(rows, outcomes): all row rules and key uniqueness of one table in one aggregation.
 
     Failing rows are fetched (a few) only for the rules that failed.
@@ -190,12 +233,11 @@ def evaluate_rows(df: DataFrame, dataset: Dataset, parents: dict[str, DataFrame]
     outcomes = []
     for i, rule in enumerate(rules):
         failed = int(totals[f"_fail_{i}"] or 0)
-        outcome = Outcome(rule.name, failed == 0, rule.severity, rule.description, failed,
-                          rule_sql(dataset, rule), rows)
+        outcome = Outcome(
+            rule.name, failed == 0, rule.severity, rule.description, failed, rule_sql(dataset, rule), rows
+        )
         if rule.per_column:
-            outcome.extra["nulls_per_column"] = {
-                c: int(totals[f"_col_{i}_{c}"] or 0) for j, c, _ in details if j == i
-            }
+            outcome.extra["nulls_per_column"] = {c: int(totals[f"_col_{i}_{c}"] or 0) for j, c, _ in details if j == i}
         if failed:
             shown = list(rule.show) or dataset.column_names
             sample = flagged.where(F.expr(rule.failing)).select(*shown).limit(SAMPLE_ROWS).collect()
@@ -204,16 +246,31 @@ def evaluate_rows(df: DataFrame, dataset: Dataset, parents: dict[str, DataFrame]
     if key:
         repeated = repeated_keys(df if key_scope is None else key_scope, key)
         dupes = int(repeated.agg(F.sum(F.col("extra_rows"))).first()[0] or 0)
-        outcome = Outcome("primary_key_unique", dupes == 0, ERROR,
-                          f"no two rows share the key ({', '.join(key)}); failed rows = rows beyond the first per key",
-                          dupes, unique_sql(dataset), rows)
+        outcome = Outcome(
+            "primary_key_unique",
+            dupes == 0,
+            ERROR,
+            f"no two rows share the key ({', '.join(key)}); failed rows = rows beyond the first per key",
+            dupes,
+            unique_sql(dataset),
+            rows,
+        )
         if dupes:
             sample = repeated.orderBy(F.desc("extra_rows"), *key).limit(SAMPLE_ROWS).collect()
             outcome.sample_columns, outcome.sample = [*key, "extra_rows"], [tuple(r) for r in sample]
         outcomes.append(outcome)
     if expects_rows(dataset):
-        outcomes.append(Outcome("not_empty", rows > 0, WARN, "the table has at least one row", 0 if rows else 1,
-                                f"SELECT count(*) > 0 FROM {dataset.layer}.{dataset.name}", rows))
+        outcomes.append(
+            Outcome(
+                "not_empty",
+                rows > 0,
+                WARN,
+                "the table has at least one row",
+                0 if rows else 1,
+                f"SELECT count(*) > 0 FROM {dataset.layer}.{dataset.name}",
+                rows,
+            )
+        )
     return rows, outcomes
 
 
@@ -234,15 +291,19 @@ def evaluate_schema(df: DataFrame, dataset: Dataset) -> Outcome:
     """Columns, their order and Spark SQL types as declared (nullability is the not-null rule's job)."""
     actual = dict(df.dtypes)
     declared = [(c.name, c.type) for c in dataset.columns]
-    mismatches = [(name, type_, actual.get(name, "(missing)")) for name, type_ in declared
-                  if actual.get(name) != type_]
+    mismatches = [(name, type_, actual.get(name, "(missing)")) for name, type_ in declared if actual.get(name) != type_]
     mismatches += [(name, "(not declared)", type_) for name, type_ in df.dtypes if name not in dict(declared)]
     order_ok = [c for c, _ in df.dtypes if c in dict(declared)] == [c for c, _ in declared]
     if not mismatches and not order_ok:
         mismatches.append(("(column order)", ", ".join(c for c, _ in declared), ", ".join(df.columns)))
     return Outcome(
-        "schema_contract", not mismatches, ERROR,
+        "schema_contract",
+        not mismatches,
+        ERROR,
         "the stored columns, their order and types are exactly the ones declared in datasets.py",
-        len(mismatches), "declared: " + dataset.spark_ddl(), None,
-        ["column", "declared", "actual"], mismatches,
+        len(mismatches),
+        "declared: " + dataset.spark_ddl(),
+        None,
+        ["column", "declared", "actual"],
+        mismatches,
     )

@@ -66,8 +66,11 @@ class RowChanges:
 
     def is_empty(self) -> bool:
         """Whether applying these changes would change nothing (the frames are evaluated)."""
-        return (self.deleted is None or self.deleted.isEmpty()) and not self.delete_where \
+        return (
+            (self.deleted is None or self.deleted.isEmpty())
+            and not self.delete_where
             and (self.inserted is None or self.inserted.isEmpty())
+        )
 
 
 @dataclass(frozen=True)
@@ -111,9 +114,11 @@ def create_table_sql(dataset: Dataset, location: str) -> str:
     columns = ",\n  ".join(f"`{c.name}` {c.type} COMMENT {_sql_text(c.description)}" for c in dataset.columns)
     partitioned = f"\nPARTITIONED BY ({', '.join(dataset.partition_by)})" if dataset.partition_by else ""
     properties = ", ".join(f"{_sql_text(k)} = {_sql_text(v)}" for k, v in TABLE_PROPERTIES.items())
-    return (f"CREATE TABLE IF NOT EXISTS {table_name(dataset)} (\n  {columns}\n) USING iceberg{partitioned}\n"
-            f"LOCATION {_sql_text(location)}\nCOMMENT {_sql_text(dataset.description)}\n"
-            f"TBLPROPERTIES ({properties})")
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table_name(dataset)} (\n  {columns}\n) USING iceberg{partitioned}\n"
+        f"LOCATION {_sql_text(location)}\nCOMMENT {_sql_text(dataset.description)}\n"
+        f"TBLPROPERTIES ({properties})"
+    )
 
 
 def evolution_sql(dataset: Dataset, stored_schema) -> list[str]:
@@ -127,11 +132,15 @@ def evolution_sql(dataset: Dataset, stored_schema) -> list[str]:
         field = stored.get(column.name)
         if field is None:
             place = f" AFTER `{previous}`" if previous else " FIRST"
-            statements.append(f"ALTER TABLE {table_name(dataset)} ADD COLUMN `{column.name}` {column.type} "
-                              f"COMMENT {_sql_text(column.description)}{place}")
+            statements.append(
+                f"ALTER TABLE {table_name(dataset)} ADD COLUMN `{column.name}` {column.type} "
+                f"COMMENT {_sql_text(column.description)}{place}"
+            )
         elif field.metadata.get("comment", "") != column.description:
-            statements.append(f"ALTER TABLE {table_name(dataset)} ALTER COLUMN `{column.name}` "
-                              f"COMMENT {_sql_text(column.description)}")
+            statements.append(
+                f"ALTER TABLE {table_name(dataset)} ALTER COLUMN `{column.name}` "
+                f"COMMENT {_sql_text(column.description)}"
+            )
         previous = column.name
     return statements
 
@@ -207,8 +216,9 @@ def publish(session: SparkSession, iceberg: IcebergCatalog, dataset: Dataset, br
     if head is None or head == branch_snapshot(iceberg, dataset, "main"):
         return head
     identifier = f"{dataset.layer}.{dataset.name}"
-    session.sql(f"CALL {SPARK_CATALOG}.system.fast_forward(table => '{identifier}', branch => 'main', "
-                f"to => '{branch}')").collect()
+    session.sql(
+        f"CALL {SPARK_CATALOG}.system.fast_forward(table => '{identifier}', branch => 'main', to => '{branch}')"
+    ).collect()
     return head
 
 
@@ -283,8 +293,11 @@ def rating_delta(session: SparkSession, iceberg: IcebergCatalog, consumer: Datas
     if base is None or base == FULL_BUILD or synced not in _same_rows(ratings, base):
         return None
     snapshot = ratings.snapshot_by_id(now) if now is not None else None
-    while snapshot is not None and snapshot.summary is not None \
-            and snapshot.summary.additional_properties.get(RUN_ID_PROPERTY) == run:
+    while (
+        snapshot is not None
+        and snapshot.summary is not None
+        and snapshot.summary.additional_properties.get(RUN_ID_PROPERTY) == run
+    ):
         snapshot = ratings.snapshot_by_id(snapshot.parent_snapshot_id) if snapshot.parent_snapshot_id else None
     if snapshot is None or str(snapshot.snapshot_id) != base:  # the ratings moved otherwise: rebuild
         return None
@@ -325,8 +338,12 @@ def audited_in_run(context: dg.OutputContext) -> bool:
         return False
     graph = step.job_def.asset_layer.asset_graph
     selected = step.dagster_run.asset_check_selection
-    return any(key.asset_key == context.asset_key and graph.get_check_spec(key).blocking
-               and (selected is None or key in selected) for key in graph.asset_check_keys)
+    return any(
+        key.asset_key == context.asset_key
+        and graph.get_check_spec(key).blocking
+        and (selected is None or key in selected)
+        for key in graph.asset_check_keys
+    )
 
 
 class IcebergIOManager(dg.ConfigurableIOManager):
@@ -363,8 +380,11 @@ class IcebergIOManager(dg.ConfigurableIOManager):
                 publish(session, iceberg, dataset, branch)
             metadata = describe_table(self.spark.catalog, dataset, branch)
             metadata["movielake/branch"] = branch
-            metadata["movielake/published"] = ("pending: main is fast-forwarded to the branch when the blocking "
-                                               "checks pass" if audited else "yes (no blocking check in this run)")
+            metadata["movielake/published"] = (
+                "pending: main is fast-forwarded to the branch when the blocking checks pass"
+                if audited
+                else "yes (no blocking check in this run)"
+            )
             metadata["movielake/write"] = "row changes" if isinstance(output, RowChanges) else "replace"
         if evolved:
             metadata["movielake/schema_changes"] = dg.MetadataValue.json([s.splitlines()[0] for s in evolved])
@@ -374,8 +394,10 @@ class IcebergIOManager(dg.ConfigurableIOManager):
         dataset = dataset_for(context.upstream_output.asset_key)
         table = run_table(self.spark.get_session(), self.spark.catalog.iceberg(), dataset, context.step_context.run_id)
         if table is None:
-            raise InputMissingError(f"the table {dataset.layer}.{dataset.name} has not been written yet",
-                                    f"materialize {dataset.asset_key.to_user_string()} first (or the whole lake)")
+            raise InputMissingError(
+                f"the table {dataset.layer}.{dataset.name} has not been written yet",
+                f"materialize {dataset.asset_key.to_user_string()} first (or the whole lake)",
+            )
         return table
 
 
@@ -387,8 +409,13 @@ def describe_table(catalog: CatalogResource, dataset: Dataset, branch: str = "ma
     summary = snapshot.summary if snapshot is not None else None
     extra = summary.additional_properties if summary is not None else {}
     columns = dataset.column_names
-    preview = table.scan(limit=PREVIEW_ROWS, selected_fields=tuple(columns),
-                         snapshot_id=snapshot.snapshot_id if snapshot else None).to_arrow().to_pylist()
+    preview = (
+        table.scan(
+            limit=PREVIEW_ROWS, selected_fields=tuple(columns), snapshot_id=snapshot.snapshot_id if snapshot else None
+        )
+        .to_arrow()
+        .to_pylist()
+    )
     metadata = {
         "dagster/row_count": live_rows(summary) if summary is not None else 0,
         "dagster/column_schema": dataset.table_schema(),
@@ -399,8 +426,7 @@ def describe_table(catalog: CatalogResource, dataset: Dataset, branch: str = "ma
         "movielake/parent_snapshot_id": str(snapshot.parent_snapshot_id or "") if snapshot else "",
         "movielake/operation": summary.operation.value if summary is not None else "",
         "movielake/added_records": int(extra.get("added-records", 0)),
-        "movielake/deleted_records": int(extra.get("deleted-records", 0))
-        + int(extra.get("added-position-deletes", 0)),
+        "movielake/deleted_records": int(extra.get("deleted-records", 0)) + int(extra.get("added-position-deletes", 0)),
         "preview": dg.MetadataValue.md(markdown_preview(preview, columns)),
     }
     if dataset.partition_by and snapshot is not None:

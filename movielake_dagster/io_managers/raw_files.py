@@ -1,6 +1,5 @@
 """Staging: raw files copied byte for byte from the landing location into the staging layer."""
 
-
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -61,4 +60,3 @@ class RawFilesIOManager(dg.ConfigurableIOManager):
         dataset = dataset_for(context.upstream_output.asset_key)
         files = list(self.lake.store.list_files(self.lake.uri(dataset)))
         return StagedFiles(tuple(f.uri for f in files), tuple(PurePosixPath(f.uri).name for f in files))
-

@@ -36,8 +36,9 @@ class CatalogResource(dg.ConfigurableResource):
         return build_crawler(self.lake.location, self.lake.store, self.catalog(), self.iceberg())
 
     def iceberg(self) -> IcebergCatalog:
-        return iceberg_catalog(self.backend, self.lake.location, self.path, self.glue_endpoint, self.region,
-                               self.lake.s3_endpoint)
+        return iceberg_catalog(
+            self.backend, self.lake.location, self.path, self.glue_endpoint, self.region, self.lake.s3_endpoint
+        )
 
     def table_location(self, dataset: Dataset) -> str:
         """The URI of the dataset's table: its SPEC location (``file:///...`` or ``s3://...``)."""

@@ -1,6 +1,5 @@
 """The lake as a Dagster resource: layer locations plus the object store that reaches them."""
 
-
 import time
 from functools import cached_property
 
@@ -52,7 +51,7 @@ class LakeResource(dg.ConfigurableResource):
         root = self.location.uri("cleanse", SCRATCH)
         newest: dict[str, float] = {}
         for info in self.store.list_files(root):
-            folder = f"{root}/{info.uri[len(root) + 1:].split('/')[0]}"
+            folder = f"{root}/{info.uri[len(root) + 1 :].split('/')[0]}"
             newest[folder] = max(newest.get(folder, 0.0), info.modified)
         cutoff = time.time() - older_than_seconds
         stale = sorted(folder for folder, modified in newest.items() if modified < cutoff)

@@ -5,7 +5,6 @@ run starts one JVM and all steps share its session and cache; a multiprocess exe
 a JVM per step, costing seconds each and re-reading what an earlier step had in memory.
 """
 
-
 import glob
 import os
 import shutil
@@ -201,8 +200,11 @@ class SparkResource(dg.ConfigurableResource):
         """The process's SparkSession, created on first use with this resource's settings."""
         from pyspark.sql import SparkSession
 
-        missing = [] if self.remote else missing_jars(connector_jars(self.jars_dir), self.lake.is_s3,
-                                                       self.catalog.backend, self.engine)
+        missing = (
+            []
+            if self.remote
+            else missing_jars(connector_jars(self.jars_dir), self.lake.is_s3, self.catalog.backend, self.engine)
+        )
         if missing:
             raise EnvironmentProblem(
                 f"the Spark connector jars {', '.join(missing)} are missing from "
@@ -233,7 +235,11 @@ class SparkResource(dg.ConfigurableResource):
         and Iceberg catalog (Spark initialises a catalog once: it is dropped to be made anew). Every
         step asks for the session, so this is a no-op while the settings stay those last applied."""
         catalog_conf = {k: v for k, v in self.catalog.iceberg().spark_conf().items() if k != "spark.sql.extensions"}
-        wanted = (self.shuffle_partitions, tuple(sorted(catalog_conf.items())), tuple(sorted(self.s3a_options().items())))
+        wanted = (
+            self.shuffle_partitions,
+            tuple(sorted(catalog_conf.items())),
+            tuple(sorted(self.s3a_options().items())),
+        )
         if _APPLIED.get(id(session)) == wanted:
             return
         _APPLIED[id(session)] = wanted

@@ -60,6 +60,7 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 # -- memory of the process tree ---------------------------------------------------------------------
 
+
 def _children_map() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
@@ -70,7 +71,7 @@ def _children_map() -> dict[int, list[int]]:
                 stat = handle.read()
         except OSError:
             continue
-        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])  # the name may contain spaces
+        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])  # the name may contain spaces
         children.setdefault(ppid, []).append(int(entry.name))
     return children
 
@@ -150,6 +151,7 @@ class PeakMemory:
 
 # -- Spark's event log: one line per stage ----------------------------------------------------------
 
+
 @dataclass
 class Stage:
     stage_id: int
@@ -171,12 +173,20 @@ def read_stages(event_log_dir: Path) -> list[Stage]:
                 info = json.loads(line)["Stage Info"]
                 if "Submission Time" not in info or "Completion Time" not in info:
                     continue
-                stages.append(Stage(info["Stage ID"], info["Stage Name"], info["Number of Tasks"],
-                                    info["Submission Time"] / 1000, (info["Completion Time"] - info["Submission Time"]) / 1000))
+                stages.append(
+                    Stage(
+                        info["Stage ID"],
+                        info["Stage Name"],
+                        info["Number of Tasks"],
+                        info["Submission Time"] / 1000,
+                        (info["Completion Time"] - info["Submission Time"]) / 1000,
+                    )
+                )
     return stages
 
 
 # -- results -----------------------------------------------------------------------------------------
+
 
 @dataclass
 class Step:
@@ -240,6 +250,7 @@ def bench_spec(ratings: int, seed: int = 42, bad_record_rate: float = BENCH_BAD_
 
 
 # -- the phases ----------------------------------------------------------------------------------------
+
 
 def _session(settings, event_log_dir: Path):
     """The run's one SparkSession: the lake's own configuration plus Spark's event log."""
@@ -310,8 +321,18 @@ def one_day_batch(report: GenerationReport, day: date) -> tuple[str, int]:
     return "\n".join(batch) + "\n", len(batch)
 
 
-def _warm_up(session, settings, work: Path, ratings: int, baseline: bool, seed: int, memory: PeakMemory,
-             log, baseline_lake_conf: bool = False, progress=None) -> Phase:
+def _warm_up(
+    session,
+    settings,
+    work: Path,
+    ratings: int,
+    baseline: bool,
+    seed: int,
+    memory: PeakMemory,
+    log,
+    baseline_lake_conf: bool = False,
+    progress=None,
+) -> Phase:
     """The lake (and the seed pipeline) once on a small generated dataset, before anything is timed.
 
     A new JVM compiles Spark's generated code and its own hot paths during its first queries: the
@@ -332,15 +353,24 @@ def _warm_up(session, settings, work: Path, ratings: int, baseline: bool, seed: 
     return phase
 
 
-def run_bench(ratings: int = ML10M.ratings, work_dir: Path | None = None, baseline: bool = False,
-              incremental: bool = True, keep: bool = False, seed: int = 42, warm_up: bool = True,
-              baseline_lake_conf: bool = False, days: int = 1, log=print, progress=None) -> BenchResult:
+def run_bench(
+    ratings: int = ML10M.ratings,
+    work_dir: Path | None = None,
+    baseline: bool = False,
+    incremental: bool = True,
+    keep: bool = False,
+    seed: int = 42,
+    warm_up: bool = True,
+    baseline_lake_conf: bool = False,
+    days: int = 1,
+    log=print,
+    progress=None,
+) -> BenchResult:
     """Generate, build, load one day (or ``days`` days, then a compaction and one more day), optionally
     run the seed baseline; returns every measurement. ``log`` gets one line per finished phase;
     ``progress`` (a :class:`movielake_dagster.tools.progress.Progress`, or None) one per asset and check step
     of every build and daily load while it runs."""
     import dagster as dg
-
 
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="movielake-bench-"))
     raw, lake, events = work / "raw", work / "lake", work / "spark-events"
@@ -354,52 +384,84 @@ def run_bench(ratings: int = ML10M.ratings, work_dir: Path | None = None, baseli
         report = generate_dataset(raw, bench_spec(ratings, seed))
         generate_seconds = time.perf_counter() - started
         input_lines = sum(report.lines.values())
-        log(f"generated {report.lines['ratings']:,} rating lines ({input_lines:,} lines in all) "
-            f"in {generate_seconds:.1f} s into {raw}")
+        log(
+            f"generated {report.lines['ratings']:,} rating lines ({input_lines:,} lines in all) "
+            f"in {generate_seconds:.1f} s into {raw}"
+        )
         settings = Settings.from_env(landing=str(raw), lake=str(lake), step_retries=0, automation="stopped")
         with PeakMemory() as memory:
             started = time.perf_counter()
             session = _session(settings, events)
             spark_start = time.perf_counter() - started
-            phases["spark_start"] = Phase("spark_start", spark_start, memory.peak,
-                                          peak_processes=memory.peak_processes)
+            phases["spark_start"] = Phase("spark_start", spark_start, memory.peak, peak_processes=memory.peak_processes)
             log(f"Spark session started: {spark_start:.1f} s")
 
             if warm_up:
-                phases["warm_up"] = _warm_up(session, settings, work, min(WARM_UP_RATINGS, ratings), baseline, seed,
-                                             memory, log, baseline_lake_conf, progress)
+                phases["warm_up"] = _warm_up(
+                    session,
+                    settings,
+                    work,
+                    min(WARM_UP_RATINGS, ratings),
+                    baseline,
+                    seed,
+                    memory,
+                    log,
+                    baseline_lake_conf,
+                    progress,
+                )
 
             memory.reset()
             instance = dg.DagsterInstance.ephemeral()
             started = time.perf_counter()
             result, _ = materialize_all(settings, instance=instance, progress=progress)
-            build = Phase("full_build", time.perf_counter() - started, memory.peak, result.success,
-                          _steps(instance, result.run_id), peak_processes=memory.peak_processes)
+            build = Phase(
+                "full_build",
+                time.perf_counter() - started,
+                memory.peak,
+                result.success,
+                _steps(instance, result.run_id),
+                peak_processes=memory.peak_processes,
+            )
             phases["full_build"] = build
             failed = failed_error_checks(result)
             counts = {d.name: session.table(table_name(d)).count() for d in (MOVIES, RATINGS, USERS)}
             counts_match = counts == report.expected_clean
-            log(f"full build: {build.seconds:.1f} s, {input_lines:,} input lines, {counts[RATINGS.name]:,} ratings "
-                f"cleansed, success={result.success}, failed ERROR checks: {failed or 'none'}")
+            log(
+                f"full build: {build.seconds:.1f} s, {input_lines:,} input lines, {counts[RATINGS.name]:,} ratings "
+                f"cleansed, success={result.success}, failed ERROR checks: {failed or 'none'}"
+            )
 
             if incremental:
                 phases.update(_daily_loads(settings, instance, report, raw, memory, days, log, progress))
             if baseline:
-
                 memory.reset()
                 started = time.perf_counter()
                 seed_steps = run_seed_pipeline(session, raw, work / "seed-lake", lake_conf=baseline_lake_conf)
-                phases["seed_baseline"] = Phase("seed_baseline", time.perf_counter() - started, memory.peak, True,
-                                                [Step(name, "seed", seconds, start) for name, start, seconds in seed_steps],
-                                                note="lake SQL settings" if baseline_lake_conf else "Spark default SQL settings",
-                                                peak_processes=memory.peak_processes)
+                phases["seed_baseline"] = Phase(
+                    "seed_baseline",
+                    time.perf_counter() - started,
+                    memory.peak,
+                    True,
+                    [Step(name, "seed", seconds, start) for name, start, seconds in seed_steps],
+                    note="lake SQL settings" if baseline_lake_conf else "Spark default SQL settings",
+                    peak_processes=memory.peak_processes,
+                )
                 log(f"seed baseline ({phases['seed_baseline'].note}): {phases['seed_baseline'].seconds:.1f} s")
             _flush_events(session)
         stages = read_stages(events)
         for phase in phases.values():
             _attribute([s for s in stages if not s.step], phase.steps)
-        result = BenchResult(report.lines["ratings"], input_lines, generate_seconds, spark_start, phases, stages,
-                             failed, counts_match, str(work))
+        result = BenchResult(
+            report.lines["ratings"],
+            input_lines,
+            generate_seconds,
+            spark_start,
+            phases,
+            stages,
+            failed,
+            counts_match,
+            str(work),
+        )
         (work / "bench.json").write_text(json.dumps(result.to_json(), indent=2, default=str))
         return result
     finally:
@@ -408,8 +470,17 @@ def run_bench(ratings: int = ML10M.ratings, work_dir: Path | None = None, baseli
                 shutil.rmtree(folder, ignore_errors=True)
 
 
-def _daily_load(job, instance, report: GenerationReport, raw: Path, memory: PeakMemory, day: date,
-                name: str, log=None, progress=None) -> Phase:
+def _daily_load(
+    job,
+    instance,
+    report: GenerationReport,
+    raw: Path,
+    memory: PeakMemory,
+    day: date,
+    name: str,
+    log=None,
+    progress=None,
+) -> Phase:
     """Land one day's batch for ``day`` and run the daily ``job`` for it as the schedule requests it:
     the assets that batch changes, with their checks."""
 
@@ -419,22 +490,33 @@ def _daily_load(job, instance, report: GenerationReport, raw: Path, memory: Peak
     memory.reset()
     started = time.perf_counter()
     job, run_config = with_progress(job, {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}, progress)
-    result = job.execute_in_process(partition_key=day.isoformat(), instance=instance, raise_on_error=False,
-                                    asset_selection=list(DAILY_BATCH_ASSETS), run_config=run_config)
-    phase = Phase(name, time.perf_counter() - started, memory.peak, result.success,
-                  _steps(instance, result.run_id), note=f"{lines:,} ratings for {day.isoformat()}",
-                  peak_processes=memory.peak_processes)
+    result = job.execute_in_process(
+        partition_key=day.isoformat(),
+        instance=instance,
+        raise_on_error=False,
+        asset_selection=list(DAILY_BATCH_ASSETS),
+        run_config=run_config,
+    )
+    phase = Phase(
+        name,
+        time.perf_counter() - started,
+        memory.peak,
+        result.success,
+        _steps(instance, result.run_id),
+        note=f"{lines:,} ratings for {day.isoformat()}",
+        peak_processes=memory.peak_processes,
+    )
     if log:
         log(f"{name.replace('_', ' ')} ({lines:,} ratings for {day}): {phase.seconds:.1f} s, success={result.success}")
     return phase
 
 
-def _daily_loads(settings, instance, report: GenerationReport, raw: Path, memory: PeakMemory, days: int,
-                 log, progress=None) -> dict[str, Phase]:
+def _daily_loads(
+    settings, instance, report: GenerationReport, raw: Path, memory: PeakMemory, days: int, log, progress=None
+) -> dict[str, Phase]:
     """The day after the generated history (the one-day load); with ``days`` > 1, that many consecutive
     days, then the maintenance job's compaction, then one more day: merge-on-read's deletes pile up
     over the days and the compaction folds them back into the data files."""
-
 
     daily_tables = (RATINGS, QUARANTINE_RATINGS, FCT_RATING, *ANALYTICS_BASES)
     definitions = build_definitions(settings)
@@ -444,26 +526,39 @@ def _daily_loads(settings, instance, report: GenerationReport, raw: Path, memory
     if days <= 1:
         return phases
     for offset in range(1, days):
-        last = _daily_load(job, instance, report, raw, memory, first + timedelta(days=offset), "last_day", log,
-                           progress)
+        last = _daily_load(
+            job, instance, report, raw, memory, first + timedelta(days=offset), "last_day", log, progress
+        )
     phases["last_day"] = last
     memory.reset()
     started = time.perf_counter()
     tables = [f"{d.layer}.{d.name}" for d in daily_tables]  # the tables a day writes row changes to
     result = definitions.resolve_job_def(MAINTENANCE_JOB).execute_in_process(
-        instance=instance, raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}},
-                    "ops": {"maintain_tables": {"config": {"tables": tables}}}})
-    phases["compaction"] = Phase("compaction", time.perf_counter() - started, memory.peak, result.success,
-                                 _steps(instance, result.run_id), note="the maintenance job",
-                                 peak_processes=memory.peak_processes)
+        instance=instance,
+        raise_on_error=False,
+        run_config={
+            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+            "ops": {"maintain_tables": {"config": {"tables": tables}}},
+        },
+    )
+    phases["compaction"] = Phase(
+        "compaction",
+        time.perf_counter() - started,
+        memory.peak,
+        result.success,
+        _steps(instance, result.run_id),
+        note="the maintenance job",
+        peak_processes=memory.peak_processes,
+    )
     log(f"compaction (maintenance job): {phases['compaction'].seconds:.1f} s, success={result.success}")
-    phases["after_compaction"] = _daily_load(job, instance, report, raw, memory,
-                                             first + timedelta(days=days), "after_compaction", log, progress)
+    phases["after_compaction"] = _daily_load(
+        job, instance, report, raw, memory, first + timedelta(days=days), "after_compaction", log, progress
+    )
     return phases
 
 
 # -- the report ------------------------------------------------------------------------------------------
+
 
 def _gib(size: int) -> str:
     return f"{size / 2**30:.2f} GiB"
@@ -473,41 +568,73 @@ def format_report(result: BenchResult, top_stages: int = 15) -> str:
     from tabulate import tabulate
 
     build = result.build
-    out = [f"ratings lines: {result.ratings_lines:,}   all input lines: {result.input_lines:,}   "
-           f"generated in {result.generate_seconds:.1f} s   Spark session start: {result.spark_start_seconds:.1f} s"]
+    out = [
+        f"ratings lines: {result.ratings_lines:,}   all input lines: {result.input_lines:,}   "
+        f"generated in {result.generate_seconds:.1f} s   Spark session start: {result.spark_start_seconds:.1f} s"
+    ]
     for name, phase in result.phases.items():
         if not phase.steps:
             continue
-        rows = [(s.name, s.kind, f"{s.seconds:.2f}", f"{s.spark_seconds:.2f}", f"{100 * s.seconds / phase.seconds:.0f}%")
-                for s in phase.steps]
-        at_peak = ", ".join(f"{p.split(' ', 1)[1]} {_gib(r)}" for p, r in sorted(phase.peak_processes.items(),
-                                                                                key=lambda i: -i[1]) if r > 2**25)
-        out += ["", f"{name}: {phase.seconds:.1f} s wall{' (' + phase.note + ')' if phase.note else ''}, "
-                    f"peak memory of the process tree (PSS) {_gib(phase.peak_rss)} ({at_peak}), success={phase.success}",
-                tabulate(rows, headers=["step", "kind", "seconds", "spark stages s", "share"])]
+        rows = [
+            (s.name, s.kind, f"{s.seconds:.2f}", f"{s.spark_seconds:.2f}", f"{100 * s.seconds / phase.seconds:.0f}%")
+            for s in phase.steps
+        ]
+        at_peak = ", ".join(
+            f"{p.split(' ', 1)[1]} {_gib(r)}"
+            for p, r in sorted(phase.peak_processes.items(), key=lambda i: -i[1])
+            if r > 2**25
+        )
+        out += [
+            "",
+            f"{name}: {phase.seconds:.1f} s wall{' (' + phase.note + ')' if phase.note else ''}, "
+            f"peak memory of the process tree (PSS) {_gib(phase.peak_rss)} ({at_peak}), success={phase.success}",
+            tabulate(rows, headers=["step", "kind", "seconds", "spark stages s", "share"]),
+        ]
     stages = sorted(result.stages, key=lambda s: -s.seconds)[:top_stages]
-    out += ["", f"slowest Spark stages (of {len(result.stages)}):",
-            tabulate([(s.stage_id, s.step, s.name.split(" at ")[0] + " at " + s.name.rsplit("/", 1)[-1], s.tasks,
-                       f"{s.seconds:.2f}") for s in stages], headers=["stage", "step", "call site", "tasks", "seconds"])]
+    out += [
+        "",
+        f"slowest Spark stages (of {len(result.stages)}):",
+        tabulate(
+            [
+                (
+                    s.stage_id,
+                    s.step,
+                    s.name.split(" at ")[0] + " at " + s.name.rsplit("/", 1)[-1],
+                    s.tasks,
+                    f"{s.seconds:.2f}",
+                )
+                for s in stages
+            ],
+            headers=["stage", "step", "call site", "tasks", "seconds"],
+        ),
+    ]
     out += ["", "summary:"]
     if "warm_up" in result.phases:
         warm = result.phases["warm_up"]
-        out.append(f"  JVM warm-up before the timed phases: {warm.seconds:.1f} s "
-                   f"(the lake{' and the seed pipeline' if result.ratio is not None else ''} on {warm.note})")
-    out += [f"  full build (all assets and checks): {build.seconds:.1f} s, "
-            f"{result.input_lines / build.seconds:,.0f} input lines/s",
-            f"  peak memory (process tree, JVM included): {_gib(result.peak_rss)}",
-            f"  cleansed row counts match the generator: {result.counts_match_generator}",
-            f"  failed ERROR checks: {', '.join(result.failed_checks) or 'none'}"]
+        out.append(
+            f"  JVM warm-up before the timed phases: {warm.seconds:.1f} s "
+            f"(the lake{' and the seed pipeline' if result.ratio is not None else ''} on {warm.note})"
+        )
+    out += [
+        f"  full build (all assets and checks): {build.seconds:.1f} s, "
+        f"{result.input_lines / build.seconds:,.0f} input lines/s",
+        f"  peak memory (process tree, JVM included): {_gib(result.peak_rss)}",
+        f"  cleansed row counts match the generator: {result.counts_match_generator}",
+        f"  failed ERROR checks: {', '.join(result.failed_checks) or 'none'}",
+    ]
     if "incremental" in result.phases:
         inc = result.phases["incremental"]
         out.append(f"  one-day incremental load: {inc.seconds:.1f} s ({inc.note})")
-        for name, label in (("last_day", "the last of the consecutive days"), ("compaction", "compaction"),
-                            ("after_compaction", "the day after the compaction")):
+        for name, label in (
+            ("last_day", "the last of the consecutive days"),
+            ("compaction", "compaction"),
+            ("after_compaction", "the day after the compaction"),
+        ):
             if name in result.phases:
                 phase = result.phases[name]
-                out.append(f"  {label}: {phase.seconds:.1f} s = {100 * phase.seconds / build.seconds:.0f}% "
-                           f"of the full build")
+                out.append(
+                    f"  {label}: {phase.seconds:.1f} s = {100 * phase.seconds / build.seconds:.0f}% of the full build"
+                )
         out.append(f"one-day load / full build: {100 * inc.seconds / build.seconds:.0f}%")
     if result.ratio is not None:
         seed = result.phases["seed_baseline"]

@@ -70,8 +70,10 @@ def parse_sizes(text: str) -> list[int]:
         except ValueError:
             size = 0
         if size <= 0:
-            raise ConfigurationError(f"--scale has {item!r}, which is not a number of ratings",
-                                     "write sizes like --scale 1M,3M,10M (k and M suffixes allowed)")
+            raise ConfigurationError(
+                f"--scale has {item!r}, which is not a number of ratings",
+                "write sizes like --scale 1M,3M,10M (k and M suffixes allowed)",
+            )
         sizes.append(size)
     return sizes
 
@@ -94,8 +96,9 @@ def run_cold(label: str, argv: list[str], ratings: int, log_file: Path, env: dic
         with PeakMemory(SAMPLE_INTERVAL, pid=child.pid) as memory:
             child.wait()
         seconds = time.perf_counter() - started
-    return ColdRun(label, ratings, seconds, memory.peak, child.returncode, load_before, os.getloadavg()[0],
-                   str(log_file))
+    return ColdRun(
+        label, ratings, seconds, memory.peak, child.returncode, load_before, os.getloadavg()[0], str(log_file)
+    )
 
 
 def _check(run: ColdRun, log) -> None:
@@ -106,8 +109,10 @@ def _check(run: ColdRun, log) -> None:
 
 def _line(run: ColdRun, reference: ColdRun | None = None) -> str:
     versus = f"  {reference.seconds / run.seconds:4.2f}x the notebook's speed" if reference and run.seconds else ""
-    return (f"  {run.label:<24} {run.seconds:7.1f} s  {run.rows_per_second:>11,.0f} ratings/s  "
-            f"peak {run.peak_rss / 2**30:4.2f} GiB  load {run.load_before:.1f}->{run.load_after:.1f}{versus}")
+    return (
+        f"  {run.label:<24} {run.seconds:7.1f} s  {run.rows_per_second:>11,.0f} ratings/s  "
+        f"peak {run.peak_rss / 2**30:4.2f} GiB  load {run.load_before:.1f}->{run.load_after:.1f}{versus}"
+    )
 
 
 def _engine_env(engine: str) -> dict[str, str]:
@@ -117,13 +122,15 @@ def _engine_env(engine: str) -> dict[str, str]:
     return env
 
 
-def cold_compare(ratings: int, work: Path, engines: list[str], notebook: Path, rounds: int = 1,
-                 seed: int = 42, log=print) -> list[ColdRun]:
+def cold_compare(
+    ratings: int, work: Path, engines: list[str], notebook: Path, rounds: int = 1, seed: int = 42, log=print
+) -> list[ColdRun]:
     """Generate ``ratings`` ratings once; then, per round, ``movielake run`` once per engine and the
     seed notebook once, each a fresh process on the same files. Returns every run in order."""
     if not notebook.exists():
-        raise ConfigurationError(f"the seed notebook's script is not at {notebook}",
-                                 "pass --notebook PATH/seed_notebook.py")
+        raise ConfigurationError(
+            f"the seed notebook's script is not at {notebook}", "pass --notebook PATH/seed_notebook.py"
+        )
     raw = work / "raw"
     shutil.rmtree(raw, ignore_errors=True)
     # No invalid lines: the notebook has no quarantine, and one malformed line stops it (Spark's ANSI
@@ -137,15 +144,24 @@ def cold_compare(ratings: int, work: Path, engines: list[str], notebook: Path, r
         for engine in engines:
             lake = work / f"lake-{engine}-{round_number}"
             shutil.rmtree(lake, ignore_errors=True)
-            run = run_cold(f"movielake run ({engine})", movielake_command("run", "--raw", str(raw), "--lake", str(lake)),
-                           lines, work / f"run-{engine}-{round_number}.log", _engine_env(engine))
+            run = run_cold(
+                f"movielake run ({engine})",
+                movielake_command("run", "--raw", str(raw), "--lake", str(lake)),
+                lines,
+                work / f"run-{engine}-{round_number}.log",
+                _engine_env(engine),
+            )
             shutil.rmtree(lake, ignore_errors=True)
             round_runs.append(run)
             _check(run, log)
         out = work / f"notebook-{round_number}"
         shutil.rmtree(out, ignore_errors=True)
-        notebook_run = run_cold("seed notebook", [sys.executable, str(notebook), str(raw), str(out)], lines,
-                                work / f"notebook-{round_number}.log")
+        notebook_run = run_cold(
+            "seed notebook",
+            [sys.executable, str(notebook), str(raw), str(out)],
+            lines,
+            work / f"notebook-{round_number}.log",
+        )
         shutil.rmtree(out, ignore_errors=True)
         _check(notebook_run, log)
         log(f" round {round_number}:")
@@ -169,8 +185,13 @@ def scale_curve(sizes: list[int], work: Path, engine: str, seed: int = 42, log=p
         started = time.perf_counter()
         lines = generate_dataset(raw, bench_spec(size, seed)).lines["ratings"]
         generated = time.perf_counter() - started
-        run = run_cold(f"{lines:,} ratings", movielake_command("run", "--raw", str(raw), "--lake", str(lake)),
-                       lines, work / f"scale-{size}.log", _engine_env(engine))
+        run = run_cold(
+            f"{lines:,} ratings",
+            movielake_command("run", "--raw", str(raw), "--lake", str(lake)),
+            lines,
+            work / f"scale-{size}.log",
+            _engine_env(engine),
+        )
         _check(run, log)
         log(_line(run) + f"  (generated in {generated:.0f} s)")
         runs.append(run)

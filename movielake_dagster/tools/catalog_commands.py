@@ -49,13 +49,22 @@ from movielake_dagster.tools.sql import QueryError, SqlEngine, TimeTravel, is_re
 def catalog_for(settings: Settings) -> tuple[Catalog, LakeLocation, ObjectStore]:
     location = LakeLocation.parse(settings.lake)
     store = build_resources(settings)["lake"].store
-    return open_catalog(settings.catalog, location, settings.catalog_path, settings.glue_endpoint,
-                        settings.region), location, store
+    return (
+        open_catalog(settings.catalog, location, settings.catalog_path, settings.glue_endpoint, settings.region),
+        location,
+        store,
+    )
 
 
 def iceberg_for(settings: Settings) -> IcebergCatalog:
-    return iceberg_catalog(settings.catalog, LakeLocation.parse(settings.lake), settings.catalog_path,
-                           settings.glue_endpoint, settings.region, settings.s3_endpoint)
+    return iceberg_catalog(
+        settings.catalog,
+        LakeLocation.parse(settings.lake),
+        settings.catalog_path,
+        settings.glue_endpoint,
+        settings.region,
+        settings.s3_endpoint,
+    )
 
 
 def crawl(settings: Settings, layers=LAYERS) -> list[CrawlReport]:
@@ -76,8 +85,10 @@ def iceberg_table_named(settings: Settings, qualified: str):
     layer, _, name = qualified.rpartition(".")
     candidates = [layer] if layer else ["access", "cleanse"]
     if layer and layer not in ICEBERG_LAYERS:
-        raise ConfigurationError(f"{qualified} is not an Iceberg table (staging holds the raw files)",
-                                 "name a cleanse or access table, e.g. access.fct_rating")
+        raise ConfigurationError(
+            f"{qualified} is not an Iceberg table (staging holds the raw files)",
+            "name a cleanse or access table, e.g. access.fct_rating",
+        )
     for candidate in candidates:
         table = iceberg.table(candidate, name)
         if table is not None:
@@ -119,8 +130,16 @@ def print_report(report: CrawlReport) -> None:
     rows = []
     for table in report.tables:
         change = report.change_for(table.qualified_name)
-        rows.append((table.qualified_name, table.classification, table.record_count, _human_bytes(table.size_bytes),
-                     len(table.partitions) or "", change.summary().split(": ", 1)[1] if change else ""))
+        rows.append(
+            (
+                table.qualified_name,
+                table.classification,
+                table.record_count,
+                _human_bytes(table.size_bytes),
+                len(table.partitions) or "",
+                change.summary().split(": ", 1)[1] if change else "",
+            )
+        )
     for change in report.changes:
         if change.kind == "removed":
             rows.append((change.table, "", "", "", "", "table removed"))
@@ -143,8 +162,10 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
 
     if not is_read_only(args.sql):
-        raise QueryError("movielake query runs one read-only statement (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN)",
-                         "write a single SELECT; the lake is changed only by its Dagster assets")
+        raise QueryError(
+            "movielake query runs one read-only statement (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN)",
+            "write a single SELECT; the lake is changed only by its Dagster assets",
+        )
     travel = TimeTravel.parse(args.as_of, _branch_name(args.branch))
     engine = sql_engine(Settings.from_env(lake=args.lake), travel)
     try:
@@ -156,8 +177,10 @@ def cmd_query(args: argparse.Namespace) -> int:
     more = f", showing the first {len(shown)}" if len(shown) < len(result.rows) else ""
     print(f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''}{more}; {result.seconds:.3f} s)")
     if travel != TimeTravel():
-        read = ", ".join(f"{name}@{snapshot if snapshot is not None else 'empty'}"
-                         for name, snapshot in sorted(engine.read_snapshots.items()))
+        read = ", ".join(
+            f"{name}@{snapshot if snapshot is not None else 'empty'}"
+            for name, snapshot in sorted(engine.read_snapshots.items())
+        )
         print(f"(read as of {args.as_of or 'now'}{' on branch ' + travel.branch if travel.branch else ''}: {read})")
     return 0
 
@@ -189,13 +212,27 @@ def _branch_name(run: str | None) -> str:
 def cmd_history(args: argparse.Namespace) -> int:
     """Every snapshot the table keeps, oldest first: time, operation, rows added/removed, the run."""
     name, table = iceberg_table_named(Settings.from_env(lake=args.lake), args.table)
-    rows = [(s.committed_at.strftime("%Y-%m-%d %H:%M:%S"), str(s.snapshot_id), s.operation,
-             f"+{s.added_records}", f"-{s.deleted_records}", s.total_records, s.run_id[:8] or "",
-             ", ".join(s.refs) + ("" if s.is_current_ancestor else " (not on main)"))
-            for s in snapshot_history(table)][-args.limit:]
+    rows = [
+        (
+            s.committed_at.strftime("%Y-%m-%d %H:%M:%S"),
+            str(s.snapshot_id),
+            s.operation,
+            f"+{s.added_records}",
+            f"-{s.deleted_records}",
+            s.total_records,
+            s.run_id[:8] or "",
+            ", ".join(s.refs) + ("" if s.is_current_ancestor else " (not on main)"),
+        )
+        for s in snapshot_history(table)
+    ][-args.limit :]
     print(f"{name}: {len(table.metadata.snapshots)} snapshots kept, current {table.metadata.current_snapshot_id}")
-    print(tabulate(rows, headers=["committed (UTC)", "snapshot", "operation", "added", "removed", "rows",
-                                  "dagster run", "refs"], disable_numparse=True))
+    print(
+        tabulate(
+            rows,
+            headers=["committed (UTC)", "snapshot", "operation", "added", "removed", "rows", "dagster run", "refs"],
+            disable_numparse=True,
+        )
+    )
     return 0
 
 
@@ -206,8 +243,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     if before == after:
         print(f"{name} is already at snapshot {after}")
     else:
-        print(f"{name}: current snapshot {before} -> {after} (`movielake history {name}` lists both; "
-              f"`movielake rollback {name} --to {before}` undoes this)")
+        print(
+            f"{name}: current snapshot {before} -> {after} (`movielake history {name}` lists both; "
+            f"`movielake rollback {name} --to {before}` undoes this)"
+        )
     return 0
 
 
@@ -222,10 +261,16 @@ def add_commands(commands) -> None:
     query.add_argument("sql", help='e.g. "SELECT hour_of_day, COUNT(*) FROM access.fct_rating GROUP BY 1"')
     query.add_argument("--lake", help="lake location; default MOVIELAKE_LAKE or .movielake/lake")
     query.add_argument("--max-rows", type=int, default=100, help="rows to print (0: all); default 100")
-    query.add_argument("--as-of", metavar="TIMESTAMP|SNAPSHOT",
-                       help="answer as of then: an ISO time (UTC) or a snapshot id from `movielake history`")
-    query.add_argument("--branch", metavar="RUN",
-                       help="read a run's branch (its id, or run-<id>): what a failed run wrote but did not publish")
+    query.add_argument(
+        "--as-of",
+        metavar="TIMESTAMP|SNAPSHOT",
+        help="answer as of then: an ISO time (UTC) or a snapshot id from `movielake history`",
+    )
+    query.add_argument(
+        "--branch",
+        metavar="RUN",
+        help="read a run's branch (its id, or run-<id>): what a failed run wrote but did not publish",
+    )
     query.set_defaults(handler=cmd_query)
 
     history = commands.add_parser("history", help="list a table's snapshots: time, operation, rows, run")
@@ -236,15 +281,19 @@ def add_commands(commands) -> None:
 
     rollback_parser = commands.add_parser("rollback", help="make an earlier snapshot of a table current again")
     rollback_parser.add_argument("table", help="an Iceberg table: access.fct_rating, cleanse.ratings, ...")
-    rollback_parser.add_argument("--to", type=int, required=True, metavar="SNAPSHOT",
-                                 help="the snapshot id (from `movielake history`)")
+    rollback_parser.add_argument(
+        "--to", type=int, required=True, metavar="SNAPSHOT", help="the snapshot id (from `movielake history`)"
+    )
     rollback_parser.add_argument("--lake", help="lake location; default MOVIELAKE_LAKE or .movielake/lake")
     rollback_parser.set_defaults(handler=cmd_rollback)
 
     dictionary = commands.add_parser("dictionary", help="write docs/data_dictionary.md from the code and catalog")
     dictionary.add_argument("--check", action="store_true", help="fail if the file is not what would be written")
     dictionary.add_argument("--output", help="where to write; default docs/data_dictionary.md in the repo")
-    dictionary.add_argument("--with-stats", action="store_true",
-                            help="add crawled record counts from the catalog (a one-off report; do not commit)")
+    dictionary.add_argument(
+        "--with-stats",
+        action="store_true",
+        help="add crawled record counts from the catalog (a one-off report; do not commit)",
+    )
     dictionary.add_argument("--lake", help="lake location for --with-stats")
     dictionary.set_defaults(handler=cmd_dictionary)

@@ -49,8 +49,7 @@ DERIVED: dict[tuple[str, str, str], str] = {
     ("cleanse", "users", "occupation"): "staging.users users.dat `occupation`, code as text",
     ("cleanse", "users", "zip"): "staging.users users.dat `zip`",
     ("cleanse", "ratings", "user_id"): "staging.ratings `user_id`, cast to int; must be in cleanse.users",
-    ("cleanse", "ratings", "movie_id"):
-        "staging.ratings `movie_id`, cast to int; must be in cleanse.movies",
+    ("cleanse", "ratings", "movie_id"): "staging.ratings `movie_id`, cast to int; must be in cleanse.movies",
     ("cleanse", "ratings", "rating"): "staging.ratings `rating`, cast to double",
     ("cleanse", "ratings", "rated_at"): "staging.ratings `timestamp` (unix seconds)",
     ("cleanse", "ratings", "rating_date"): "date of `rated_at`",
@@ -124,11 +123,16 @@ def render_dictionary(stats: dict[str, object] | None = None) -> str:
     for layer in LAYERS:
         datasets = [d for d in catalog_datasets() if d.layer == layer]
         out += [f"## Database `{layer}`", "", LAYER_DESCRIPTIONS[layer], ""]
-        out += ["| table | location | format | rows |" if stats else "| table | location | format |",
-                "|---|---|---|---|" if stats else "|---|---|---|"]
+        out += [
+            "| table | location | format | rows |" if stats else "| table | location | format |",
+            "|---|---|---|---|" if stats else "|---|---|---|",
+        ]
         for d in datasets:
-            fmt = "raw files" if d.format == "raw" else "Iceberg table" + (
-                f", partitioned by {', '.join(d.partition_by)}" if d.partition_by else "")
+            fmt = (
+                "raw files"
+                if d.format == "raw"
+                else "Iceberg table" + (f", partitioned by {', '.join(d.partition_by)}" if d.partition_by else "")
+            )
             row = f"| [`{layer}.{d.name}`](#{layer}{d.name}) | `{d.key}/` | {fmt} |"
             if stats:
                 table = stats.get(f"{layer}.{d.name}")
@@ -144,34 +148,52 @@ def _table_section(d: Dataset, upstream, stats) -> list[str]:
     out = [f"### `{d.layer}.{d.name}`", "", d.description, "", f"- Location: `{d.layer}/{d.key}/`"]
     if stats and stats.get(f"{d.layer}.{d.name}") is not None:
         table = stats[f"{d.layer}.{d.name}"]
-        out.append(f"- Crawled: {table.record_count} records, {table.size_bytes} bytes, "
-                   f"{len(table.partitions)} partitions, last crawl {table.last_crawled}")
+        out.append(
+            f"- Crawled: {table.record_count} records, {table.size_bytes} bytes, "
+            f"{len(table.partitions)} partitions, last crawl {table.last_crawled}"
+        )
     if d.format == "raw":
-        out += ["- Format: raw text, registered per the file that landed; every field is a string "
-                "(unparsed, exactly as it sits in the file)", ""]
+        out += [
+            "- Format: raw text, registered per the file that landed; every field is a string "
+            "(unparsed, exactly as it sits in the file)",
+            "",
+        ]
         for file_name in STAGING_FILES.get(d.name, ()):
             layout = next(layout for layout in RAW_LAYOUTS if layout.file_name == file_name)
-            out += [f"#### `{file_name}`: {layout.description}", "",
-                    f"Format: {_storage_line(_layout_storage(layout))}", "",
-                    "| column | type | description | origin |", "|---|---|---|---|"]
-            out += [f"| `{c.name}` | {c.type} | {_cell(c.description)} | landed file `{file_name}` |"
-                    for c in layout.columns]
+            out += [
+                f"#### `{file_name}`: {layout.description}",
+                "",
+                f"Format: {_storage_line(_layout_storage(layout))}",
+                "",
+                "| column | type | description | origin |",
+                "|---|---|---|---|",
+            ]
+            out += [
+                f"| `{c.name}` | {c.type} | {_cell(c.description)} | landed file `{file_name}` |"
+                for c in layout.columns
+            ]
             out.append("")
         return out
-    out.append("- Format: Apache Iceberg table (format version 2, Parquet data files, zstd), "
-               f"`lake.{d.layer}.{d.name}` in Spark; merge-on-read deletes")
+    out.append(
+        "- Format: Apache Iceberg table (format version 2, Parquet data files, zstd), "
+        f"`lake.{d.layer}.{d.name}` in Spark; merge-on-read deletes"
+    )
     if d.primary_key:
         out.append(f"- Primary key: {', '.join(f'`{c}`' for c in d.primary_key)}")
     for column, target in d.foreign_keys.items():
         out.append(f"- Foreign key: `{column}` -> `{d.layer}.{target}`")
     if d.partition_by:
-        out.append(f"- Partitioned by: {', '.join(f'`{c}`' for c in d.partition_by)} "
-                   "(Iceberg identity partitions: a query filtering on it reads only those files)")
+        out.append(
+            f"- Partitioned by: {', '.join(f'`{c}`' for c in d.partition_by)} "
+            "(Iceberg identity partitions: a query filtering on it reads only those files)"
+        )
     out += ["", "| column | type | nullable | description | origin |", "|---|---|---|---|---|"]
     for c in d.columns:
         key = " (partition source)" if c.name in d.partition_by else ""
-        out.append(f"| `{c.name}` | {c.type} | {'yes' if c.nullable else 'no'} | {_cell(c.description)}{key} "
-                   f"| {_cell(column_origin(d, c.name, upstream))} |")
+        out.append(
+            f"| `{c.name}` | {c.type} | {'yes' if c.nullable else 'no'} | {_cell(c.description)}{key} "
+            f"| {_cell(column_origin(d, c.name, upstream))} |"
+        )
     out.append("")
     return out
 

@@ -57,15 +57,23 @@ def check_java(settings: Settings, java: Callable[[], str | None] | None = None)
         return Finding("java", True, f"not needed: Spark runs at {settings.spark_remote} (Spark Connect)")
     version_text = (java or _java_version)()
     if version_text is None:
-        return Finding("java", False, "no java on PATH and JAVA_HOME is not set",
-                       "install a JDK 17 or 21 (apt-get install openjdk-17-jre-headless) or set JAVA_HOME")
+        return Finding(
+            "java",
+            False,
+            "no java on PATH and JAVA_HOME is not set",
+            "install a JDK 17 or 21 (apt-get install openjdk-17-jre-headless) or set JAVA_HOME",
+        )
     match = re.search(r'version "(\d+)(?:\.(\d+))?', version_text)
     major = int(match.group(1)) if match else 0
     if major == 1 and match and match.group(2):  # "1.8.0" style
         major = int(match.group(2))
     if major < MIN_JAVA:
-        return Finding("java", False, f"Java {major or '?'} found; Spark 4 needs {MIN_JAVA} or 21",
-                       "install openjdk-17 and point JAVA_HOME at it")
+        return Finding(
+            "java",
+            False,
+            f"Java {major or '?'} found; Spark 4 needs {MIN_JAVA} or 21",
+            "install openjdk-17 and point JAVA_HOME at it",
+        )
     return Finding("java", True, f"Java {major}")
 
 
@@ -91,9 +99,12 @@ def check_jars(settings: Settings) -> Finding:
     jars = connector_jars(str(folder))
     missing = missing_jars(jars, _uses_s3(settings), settings.catalog, settings.spark_engine)
     if missing:
-        return Finding("connector jars", False,
-                       f"{folder} lacks {', '.join(f'{m} ({REQUIRED_JARS[m]})' for m in missing)}",
-                       "run `make setup` (fetches them from Maven Central) or set MOVIELAKE_JARS_DIR")
+        return Finding(
+            "connector jars",
+            False,
+            f"{folder} lacks {', '.join(f'{m} ({REQUIRED_JARS[m]})' for m in missing)}",
+            "run `make setup` (fetches them from Maven Central) or set MOVIELAKE_JARS_DIR",
+        )
     return Finding("connector jars", True, f"{len(jars)} jars in {folder}")
 
 
@@ -107,8 +118,12 @@ def check_lake(settings: Settings) -> Finding:
         root = Path(location.roots["staging"]).parent
         existing = next((p for p in [root, *root.parents] if p.exists()), None)
         if existing is None or not os.access(existing, os.W_OK):
-            return Finding("lake", False, f"{root} cannot be created (no write access to {existing})",
-                           "set MOVIELAKE_LAKE (or --lake) to a folder you can write")
+            return Finding(
+                "lake",
+                False,
+                f"{root} cannot be created (no write access to {existing})",
+                "set MOVIELAKE_LAKE (or --lake) to a folder you can write",
+            )
         return Finding("lake", True, f"{root} ({'exists' if root.exists() else 'created on the first run'})")
     store = build_resources(settings)["lake"].store
     missing = []
@@ -138,8 +153,12 @@ def check_landing(settings: Settings) -> Finding:
 
     lake = build_resources(settings)["lake"]
     if not settings.landing.startswith("s3://") and not Path(settings.landing).is_dir():
-        return Finding("landing", False, f"{settings.landing} is not a folder",
-                       "set MOVIELAKE_LANDING (or --raw) to the folder or s3:// prefix where raw files land")
+        return Finding(
+            "landing",
+            False,
+            f"{settings.landing} is not a folder",
+            "set MOVIELAKE_LANDING (or --raw) to the folder or s3:// prefix where raw files land",
+        )
     try:
         landed(lake)
         batches = len(landed_rating_batches(lake))
@@ -156,8 +175,12 @@ def check_s3_credentials(settings: Settings) -> Finding:
 
     credentials = boto3.Session().get_credentials()
     if credentials is None:
-        return Finding("s3 credentials", False, "no AWS credentials in the default chain",
-                       "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or run with an IAM role")
+        return Finding(
+            "s3 credentials",
+            False,
+            "no AWS credentials in the default chain",
+            "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or run with an IAM role",
+        )
 
     store = build_resources(settings)["lake"].store
     endpoint = settings.s3_endpoint or f"AWS S3 ({settings.region})"
@@ -175,8 +198,12 @@ def check_s3_credentials(settings: Settings) -> Finding:
 def check_catalog(settings: Settings) -> Finding:
 
     if settings.catalog not in BACKENDS:
-        return Finding("catalog", False, f"MOVIELAKE_CATALOG={settings.catalog!r} is not a catalog backend",
-                       f"use one of {', '.join(BACKENDS)}")
+        return Finding(
+            "catalog",
+            False,
+            f"MOVIELAKE_CATALOG={settings.catalog!r} is not a catalog backend",
+            f"use one of {', '.join(BACKENDS)}",
+        )
     if settings.catalog == "local":
         try:
             path = Path(settings.catalog_path or default_catalog_path(LakeLocation.parse(settings.lake)))
@@ -184,8 +211,12 @@ def check_catalog(settings: Settings) -> Finding:
             return Finding("catalog", False, error.problem, error.fix)
         existing = next((p for p in [path.parent.resolve(), *path.parent.resolve().parents] if p.exists()), None)
         if existing is None or not os.access(existing, os.W_OK):
-            return Finding("catalog", False, f"cannot write the local catalog {path}",
-                           "set MOVIELAKE_CATALOG_PATH to a writable file")
+            return Finding(
+                "catalog",
+                False,
+                f"cannot write the local catalog {path}",
+                "set MOVIELAKE_CATALOG_PATH to a writable file",
+            )
         return Finding("catalog", True, f"local catalog at {path} (Iceberg tables: {_iceberg_tables(settings)})")
 
     try:
@@ -193,8 +224,12 @@ def check_catalog(settings: Settings) -> Finding:
         tables = _iceberg_tables(settings)
     except MovielakeError as error:
         return Finding("catalog", False, error.problem, error.fix)
-    return Finding("catalog", True, f"AWS Glue ({settings.glue_endpoint or settings.region}): "
-                                    f"{len(databases)} databases visible, Iceberg tables: {tables}")
+    return Finding(
+        "catalog",
+        True,
+        f"AWS Glue ({settings.glue_endpoint or settings.region}): "
+        f"{len(databases)} databases visible, Iceberg tables: {tables}",
+    )
 
 
 def _iceberg_tables(settings: Settings) -> str:
@@ -214,9 +249,13 @@ def check_definitions(settings: Settings) -> Finding:
     except MovielakeError as error:
         return Finding("settings", False, error.problem, error.fix)
     schedule = defs.resolve_schedule_def("daily_lake_update_schedule")
-    return Finding("settings", True, f"definitions load; daily update at {settings.schedule_time} "
-                                     f"{schedule.execution_timezone} ({schedule.default_status.value.lower()}), "
-                                     f"fresh by {settings.fresh_by}")
+    return Finding(
+        "settings",
+        True,
+        f"definitions load; daily update at {settings.schedule_time} "
+        f"{schedule.execution_timezone} ({schedule.default_status.value.lower()}), "
+        f"fresh by {settings.fresh_by}",
+    )
 
 
 def check_engine(settings: Settings) -> Finding:
@@ -237,13 +276,25 @@ def check_engine(settings: Settings) -> Finding:
             return Finding("engine", False, f"Spark did not start: {error.problem}", error.fix)
         reason = comet_status(session)
     if reason:
-        return Finding("engine", False, f"Comet did not load: {reason}",
-                       "run `make setup`, or set MOVIELAKE_SPARK_ENGINE=spark to run on Spark alone")
+        return Finding(
+            "engine",
+            False,
+            f"Comet did not load: {reason}",
+            "run `make setup`, or set MOVIELAKE_SPARK_ENGINE=spark to run on Spark alone",
+        )
     return Finding("engine", True, "Comet's native library is loaded; Spark's plans run on it where it can")
 
 
-CHECKS = (check_java, check_jars, check_lake, check_landing, check_s3_credentials, check_catalog,
-          check_definitions, check_engine)
+CHECKS = (
+    check_java,
+    check_jars,
+    check_lake,
+    check_landing,
+    check_s3_credentials,
+    check_catalog,
+    check_definitions,
+    check_engine,
+)
 
 
 def run_checks(settings: Settings, checks=CHECKS) -> list[Finding]:
@@ -252,9 +303,14 @@ def run_checks(settings: Settings, checks=CHECKS) -> list[Finding]:
         try:
             findings.append(check(settings))
         except Exception as error:
-            findings.append(Finding(check.__name__.removeprefix("check_"), False,
-                                    f"the check itself failed: {type(error).__name__}: {error}",
-                                    "report this; the other checks still ran"))
+            findings.append(
+                Finding(
+                    check.__name__.removeprefix("check_"),
+                    False,
+                    f"the check itself failed: {type(error).__name__}: {error}",
+                    "report this; the other checks still ran",
+                )
+            )
     return findings
 
 

@@ -50,10 +50,25 @@ FILE_NAMES: dict[str, str] = {
 
 #: The MovieLens 10M genres with their number of movies in the real 10M list.
 GENRE_WEIGHTS: dict[str, int] = {
-    "Action": 1473, "Adventure": 1025, "Animation": 286, "Children": 528, "Comedy": 3703,
-    "Crime": 1118, "Documentary": 482, "Drama": 5339, "Fantasy": 543, "Film-Noir": 148,
-    "Horror": 1013, "IMAX": 29, "Musical": 436, "Mystery": 509, "Romance": 1685,
-    "Sci-Fi": 754, "Thriller": 1706, "War": 511, "Western": 275,
+    "Action": 1473,
+    "Adventure": 1025,
+    "Animation": 286,
+    "Children": 528,
+    "Comedy": 3703,
+    "Crime": 1118,
+    "Documentary": 482,
+    "Drama": 5339,
+    "Fantasy": 543,
+    "Film-Noir": 148,
+    "Horror": 1013,
+    "IMAX": 29,
+    "Musical": 436,
+    "Mystery": 509,
+    "Romance": 1685,
+    "Sci-Fi": 754,
+    "Thriller": 1706,
+    "War": 511,
+    "Western": 275,
 }
 NO_GENRES = "(no genres listed)"
 #: How many genres a movie has (1..8), as counted in the real 10M list.
@@ -62,8 +77,30 @@ GENRE_COUNT_WEIGHTS: tuple[int, ...] = (3817, 3548, 1892, 688, 163, 32, 3, 1)
 RATING_WEIGHTS: tuple[int, ...] = (95, 384, 118, 790, 370, 2357, 880, 2876, 585, 1545)
 #: Relative number of ratings per UTC hour 0..23: a clear evening peak at 20:00.
 HOUR_WEIGHTS: tuple[int, ...] = (
-    38, 30, 22, 15, 10, 7, 6, 8, 12, 17, 22, 27,
-    31, 34, 37, 41, 47, 55, 66, 80, 100, 90, 72, 52,
+    38,
+    30,
+    22,
+    15,
+    10,
+    7,
+    6,
+    8,
+    12,
+    17,
+    22,
+    27,
+    31,
+    34,
+    37,
+    41,
+    47,
+    55,
+    66,
+    80,
+    100,
+    90,
+    72,
+    52,
 )
 #: Movie "quality" shifts -2..2 and user "leniency" shifts -1..1 (relative weights).
 MOVIE_SHIFT_WEIGHTS: tuple[int, ...] = (1, 2, 4, 2, 1)
@@ -77,107 +114,352 @@ RATING_TILT = 0.25
 FIRST_YEAR, LAST_YEAR = 1915, 2008
 
 ADJECTIVES = (
-    "Dark", "Silent", "Last", "Broken", "Golden", "Hidden", "Lost", "Wild", "Secret",
-    "Crimson", "Endless", "Frozen", "Little", "Big", "Lonely", "Midnight", "Burning",
-    "Savage", "Sweet", "Bitter", "Perfect", "Final", "Eternal", "Forgotten", "Electric",
-    "Invisible", "Dangerous", "Happy", "Strange", "Brave", "Naked", "Blue", "Red", "Black",
-    "White", "Deadly", "Crazy", "Quiet", "American", "Private", "Empty", "Seventh",
-    "Lucky", "Holy", "Wicked", "Tender", "Cold", "Hot", "Long", "Free",
+    "Dark",
+    "Silent",
+    "Last",
+    "Broken",
+    "Golden",
+    "Hidden",
+    "Lost",
+    "Wild",
+    "Secret",
+    "Crimson",
+    "Endless",
+    "Frozen",
+    "Little",
+    "Big",
+    "Lonely",
+    "Midnight",
+    "Burning",
+    "Savage",
+    "Sweet",
+    "Bitter",
+    "Perfect",
+    "Final",
+    "Eternal",
+    "Forgotten",
+    "Electric",
+    "Invisible",
+    "Dangerous",
+    "Happy",
+    "Strange",
+    "Brave",
+    "Naked",
+    "Blue",
+    "Red",
+    "Black",
+    "White",
+    "Deadly",
+    "Crazy",
+    "Quiet",
+    "American",
+    "Private",
+    "Empty",
+    "Seventh",
+    "Lucky",
+    "Holy",
+    "Wicked",
+    "Tender",
+    "Cold",
+    "Hot",
+    "Long",
+    "Free",
 )
 NOUNS = (
-    "Night", "River", "Road", "Heart", "City", "Game", "Dream", "Kingdom", "Shadow", "Storm",
-    "Garden", "Island", "Mountain", "Stranger", "Detective", "Doctor", "Wedding", "Summer",
-    "Winter", "House", "Mirror", "Journey", "Promise", "Legend", "Empire", "Ghost", "Angel",
-    "Killer", "Family", "Lovers", "Soldier", "Thief", "Moon", "Sun", "Train", "Harbor",
-    "Castle", "Planet", "Machine", "Affair", "Children", "Witness", "Widow", "Sister",
-    "Brothers", "Frontier", "Code", "Circus", "Hotel", "Voyage",
+    "Night",
+    "River",
+    "Road",
+    "Heart",
+    "City",
+    "Game",
+    "Dream",
+    "Kingdom",
+    "Shadow",
+    "Storm",
+    "Garden",
+    "Island",
+    "Mountain",
+    "Stranger",
+    "Detective",
+    "Doctor",
+    "Wedding",
+    "Summer",
+    "Winter",
+    "House",
+    "Mirror",
+    "Journey",
+    "Promise",
+    "Legend",
+    "Empire",
+    "Ghost",
+    "Angel",
+    "Killer",
+    "Family",
+    "Lovers",
+    "Soldier",
+    "Thief",
+    "Moon",
+    "Sun",
+    "Train",
+    "Harbor",
+    "Castle",
+    "Planet",
+    "Machine",
+    "Affair",
+    "Children",
+    "Witness",
+    "Widow",
+    "Sister",
+    "Brothers",
+    "Frontier",
+    "Code",
+    "Circus",
+    "Hotel",
+    "Voyage",
 )
 CHARACTERS = (
-    "Johnny", "Maggie", "Charlie", "Billy", "Rosie", "Jack", "Annie", "Max", "Eddie", "Lola",
-    "Dracula", "Frankenstein", "Hamlet", "Casper", "Zorro", "Tarzan",
+    "Johnny",
+    "Maggie",
+    "Charlie",
+    "Billy",
+    "Rosie",
+    "Jack",
+    "Annie",
+    "Max",
+    "Eddie",
+    "Lola",
+    "Dracula",
+    "Frankenstein",
+    "Hamlet",
+    "Casper",
+    "Zorro",
+    "Tarzan",
 )
 PLACES = (
-    "Paris", "Tokyo", "Chicago", "Texas", "Berlin", "Brooklyn", "Vegas", "Manhattan", "Rome",
-    "Alaska", "Hong Kong", "Casablanca", "Mars", "Harlem", "Venice",
+    "Paris",
+    "Tokyo",
+    "Chicago",
+    "Texas",
+    "Berlin",
+    "Brooklyn",
+    "Vegas",
+    "Manhattan",
+    "Rome",
+    "Alaska",
+    "Hong Kong",
+    "Casablanca",
+    "Mars",
+    "Harlem",
+    "Venice",
 )
 SEQUEL_SUFFIXES = ("2", "3", "II", "Part II", "Part III", "Returns", "Forever")
 MARKERS = ("(V)", "(TV)")
-
 
 
 @dataclass(frozen=True)
 class _Language:
     """Vocabulary for non-English titles. Every noun has a non-ASCII letter."""
 
-    articles: tuple[str, ...]   # moved behind the title as MovieLens does ("" = none)
+    articles: tuple[str, ...]  # moved behind the title as MovieLens does ("" = none)
     nouns: tuple[str, ...]
     adjectives: tuple[str, ...]
     adjective_first: bool = False
 
 
 FOREIGN_LANGUAGES: tuple[_Language, ...] = (
-    _Language(("La", "Le", "Les"),
-              ("Cité", "Rêve", "Fenêtre", "Forêt", "Château", "Mémoire", "Été", "Cœur",
-               "Bête", "Fête", "Vérité", "Étoile", "Misérables", "Pèlerins"),
-              ("perdus", "éternel", "étrange", "doré", "oublié", "blessé", "noir")),
-    _Language(("Die", "Der", "Das"),
-              ("Straße", "Mädchen", "Brücke", "Träume", "Nächte", "Großstadt", "Küste",
-               "Höhle", "Sünde", "Schöne"),
-              ("Dunkle", "Große", "Verlorene", "Müde", "Letzte", "Stille"),
-              adjective_first=True),
-    _Language(("El", "La", "Los", "Las"),
-              ("Corazón", "Niño", "Canción", "Mañana", "Días", "Señor", "Pájaros", "Jardín",
-               "Corrupción"),
-              ("perdido", "oscuro", "último", "pequeño", "dorado", "salvaje")),
-    _Language(("La", "Il", "Le"),
-              ("Città", "Verità", "Libertà", "Età", "Virtù", "Società"),
-              ("perduta", "eterna", "dolce", "proibita", "nera")),
-    _Language(("",),  # Japanese, romanised with circumflexes as in MovieLens
-              ("Kyôfu", "Tôkyô", "Yûrei", "Ryûjin", "Jûbei", "Kôya", "Sôshi", "Dôjô"),
-              ("no yoru", "no mori", "monogatari", "no kettô", "ninpûchô")),
+    _Language(
+        ("La", "Le", "Les"),
+        (
+            "Cité",
+            "Rêve",
+            "Fenêtre",
+            "Forêt",
+            "Château",
+            "Mémoire",
+            "Été",
+            "Cœur",
+            "Bête",
+            "Fête",
+            "Vérité",
+            "Étoile",
+            "Misérables",
+            "Pèlerins",
+        ),
+        ("perdus", "éternel", "étrange", "doré", "oublié", "blessé", "noir"),
+    ),
+    _Language(
+        ("Die", "Der", "Das"),
+        ("Straße", "Mädchen", "Brücke", "Träume", "Nächte", "Großstadt", "Küste", "Höhle", "Sünde", "Schöne"),
+        ("Dunkle", "Große", "Verlorene", "Müde", "Letzte", "Stille"),
+        adjective_first=True,
+    ),
+    _Language(
+        ("El", "La", "Los", "Las"),
+        ("Corazón", "Niño", "Canción", "Mañana", "Días", "Señor", "Pájaros", "Jardín", "Corrupción"),
+        ("perdido", "oscuro", "último", "pequeño", "dorado", "salvaje"),
+    ),
+    _Language(
+        ("La", "Il", "Le"),
+        ("Città", "Verità", "Libertà", "Età", "Virtù", "Società"),
+        ("perduta", "eterna", "dolce", "proibita", "nera"),
+    ),
+    _Language(
+        ("",),  # Japanese, romanised with circumflexes as in MovieLens
+        ("Kyôfu", "Tôkyô", "Yûrei", "Ryûjin", "Jûbei", "Kôya", "Sôshi", "Dôjô"),
+        ("no yoru", "no mori", "monogatari", "no kettô", "ninpûchô"),
+    ),
 )
 
 FIRST_NAMES = (
-    "Claire", "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda",
-    "David", "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica",
-    "Thomas", "Sarah", "Charles", "Karen", "Daniel", "Nancy", "Matthew", "Lisa", "Anthony",
-    "Betty", "Mark", "Sandra", "Paul", "Ashley", "Steven", "Emily", "Andrew", "Donna",
-    "Kevin", "Michelle", "Brian", "Carol", "George", "Amanda", "Edward", "Melissa",
-    "Ronald", "Deborah", "Timothy", "Stephanie", "Jason", "Rebecca", "Cheryl", "Desire",
-    "Mary-Jane", "Jean-Luc",
+    "Claire",
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Charles",
+    "Karen",
+    "Daniel",
+    "Nancy",
+    "Matthew",
+    "Lisa",
+    "Anthony",
+    "Betty",
+    "Mark",
+    "Sandra",
+    "Paul",
+    "Ashley",
+    "Steven",
+    "Emily",
+    "Andrew",
+    "Donna",
+    "Kevin",
+    "Michelle",
+    "Brian",
+    "Carol",
+    "George",
+    "Amanda",
+    "Edward",
+    "Melissa",
+    "Ronald",
+    "Deborah",
+    "Timothy",
+    "Stephanie",
+    "Jason",
+    "Rebecca",
+    "Cheryl",
+    "Desire",
+    "Mary-Jane",
+    "Jean-Luc",
 )
 #: Picked for about one user in INTERNATIONAL_NAME_ODDS, first and last name alike.
-INTERNATIONAL_FIRST_NAMES = ("Zoë", "José", "Björn", "François", "Renée", "Søren", "Chloé",
-                             "Łukasz", "Anaïs", "Jürgen")
+INTERNATIONAL_FIRST_NAMES = ("Zoë", "José", "Björn", "François", "Renée", "Søren", "Chloé", "Łukasz", "Anaïs", "Jürgen")
 LAST_NAMES = (
-    "Wiggins", "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis",
-    "Rodriguez", "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson",
-    "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White",
-    "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young",
-    "Allen", "King", "Wright", "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green",
-    "Adams", "Nelson", "Baker", "Hall", "Rivera", "Campbell", "Barre", "Mitchell",
-    "O'Brien", "Smith-Jones", "van der Berg", "D'Angelo", "McDonald",
+    "Wiggins",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Barre",
+    "Mitchell",
+    "O'Brien",
+    "Smith-Jones",
+    "van der Berg",
+    "D'Angelo",
+    "McDonald",
 )
-INTERNATIONAL_LAST_NAMES = ("Müller", "García", "Østergaard", "Nuñez", "Lefèvre", "Nguyễn",
-                            "Šimić", "Sørensen", "Gonçalves", "Öztürk")
+INTERNATIONAL_LAST_NAMES = (
+    "Müller",
+    "García",
+    "Østergaard",
+    "Nuñez",
+    "Lefèvre",
+    "Nguyễn",
+    "Šimić",
+    "Sørensen",
+    "Gonçalves",
+    "Öztürk",
+)
 INTERNATIONAL_NAME_ODDS = 25
 
 # Valid quirks of movies.dat: kind -> (share of movies, at least this many when possible).
 MOVIE_QUIRKS: dict[str, tuple[float, int]] = {
-    "alternate_title": (0.06, 1),      # Title, The (Titre, Le) (1995)
-    "foreign_title": (0.025, 1),       # Misérables, Les (1995)
+    "alternate_title": (0.06, 1),  # Title, The (Titre, Le) (1995)
+    "foreign_title": (0.025, 1),  # Misérables, Les (1995)
     "year_without_space": (0.002, 1),  # Associate, The (L'Associe)(1982)
-    "no_year": (0.002, 1),             # unknown
-    "marker_after_year": (0.004, 1),   # Hamlet (1996) (V)
-    "trailing_space": (0.002, 1),      # Two Friends (1986)<space>
-    "no_genres": (0.001, 1),           # (no genres listed)
+    "no_year": (0.002, 1),  # unknown
+    "marker_after_year": (0.004, 1),  # Hamlet (1996) (V)
+    "trailing_space": (0.002, 1),  # Two Friends (1986)<space>
+    "no_genres": (0.001, 1),  # (no genres listed)
 }
 
 # Invalid record kinds injected when bad_record_rate > 0, per file.
 BAD_KINDS: dict[str, tuple[str, ...]] = {
     "movies": ("malformed", "non_numeric_id"),
-    "ratings": ("garbage", "wrong_field_count", "non_numeric_id", "out_of_range_rating",
-                "unknown_movie", "unknown_user"),
+    "ratings": (
+        "garbage",
+        "wrong_field_count",
+        "non_numeric_id",
+        "out_of_range_rating",
+        "unknown_movie",
+        "unknown_user",
+    ),
     "users": ("null_user_id", "conflicting_duplicate", "exact_duplicate", "invalid_json"),
 }
 
@@ -239,15 +521,15 @@ class GenerationReport:
     """Exact facts about one generated dataset (what tests reconcile against)."""
 
     spec: GeneratorSpec
-    files: dict[str, Path]                 # "movies"/"ratings"/"users" -> path
-    lines: dict[str, int]                  # lines written per file
-    injected: dict[str, dict[str, int]]    # per file: kind of invalid line -> count
-    quirks: dict[str, dict[str, int]]      # per file: kind of valid quirk -> count
-    expected_clean: dict[str, int]         # rows a correct cleanse keeps per dataset
-    duplicate_pairs: int                   # (user, movie) pairs rated twice
-    distinct_users_rated: int              # users with at least one rating
-    distinct_movies_rated: int             # movies with at least one rating
-    ratings_by_hour: tuple[int, ...]       # cleansed ratings per UTC hour 0..23
+    files: dict[str, Path]  # "movies"/"ratings"/"users" -> path
+    lines: dict[str, int]  # lines written per file
+    injected: dict[str, dict[str, int]]  # per file: kind of invalid line -> count
+    quirks: dict[str, dict[str, int]]  # per file: kind of valid quirk -> count
+    expected_clean: dict[str, int]  # rows a correct cleanse keeps per dataset
+    duplicate_pairs: int  # (user, movie) pairs rated twice
+    distinct_users_rated: int  # users with at least one rating
+    distinct_movies_rated: int  # movies with at least one rating
+    ratings_by_hour: tuple[int, ...]  # cleansed ratings per UTC hour 0..23
 
     @property
     def peak_hour(self) -> int:
@@ -261,8 +543,7 @@ class GenerationReport:
 
 
 #: The bundled demo sample in ``movielake_dagster/sample_data/`` was made with this spec.
-SAMPLE_SPEC = GeneratorSpec(ratings=30_000, movies=1_000, users=600, seed=7,
-                            bad_record_rate=0.001)
+SAMPLE_SPEC = GeneratorSpec(ratings=30_000, movies=1_000, users=600, seed=7, bad_record_rate=0.001)
 
 
 def generate_dataset(out_dir: Path, spec: GeneratorSpec | None = None) -> GenerationReport:
@@ -297,8 +578,7 @@ def generate_dataset(out_dir: Path, spec: GeneratorSpec | None = None) -> Genera
         lines=lines,
         injected=injected,
         quirks={"movies": movies.quirks, "ratings": ratings.quirks, "users": users.quirks},
-        expected_clean={"movies": spec.movies, "ratings": spec.ratings - ratings.duplicate_pairs,
-                        "users": spec.users},
+        expected_clean={"movies": spec.movies, "ratings": spec.ratings - ratings.duplicate_pairs, "users": spec.users},
         duplicate_pairs=ratings.duplicate_pairs,
         distinct_users_rated=ratings.distinct_users,
         distinct_movies_rated=ratings.distinct_movies,
@@ -442,9 +722,9 @@ class _Movies:
 
     lines: list[str]
     quirks: dict[str, int]
-    popularity: list[float]   # per movie (index = movie_id - 1), relative
-    rank: list[int]           # per movie: popularity rank, 0 = most popular
-    shift: list[int]          # per movie: rating shift -2..2
+    popularity: list[float]  # per movie (index = movie_id - 1), relative
+    rank: list[int]  # per movie: popularity rank, 0 = most popular
+    shift: list[int]  # per movie: rating shift -2..2
 
 
 def _build_movies(spec: GeneratorSpec) -> _Movies:
@@ -472,7 +752,7 @@ def _assign_quirks(movies: int, key: int) -> dict[int, str]:
     position = 0
     for kind, (share, at_least) in MOVIE_QUIRKS.items():
         count = min(max(at_least, round(share * movies)), movies - position)
-        for index in order[position: position + count]:
+        for index in order[position : position + count]:
             assigned[index] = kind
         position += count
     return assigned
@@ -485,8 +765,7 @@ def _movie_title(rng: _Rng, quirk: str) -> str:
         return f"{_foreign_title(rng)} ({year})"
     english = _english_title(rng)
     if quirk == "alternate_title":
-        alternate = (f"a.k.a. {_english_title(rng)}" if rng.below(5) == 0
-                     else _foreign_title(rng))
+        alternate = f"a.k.a. {_english_title(rng)}" if rng.below(5) == 0 else _foreign_title(rng)
         return f"{english} ({alternate}) ({year})"
     if quirk == "year_without_space":
         return f"{english} ({_foreign_title(rng)})({year})"
@@ -533,7 +812,7 @@ def _move_article(title: str, articles: Sequence[str]) -> str:
     """``The Big Night`` -> ``Big Night, The``."""
     for article in articles:
         if title.startswith(article + " "):
-            return f"{title[len(article) + 1:]}, {article}"
+            return f"{title[len(article) + 1 :]}, {article}"
     return title
 
 
@@ -566,8 +845,7 @@ def _popularity(ranks: Sequence[int]) -> list[float]:
     movie about 110 and the least rated about 10, close to MovieLens 10M.
     """
     movies = len(ranks)
-    return [math.exp(-POPULARITY_TAIL * r / movies) / (r / movies + POPULARITY_OFFSET)
-            for r in ranks]
+    return [math.exp(-POPULARITY_TAIL * r / movies) / (r / movies + POPULARITY_OFFSET) for r in ranks]
 
 
 def _movie_shifts(spec: GeneratorSpec) -> list[int]:
@@ -597,8 +875,7 @@ def _user_line(user_id: object, first_name: str, last_name: str) -> str:
 
 def _user_name(rng: _Rng) -> tuple[str, str]:
     """A (first, last) name pair, now and then with non-ASCII letters."""
-    return (_name(rng, FIRST_NAMES, INTERNATIONAL_FIRST_NAMES),
-            _name(rng, LAST_NAMES, INTERNATIONAL_LAST_NAMES))
+    return (_name(rng, FIRST_NAMES, INTERNATIONAL_FIRST_NAMES), _name(rng, LAST_NAMES, INTERNATIONAL_LAST_NAMES))
 
 
 def _name(rng: _Rng, common: Sequence[str], international: Sequence[str]) -> str:
@@ -623,7 +900,7 @@ def _build_users(spec: GeneratorSpec) -> _Users:
 class _BadLine:
     """One deliberately invalid line and where it goes."""
 
-    after: int      # inserted after this many valid lines
+    after: int  # inserted after this many valid lines
     kind: str
     text: str
 
@@ -653,9 +930,13 @@ def _bad_plan(spec: GeneratorSpec, dataset: str, valid: int) -> list[tuple[int, 
     return plan
 
 
-def _bad_lines(dataset: str, spec: GeneratorSpec, valid: int,
-               make: Callable[[str, _Rng, GeneratorSpec, str], str],
-               valid_lines: Sequence[str] = ()) -> list[_BadLine]:
+def _bad_lines(
+    dataset: str,
+    spec: GeneratorSpec,
+    valid: int,
+    make: Callable[[str, _Rng, GeneratorSpec, str], str],
+    valid_lines: Sequence[str] = (),
+) -> list[_BadLine]:
     """Invalid lines for one file; ``make(kind, rng, spec, previous_valid_line)`` writes one."""
     return [
         _BadLine(after, kind, make(kind, rng, spec, valid_lines[after - 1] if valid_lines else ""))
@@ -687,8 +968,8 @@ def _bad_movie_line(kind: str, rng: _Rng, spec: GeneratorSpec, _previous: str) -
     if kind == "non_numeric_id":
         return f"{rng.pick(('tt', 'id-', 'm'))}{movie_id}::{title}::{rng.pick(list(GENRE_WEIGHTS))}"
     if rng.below(2):
-        return f"{movie_id}::{title}"             # genres field missing
-    return f"{movie_id}|{title}|Drama"            # wrong delimiter: one field
+        return f"{movie_id}::{title}"  # genres field missing
+    return f"{movie_id}|{title}|Drama"  # wrong delimiter: one field
 
 
 def _bad_user_line(kind: str, rng: _Rng, _spec: GeneratorSpec, previous: str) -> str:
@@ -714,14 +995,33 @@ def _bad_rating_line(kind: str, rng: _Rng, spec: GeneratorSpec, _previous: str) 
     start, end = _epoch_bounds(spec)
     stamp = start + rng.below(end - start + 1)
     if kind == "garbage":
-        return rng.pick(("<<<<<<< corrupted block >>>>>>>", "NULL", "#N/A", "\\N\\N\\N",
-                         "ÿþ\u00a0?", "ERROR 500 Internal Server Error"))
+        return rng.pick(
+            (
+                "<<<<<<< corrupted block >>>>>>>",
+                "NULL",
+                "#N/A",
+                "\\N\\N\\N",
+                "ÿþ\u00a0?",
+                "ERROR 500 Internal Server Error",
+            )
+        )
     if kind == "wrong_field_count":
-        return rng.pick((f"{user}::{movie}::{stars}", f"{user}::{movie}",
-                         f"{user}::{movie}::{stars}::{stamp}::{stamp}", f"{user}::{movie}:"))
+        return rng.pick(
+            (
+                f"{user}::{movie}::{stars}",
+                f"{user}::{movie}",
+                f"{user}::{movie}::{stars}::{stamp}::{stamp}",
+                f"{user}::{movie}:",
+            )
+        )
     if kind == "non_numeric_id":
-        return rng.pick((f"u{user}::{movie}::{stars}::{stamp}", f"{user}::{movie}b::{stars}::{stamp}",
-                         f"abc::{movie}::{stars}::{stamp}"))
+        return rng.pick(
+            (
+                f"u{user}::{movie}::{stars}::{stamp}",
+                f"{user}::{movie}b::{stars}::{stamp}",
+                f"abc::{movie}::{stars}::{stamp}",
+            )
+        )
     if kind == "out_of_range_rating":
         bad = rng.pick(("7", "3.3", "0", "-1", "5.5", "10", "0.0"))
         return f"{user}::{movie}::{bad}::{stamp}"
@@ -796,13 +1096,19 @@ def _load_plan(con: duckdb.DuckDBPyConnection, spec: GeneratorSpec, movies: _Mov
         """CREATE TEMP TABLE plan_movie AS SELECT
              unnest($ids) AS movie_id, unnest($rank) AS rank, unnest($keep) AS keep_below,
              unnest($alias) AS alias_id, unnest($shift) AS mshift""",
-        {"ids": list(range(1, spec.movies + 1)), "rank": movies.rank, "keep": keep_below,
-         "alias": [a + 1 for a in alias], "shift": movies.shift},
+        {
+            "ids": list(range(1, spec.movies + 1)),
+            "rank": movies.rank,
+            "keep": keep_below,
+            "alias": [a + 1 for a in alias],
+            "shift": movies.shift,
+        },
     )
     _categorical_table(con, "hour_bucket", {0: list(HOUR_WEIGHTS)})
     values = [(i + 1) / 2 for i in range(10)]
-    _categorical_table(con, "rating_bucket", {
-        s: _tilted(RATING_WEIGHTS, values, RATING_TILT * s) for s in range(-3, 4)})
+    _categorical_table(
+        con, "rating_bucket", {s: _tilted(RATING_WEIGHTS, values, RATING_TILT * s) for s in range(-3, 4)}
+    )
 
 
 def _alias_table(weights: Sequence[float]) -> tuple[list[int], list[int]]:
@@ -851,8 +1157,7 @@ def _offsets(counts: Sequence[int]) -> list[int]:
 _CATEGORY_BITS = 16
 
 
-def _categorical_table(con: duckdb.DuckDBPyConnection, name: str,
-                       weights_by_group: dict[int, Sequence[float]]) -> None:
+def _categorical_table(con: duckdb.DuckDBPyConnection, name: str, weights_by_group: dict[int, Sequence[float]]) -> None:
     """Table ``name(grp, bucket, value)``: a 16-bit bucket maps to a weighted category."""
     groups, values, starts, sizes = [], [], [], []
     for group, weights in weights_by_group.items():
@@ -861,11 +1166,13 @@ def _categorical_table(con: duckdb.DuckDBPyConnection, name: str,
         values += list(range(len(weights)))
         starts += _offsets(group_sizes)
         sizes += group_sizes
-    con.execute(f"""CREATE TEMP TABLE {name} AS
+    con.execute(
+        f"""CREATE TEMP TABLE {name} AS
                     SELECT grp, unnest(range(lo, lo + size)) AS bucket, value
                     FROM (SELECT unnest($g) AS grp, unnest($v) AS value,
                                  unnest($lo) AS lo, unnest($n) AS size)""",
-                {"g": groups, "v": values, "lo": starts, "n": sizes})
+        {"g": groups, "v": values, "lo": starts, "n": sizes},
+    )
 
 
 def _pick_movies(con: duckdb.DuckDBPyConnection, spec: GeneratorSpec) -> None:
@@ -881,8 +1188,8 @@ def _pick_movies(con: duckdb.DuckDBPyConnection, spec: GeneratorSpec) -> None:
         CREATE TEMP TABLE picks AS
         WITH d AS (
             SELECT user_id, g,
-                   1 + ((ml_mix({_stream(spec.seed, 'r.column')}, g) * {spec.movies}) >> 32) AS col,
-                   ml_mix({_stream(spec.seed, 'r.alias')}, g) AS h
+                   1 + ((ml_mix({_stream(spec.seed, "r.column")}, g) * {spec.movies}) >> 32) AS col,
+                   ml_mix({_stream(spec.seed, "r.alias")}, g) AS h
             FROM (SELECT user_id, draw_off + unnest(range(ndraw)) AS g FROM plan_user)
         ), firsts AS (
             SELECT d.user_id * {pair}
@@ -937,10 +1244,10 @@ def _rate(con: duckdb.DuckDBPyConnection, spec: GeneratorSpec) -> None:
             FROM picks p JOIN plan_user u USING (user_id) JOIN plan_movie m USING (movie_id)
         ), drawn AS (
             SELECT *,
-                   ml_mix({_stream(seed, 'r.day')}, n) / {_TWO_32} AS u,
-                   ml_mix({_stream(seed, 'r.hour')}, n) >> {category_shift} AS hour_bucket,
-                   ml_mix({_stream(seed, 'r.second')}, n) % 3600 AS second,
-                   ml_mix({_stream(seed, 'r.stars')}, n) >> {category_shift} AS star_bucket
+                   ml_mix({_stream(seed, "r.day")}, n) / {_TWO_32} AS u,
+                   ml_mix({_stream(seed, "r.hour")}, n) >> {category_shift} AS hour_bucket,
+                   ml_mix({_stream(seed, "r.second")}, n) % 3600 AS second,
+                   ml_mix({_stream(seed, "r.stars")}, n) >> {category_shift} AS star_bucket
             FROM rows
         )
         SELECT n, user_id, slot, movie_id, r.value::TINYINT AS idx,
@@ -970,12 +1277,12 @@ def _duplicate_pairs(con: duckdb.DuckDBPyConnection, spec: GeneratorSpec) -> dic
         CREATE TEMP TABLE dup_fix AS
         WITH chosen AS (
             SELECT n FROM rating_rows WHERE slot % 2 = 1
-            ORDER BY ml_mix({_stream(seed, 'dup.choose')}, n), n LIMIT {pairs}
+            ORDER BY ml_mix({_stream(seed, "dup.choose")}, n), n LIMIT {pairs}
         ), p AS (
             SELECT o.n AS n_first, c.n AS n_second, o.movie_id, o.idx, o.ts,
-                   1 + ml_mix({_stream(seed, 'dup.delta')}, c.n) % {max_delta} AS delta,
-                   ml_mix({_stream(seed, 'dup.flip')}, c.n) % 2 AS flip,
-                   (o.idx + 1 + ml_mix({_stream(seed, 'dup.stars')}, c.n) % 9) % 10 AS idx_late
+                   1 + ml_mix({_stream(seed, "dup.delta")}, c.n) % {max_delta} AS delta,
+                   ml_mix({_stream(seed, "dup.flip")}, c.n) % 2 AS flip,
+                   (o.idx + 1 + ml_mix({_stream(seed, "dup.stars")}, c.n) % 9) % 10 AS idx_late
             FROM chosen c JOIN rating_rows o ON o.n = c.n - 1
         ), q AS (SELECT *, least(ts + delta, {end}) AS t_late FROM p)
         SELECT CASE WHEN flip = 0 THEN n_first ELSE n_second END AS n,
@@ -986,8 +1293,7 @@ def _duplicate_pairs(con: duckdb.DuckDBPyConnection, spec: GeneratorSpec) -> dic
     """)
     con.execute("""UPDATE rating_rows SET movie_id = f.movie_id, idx = f.idx, ts = f.ts,
                    superseded = f.superseded FROM dup_fix f WHERE rating_rows.n = f.n""")
-    later_first = con.execute(
-        "SELECT count(*) FROM dup_fix WHERE flip = 1 AND NOT superseded").fetchone()[0]
+    later_first = con.execute("SELECT count(*) FROM dup_fix WHERE flip = 1 AND NOT superseded").fetchone()[0]
     return {"duplicate_pairs": pairs, "later_rating_first": later_first}
 
 
@@ -1005,19 +1311,22 @@ def _write_ratings(path: Path, spec: GeneratorSpec, movies: _Movies) -> _Ratings
             _rate(con, spec)
             quirks = _duplicate_pairs(con, spec)
         else:
-            con.execute("CREATE TEMP TABLE rating_rows (n BIGINT, user_id BIGINT, slot BIGINT,"
-                        " movie_id BIGINT, idx TINYINT, ts BIGINT, superseded BOOLEAN)")
-        con.execute("CREATE TEMP TABLE bad_rows AS SELECT unnest($after::BIGINT[]) AS after, "
-                    "unnest($line::VARCHAR[]) AS line, unnest(range(len($after::BIGINT[]))) AS j",
-                    {"after": [b.after for b in bad], "line": [b.text for b in bad]})
+            con.execute(
+                "CREATE TEMP TABLE rating_rows (n BIGINT, user_id BIGINT, slot BIGINT,"
+                " movie_id BIGINT, idx TINYINT, ts BIGINT, superseded BOOLEAN)"
+            )
+        con.execute(
+            "CREATE TEMP TABLE bad_rows AS SELECT unnest($after::BIGINT[]) AS after, "
+            "unnest($line::VARCHAR[]) AS line, unnest(range(len($after::BIGINT[]))) AS j",
+            {"after": [b.after for b in bad], "line": [b.text for b in bad]},
+        )
         _copy_ratings(con, path)
         return _ratings_facts(con, quirks, _count_kinds(bad))
     finally:
         con.close()
 
 
-_RATING_TEXT_SQL = ("CASE WHEN idx % 2 = 1 THEN ((idx + 1) // 2)::VARCHAR "
-                    "ELSE (idx // 2)::VARCHAR || '.5' END")
+_RATING_TEXT_SQL = "CASE WHEN idx % 2 = 1 THEN ((idx + 1) // 2)::VARCHAR ELSE (idx // 2)::VARCHAR || '.5' END"
 
 
 def _copy_ratings(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -1036,15 +1345,16 @@ def _copy_ratings(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """)
 
 
-def _ratings_facts(con: duckdb.DuckDBPyConnection, quirks: dict[str, int],
-                   injected: dict[str, int]) -> _RatingsResult:
+def _ratings_facts(con: duckdb.DuckDBPyConnection, quirks: dict[str, int], injected: dict[str, int]) -> _RatingsResult:
     """Exact counts over the valid rating lines; hours only over those a cleanse keeps."""
     users, movies, half = con.execute(
-        "SELECT count(DISTINCT user_id), count(DISTINCT movie_id), "
-        "count(*) FILTER (WHERE idx % 2 = 0) FROM rating_rows").fetchone()
-    hours = dict(con.execute(
-        "SELECT (ts % 86400) // 3600 AS hour, count(*) FROM rating_rows "
-        "WHERE NOT superseded GROUP BY hour").fetchall())
+        "SELECT count(DISTINCT user_id), count(DISTINCT movie_id), count(*) FILTER (WHERE idx % 2 = 0) FROM rating_rows"
+    ).fetchone()
+    hours = dict(
+        con.execute(
+            "SELECT (ts % 86400) // 3600 AS hour, count(*) FROM rating_rows WHERE NOT superseded GROUP BY hour"
+        ).fetchall()
+    )
     return _RatingsResult(
         injected=injected,
         quirks={**quirks, "half_star": half},

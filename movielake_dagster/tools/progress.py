@@ -73,8 +73,9 @@ class Progress:
         elif kind == "ASSET_MATERIALIZATION":
             materialization = event.event_specific_data.materialization
             self.assets += 1
-            self._emit(self._since(step, now), materialization.asset_key.to_user_string(),
-                       _rows(materialization.metadata))
+            self._emit(
+                self._since(step, now), materialization.asset_key.to_user_string(), _rows(materialization.metadata)
+            )
         elif kind == "ASSET_CHECK_EVALUATION":
             self._checks.setdefault(step, []).append(event.event_specific_data)
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
@@ -97,14 +98,18 @@ class Progress:
             failed = [f"{e.check_name} ({e.severity.value})" for e in results if not e.passed]
             self.checks_passed += len(passed)
             self.checks_failed += len(failed)
-            detail = f"{len(passed)}/{len(results)} checks passed" + (f", failed: {', '.join(failed)}" if failed else "")
+            detail = f"{len(passed)}/{len(results)} checks passed" + (
+                f", failed: {', '.join(failed)}" if failed else ""
+            )
             self._emit(seconds, asset, detail)
             seconds = 0.0  # one step's seconds, shown once
 
     def summary(self) -> str:
         """One line: what was made and checked, in how long."""
-        text = (f"movielake: {self.assets} assets materialized, {self.checks_passed} checks passed, "
-                f"{self.checks_failed} failed, in {time.monotonic() - (self.started or time.monotonic()):.1f} s")
+        text = (
+            f"movielake: {self.assets} assets materialized, {self.checks_passed} checks passed, "
+            f"{self.checks_failed} failed, in {time.monotonic() - (self.started or time.monotonic()):.1f} s"
+        )
         return text + (f"; failed steps: {', '.join(self.failed_steps)}" if self.failed_steps else "")
 
 

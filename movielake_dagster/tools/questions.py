@@ -68,9 +68,11 @@ QUESTIONS = (
 def render(question: Question, movie_id: int | None, user_id: int | None) -> tuple[str, str]:
     """(question text, SQL) with the example ids filled in (ids are ints, so this is injection-safe);
     an id of None (an empty lake has no example) is SQL's NULL, which matches no row."""
+
     def sql_value(value):
         return "NULL" if value is None else int(value)
 
-    text = question.text.format(movie_id=movie_id if movie_id is not None else "(none)",
-                                user_id=user_id if user_id is not None else "(none)")
+    text = question.text.format(
+        movie_id=movie_id if movie_id is not None else "(none)", user_id=user_id if user_id is not None else "(none)"
+    )
     return text, question.sql.format(movie_id=sql_value(movie_id), user_id=sql_value(user_id))

@@ -34,8 +34,11 @@ def materialize_all(settings: Settings, verbose: bool = False, instance=None, pr
     check_landing(resources["lake"])
     resources["spark"].get_session()
     log_level = "INFO" if verbose else "WARNING"
-    job, run_config = with_progress(defs.resolve_job_def("materialize_lake"),
-                                    {"loggers": {"console": {"config": {"log_level": log_level}}}}, progress)
+    job, run_config = with_progress(
+        defs.resolve_job_def("materialize_lake"),
+        {"loggers": {"console": {"config": {"log_level": log_level}}}},
+        progress,
+    )
     result = job.execute_in_process(instance=instance or run_instance(), raise_on_error=False, run_config=run_config)
     return result, resources
 
@@ -47,11 +50,13 @@ def asset_rows(result) -> list[tuple[str, object, str]]:
         metadata = materialization.metadata
         count = metadata.get("dagster/row_count")
         uri = metadata.get("dagster/uri")
-        rows.append((
-            materialization.asset_key.to_user_string(),
-            count.value if count is not None else metadata.get("bytes").value if "bytes" in metadata else "",
-            uri.value if uri is not None else "",
-        ))
+        rows.append(
+            (
+                materialization.asset_key.to_user_string(),
+                count.value if count is not None else metadata.get("bytes").value if "bytes" in metadata else "",
+                uri.value if uri is not None else "",
+            )
+        )
     return rows
 
 
@@ -60,13 +65,15 @@ def check_rows(result) -> list[tuple[str, str, str, str, object]]:
     rows = []
     for evaluation in result.get_asset_check_evaluations():
         failed = evaluation.metadata.get("failed_rows")
-        rows.append((
-            evaluation.asset_key.to_user_string(),
-            evaluation.check_name,
-            evaluation.severity.value,
-            "pass" if evaluation.passed else "FAIL",
-            failed.value if failed is not None else "",
-        ))
+        rows.append(
+            (
+                evaluation.asset_key.to_user_string(),
+                evaluation.check_name,
+                evaluation.severity.value,
+                "pass" if evaluation.passed else "FAIL",
+                failed.value if failed is not None else "",
+            )
+        )
     return sorted(rows)
 
 
@@ -76,16 +83,22 @@ def check_summary(rows: list[tuple]) -> list[tuple[str, str, str]]:
     for row in rows:
         by_asset.setdefault(row[0], []).append(row)
     return [
-        (asset, f"{sum(r[3] == 'pass' for r in checks)}/{len(checks)}",
-         ", ".join(f"{r[1]} ({r[2]}: {r[4]})" for r in checks if r[3] == "FAIL"))
+        (
+            asset,
+            f"{sum(r[3] == 'pass' for r in checks)}/{len(checks)}",
+            ", ".join(f"{r[1]} ({r[2]}: {r[4]})" for r in checks if r[3] == "FAIL"),
+        )
         for asset, checks in by_asset.items()
     ]
 
 
 def failed_error_checks(result) -> list[str]:
     """``asset:check`` of every ERROR check that failed in the run."""
-    return [f"{asset}:{check}" for asset, check, severity, outcome, _ in check_rows(result)
-            if outcome == "FAIL" and severity == "ERROR"]
+    return [
+        f"{asset}:{check}"
+        for asset, check, severity, outcome, _ in check_rows(result)
+        if outcome == "FAIL" and severity == "ERROR"
+    ]
 
 
 def step_error(error_info) -> str:

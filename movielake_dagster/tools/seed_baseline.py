@@ -45,14 +45,17 @@ def clean_title(title):
     if title is None:
         return None
     match = YEAR_AT_END.search(title.strip())
-    text = title.strip()[: match.start()] + title.strip()[match.end(1) + 1:] if match else title
+    text = title.strip()[: match.start()] + title.strip()[match.end(1) + 1 :] if match else title
     return " ".join(text.split())
 
 
 def _read_dat(spark: SparkSession, path: Path) -> DataFrame:
     """The notebook's read: one CSV column per line, then split on '::'."""
-    return spark.read.option("sep", "\t").option("quote", "\u0000").csv(str(path)).select(
-        F.split(F.col("_c0"), "::").alias("f")
+    return (
+        spark.read.option("sep", "\t")
+        .option("quote", "\u0000")
+        .csv(str(path))
+        .select(F.split(F.col("_c0"), "::").alias("f"))
     )
 
 
@@ -84,8 +87,9 @@ def notebook_sql_conf(spark: SparkSession, keys=LAKE_TUNED_SQL_CONF):
                 spark.conf.set(key, value)
 
 
-def run_seed_pipeline(spark: SparkSession, raw_dir: Path, out_dir: Path,
-                      lake_conf: bool = False) -> list[tuple[str, float, float]]:
+def run_seed_pipeline(
+    spark: SparkSession, raw_dir: Path, out_dir: Path, lake_conf: bool = False
+) -> list[tuple[str, float, float]]:
     """Run every cell on ``raw_dir`` into ``out_dir``; returns (cell, start epoch, seconds) per cell.
 
     It runs with Spark's default SQL settings, as the notebook did, unless ``lake_conf`` (then with
@@ -107,20 +111,32 @@ def _run_cells(spark: SparkSession, raw_dir: Path, out_dir: Path) -> list[tuple[
 
     # -- staging: upload the raw files --------------------------------------------------------------
     t, w = time.perf_counter(), time.time()
-    for src, key in [("movies.dat", "movies/movies.dat"), ("ratings.dat", "ratings/ratings.dat"),
-                     ("users_masterdata.json", "masterdata/user_masterdata.json")]:
+    for src, key in [
+        ("movies.dat", "movies/movies.dat"),
+        ("ratings.dat", "ratings/ratings.dat"),
+        ("users_masterdata.json", "masterdata/user_masterdata.json"),
+    ]:
         (staging / key).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(raw_dir / src, staging / key)
     cell("seed_staging", t, w)
 
     # -- cleanse: movies -----------------------------------------------------------------------------
     t, w = time.perf_counter(), time.time()
-    movies = _read_dat(spark, staging / "movies" / "movies.dat").select(
-        F.col("f")[0].try_cast("int").alias("movie_id"), F.col("f")[1].alias("raw_title"), F.col("f")[2].alias("genres"),
-        F.size("f").alias("n"),
-    ).where("n = 3 AND movie_id IS NOT NULL").drop("n")
+    movies = (
+        _read_dat(spark, staging / "movies" / "movies.dat")
+        .select(
+            F.col("f")[0].try_cast("int").alias("movie_id"),
+            F.col("f")[1].alias("raw_title"),
+            F.col("f")[2].alias("genres"),
+            F.size("f").alias("n"),
+        )
+        .where("n = 3 AND movie_id IS NOT NULL")
+        .drop("n")
+    )
     movies = movies.dropDuplicates(["movie_id"]).select(
-        "movie_id", clean_title("raw_title").alias("title"), extract_year("raw_title").alias("year"),
+        "movie_id",
+        clean_title("raw_title").alias("title"),
+        extract_year("raw_title").alias("year"),
         F.when(F.col("genres") == "(no genres listed)", F.lit("")).otherwise(F.col("genres")).alias("genres"),
         "raw_title",
     )
@@ -133,30 +149,54 @@ def _run_cells(spark: SparkSession, raw_dir: Path, out_dir: Path) -> list[tuple[
     first = F.col("firts_name") if "firts_name" in users.columns else F.lit(None)
     if "first_name" in users.columns:
         first = F.coalesce(first, F.col("first_name"))
-    users = users.select(F.col("user_id").try_cast("int").alias("user_id"), first.alias("first_name"),
-                         F.col("last_name")).where("user_id IS NOT NULL").dropDuplicates(["user_id"])
+    users = (
+        users.select(F.col("user_id").try_cast("int").alias("user_id"), first.alias("first_name"), F.col("last_name"))
+        .where("user_id IS NOT NULL")
+        .dropDuplicates(["user_id"])
+    )
     _write_csv(users, cleanse / "masterdata" / "user")
     cell("seed_cleanse_users", t, w)
 
     # -- cleanse: ratings ----------------------------------------------------------------------------
     t, w = time.perf_counter(), time.time()
-    ratings = _read_dat(spark, staging / "ratings" / "ratings.dat").select(
-        F.col("f")[0].try_cast("int").alias("user_id"), F.col("f")[1].try_cast("int").alias("movie_id"),
-        F.col("f")[2].try_cast("double").alias("rating"), F.col("f")[3].try_cast("long").alias("ts"), F.size("f").alias("n"),
-    ).where("n = 4 AND user_id IS NOT NULL AND movie_id IS NOT NULL AND rating BETWEEN 0.5 AND 5.0 "
-            "AND rating * 2 = floor(rating * 2) AND ts IS NOT NULL")
+    ratings = (
+        _read_dat(spark, staging / "ratings" / "ratings.dat")
+        .select(
+            F.col("f")[0].try_cast("int").alias("user_id"),
+            F.col("f")[1].try_cast("int").alias("movie_id"),
+            F.col("f")[2].try_cast("double").alias("rating"),
+            F.col("f")[3].try_cast("long").alias("ts"),
+            F.size("f").alias("n"),
+        )
+        .where(
+            "n = 4 AND user_id IS NOT NULL AND movie_id IS NOT NULL AND rating BETWEEN 0.5 AND 5.0 "
+            "AND rating * 2 = floor(rating * 2) AND ts IS NOT NULL"
+        )
+    )
     latest = Window.partitionBy("user_id", "movie_id").orderBy(F.col("ts").desc())
-    ratings = ratings.withColumn("rn", F.row_number().over(latest)).where("rn = 1").select(
-        "user_id", "movie_id", "rating", F.from_unixtime("ts").cast("timestamp").alias("rated_at"),
-    ).withColumn("rating_date", F.to_date("rated_at"))
+    ratings = (
+        ratings.withColumn("rn", F.row_number().over(latest))
+        .where("rn = 1")
+        .select(
+            "user_id",
+            "movie_id",
+            "rating",
+            F.from_unixtime("ts").cast("timestamp").alias("rated_at"),
+        )
+        .withColumn("rating_date", F.to_date("rated_at"))
+    )
     ratings.createOrReplaceTempView("ratings_typed")
     _read_csv(spark, cleanse / "masterdata" / "user").createOrReplaceTempView("users_clean")
     _read_csv(spark, cleanse / "movies").createOrReplaceTempView("movies_clean")
-    known = spark.sql("SELECT * FROM ratings_typed WHERE user_id IN (SELECT user_id FROM users_clean) "
-                      "AND movie_id IN (SELECT movie_id FROM movies_clean)")
-    orphans = spark.sql("SELECT * FROM ratings_typed WHERE user_id NOT IN (SELECT user_id FROM users_clean) "
-                        "UNION ALL SELECT * FROM ratings_typed WHERE user_id IN (SELECT user_id FROM users_clean) "
-                        "AND movie_id NOT IN (SELECT movie_id FROM movies_clean)")
+    known = spark.sql(
+        "SELECT * FROM ratings_typed WHERE user_id IN (SELECT user_id FROM users_clean) "
+        "AND movie_id IN (SELECT movie_id FROM movies_clean)"
+    )
+    orphans = spark.sql(
+        "SELECT * FROM ratings_typed WHERE user_id NOT IN (SELECT user_id FROM users_clean) "
+        "UNION ALL SELECT * FROM ratings_typed WHERE user_id IN (SELECT user_id FROM users_clean) "
+        "AND movie_id NOT IN (SELECT movie_id FROM movies_clean)"
+    )
     _write_csv(known, cleanse / "ratings")
     _write_csv(orphans, cleanse / "quarantine" / "ratings")
     cell("seed_cleanse_ratings", t, w)
@@ -167,20 +207,34 @@ def _run_cells(spark: SparkSession, raw_dir: Path, out_dir: Path) -> list[tuple[
     ratings_c = _read_csv(spark, cleanse / "ratings")
     users_c.write.mode("overwrite").parquet(str(access / "dim-user"))
     genres = F.when(F.col("genres").isNull(), F.array().cast("array<string>")).otherwise(F.split("genres", r"\|"))
-    movies_c.select("movie_id", "title", "year", genres.alias("genres"), "raw_title").write.mode(
-        "overwrite").parquet(str(access / "dim-movie"))
-    movies_c.select("movie_id", F.explode(F.split("genres", r"\|")).alias("genre")).where("genre <> ''").distinct() \
-        .write.mode("overwrite").parquet(str(access / "bridge-movie-genre"))
+    movies_c.select("movie_id", "title", "year", genres.alias("genres"), "raw_title").write.mode("overwrite").parquet(
+        str(access / "dim-movie")
+    )
+    movies_c.select("movie_id", F.explode(F.split("genres", r"\|")).alias("genre")).where(
+        "genre <> ''"
+    ).distinct().write.mode("overwrite").parquet(str(access / "bridge-movie-genre"))
     bounds = ratings_c.agg(F.min("rating_date"), F.max("rating_date")).first()
-    days = spark.sql(f"SELECT explode(sequence(to_date('{bounds[0]}'), to_date('{bounds[1]}'), interval 1 day)) AS date")
+    days = spark.sql(
+        f"SELECT explode(sequence(to_date('{bounds[0]}'), to_date('{bounds[1]}'), interval 1 day)) AS date"
+    )
     days.select(
-        F.date_format("date", "yyyyMMdd").cast("int").alias("date_key"), "date", F.year("date").alias("year"),
-        F.quarter("date").alias("quarter"), F.month("date").alias("month"), F.dayofmonth("date").alias("day"),
-        ((F.dayofweek("date") + 5) % 7 + 1).alias("day_of_week"), F.dayofweek("date").isin(1, 7).alias("is_weekend"),
+        F.date_format("date", "yyyyMMdd").cast("int").alias("date_key"),
+        "date",
+        F.year("date").alias("year"),
+        F.quarter("date").alias("quarter"),
+        F.month("date").alias("month"),
+        F.dayofmonth("date").alias("day"),
+        ((F.dayofweek("date") + 5) % 7 + 1).alias("day_of_week"),
+        F.dayofweek("date").isin(1, 7).alias("is_weekend"),
     ).write.mode("overwrite").parquet(str(access / "dim-date"))
     ratings_c.select(
-        "user_id", "movie_id", F.date_format("rating_date", "yyyyMMdd").cast("int").alias("date_key"), "rated_at",
-        F.hour("rated_at").alias("hour_of_day"), "rating", F.year("rating_date").alias("rating_year"),
+        "user_id",
+        "movie_id",
+        F.date_format("rating_date", "yyyyMMdd").cast("int").alias("date_key"),
+        "rated_at",
+        F.hour("rated_at").alias("hour_of_day"),
+        "rating",
+        F.year("rating_date").alias("rating_year"),
     ).write.mode("overwrite").partitionBy("rating_year").parquet(str(access / "fct-rating"))
     cell("seed_access", t, w)
 
@@ -191,9 +245,9 @@ def _run_cells(spark: SparkSession, raw_dir: Path, out_dir: Path) -> list[tuple[
     failures = {}
     queries = {
         "fct_not_null": "SELECT count(*) FROM fct_rating WHERE user_id IS NULL OR movie_id IS NULL OR date_key IS NULL "
-                        "OR rating IS NULL OR rated_at IS NULL",
+        "OR rating IS NULL OR rated_at IS NULL",
         "fct_unique": "SELECT count(*) FROM (SELECT user_id, movie_id FROM fct_rating GROUP BY user_id, movie_id "
-                      "HAVING count(*) > 1)",
+        "HAVING count(*) > 1)",
         "fct_rating_range": "SELECT count(*) FROM fct_rating WHERE rating < 0.5 OR rating > 5.0",
         "fct_user_fk": "SELECT count(*) FROM fct_rating WHERE user_id NOT IN (SELECT user_id FROM dim_user)",
         "fct_movie_fk": "SELECT count(*) FROM fct_rating WHERE movie_id NOT IN (SELECT movie_id FROM dim_movie)",
@@ -204,8 +258,8 @@ def _run_cells(spark: SparkSession, raw_dir: Path, out_dir: Path) -> list[tuple[
         "dim_date_unique": "SELECT count(*) - count(DISTINCT date_key) FROM dim_date",
         "bridge_movie_fk": "SELECT count(*) FROM bridge_movie_genre WHERE movie_id NOT IN (SELECT movie_id FROM dim_movie)",
         "reconcile_ratings": "SELECT (SELECT count(*) FROM fct_rating) - (SELECT count(*) FROM ratings_typed "
-                             "WHERE user_id IN (SELECT user_id FROM users_clean) "
-                             "AND movie_id IN (SELECT movie_id FROM movies_clean))",
+        "WHERE user_id IN (SELECT user_id FROM users_clean) "
+        "AND movie_id IN (SELECT movie_id FROM movies_clean))",
     }
     for name, sql in queries.items():
         failures[name] = spark.sql(sql).first()[0]

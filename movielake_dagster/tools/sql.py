@@ -38,9 +38,18 @@ from movielake_dagster.transforms.layouts import (
     parse_json_document,
 )
 
-DUCKDB_TYPES = {"int": "INTEGER", "bigint": "BIGINT", "smallint": "SMALLINT", "tinyint": "TINYINT",
-                "string": "VARCHAR", "double": "DOUBLE", "float": "FLOAT", "boolean": "BOOLEAN",
-                "date": "DATE", "timestamp": "TIMESTAMP"}
+DUCKDB_TYPES = {
+    "int": "INTEGER",
+    "bigint": "BIGINT",
+    "smallint": "SMALLINT",
+    "tinyint": "TINYINT",
+    "string": "VARCHAR",
+    "double": "DOUBLE",
+    "float": "FLOAT",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+}
 DEFAULT_SCHEMA = "access"
 
 
@@ -84,9 +93,10 @@ class TimeTravel:
             try:
                 moment = datetime.fromisoformat(as_of.strip().replace("Z", "+00:00"))
             except ValueError:
-                raise QueryError(f"--as-of {as_of!r} is neither a snapshot id nor a timestamp",
-                                 "give a snapshot id from `movielake history` or a time like 2026-11-30T08:00:00") \
-                    from None
+                raise QueryError(
+                    f"--as-of {as_of!r} is neither a snapshot id nor a timestamp",
+                    "give a snapshot id from `movielake history` or a time like 2026-11-30T08:00:00",
+                ) from None
             return cls(as_of=moment if moment.tzinfo else moment.replace(tzinfo=UTC), branch=branch or "")
         return cls(branch=branch or "")
 
@@ -100,8 +110,14 @@ class SqlEngine:
     cannot be read fails only the queries that name it, in one line.
     """
 
-    def __init__(self, catalog: Catalog, files: LakeFiles, iceberg: IcebergCatalog, layers: tuple[str, ...] = LAYERS,
-                 travel: TimeTravel | None = None):
+    def __init__(
+        self,
+        catalog: Catalog,
+        files: LakeFiles,
+        iceberg: IcebergCatalog,
+        layers: tuple[str, ...] = LAYERS,
+        travel: TimeTravel | None = None,
+    ):
         self.catalog = catalog
         self.files = files
         self.iceberg = iceberg
@@ -125,7 +141,9 @@ class SqlEngine:
         connection = duckdb.connect(":memory:")
         connection.execute("SET TimeZone = 'UTC'")
         if not self.iceberg_tables and not self.raw_tables:
-            raise QueryError(f"the {self.iceberg.describe()} has no tables yet", "build the lake first: `movielake run`")
+            raise QueryError(
+                f"the {self.iceberg.describe()} has no tables yet", "build the lake first: `movielake run`"
+            )
         for layer in self.layers:
             connection.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(layer)}")
         connection.execute(f"USE {_ident(DEFAULT_SCHEMA)}")
@@ -150,7 +168,8 @@ class SqlEngine:
                     source = self._source(connection, table)
                     if source is not None:
                         connection.execute(
-                            f"CREATE VIEW {_ident(table.database)}.{_ident(table.name)} AS SELECT * FROM {source}")
+                            f"CREATE VIEW {_ident(table.database)}.{_ident(table.name)} AS SELECT * FROM {source}"
+                        )
                 except (duckdb.Error, OSError, ValueError) as error:
                     self.broken[table.qualified_name] = _first_line(error)
 
@@ -180,8 +199,9 @@ class SqlEngine:
             snapshot = table.snapshot_by_id(self.travel.snapshot) if table is not None else None
             if snapshot is not None:
                 return datetime.fromtimestamp(snapshot.timestamp_ms / 1000, tz=UTC)
-        raise QueryError(f"no table of the lake has a snapshot {self.travel.snapshot}",
-                         "pick one from `movielake history TABLE`")
+        raise QueryError(
+            f"no table of the lake has a snapshot {self.travel.snapshot}", "pick one from `movielake history TABLE`"
+        )
 
     def _snapshot_for(self, layer: str, name: str, table) -> int | None:
         """The snapshot of ``table`` the query reads: None means its current one."""
@@ -208,18 +228,25 @@ class SqlEngine:
             return None
         files = [f for f in listed if os.path.getsize(store_uri(f)) > 0]  # DuckDB cannot sniff an empty file
         if not files:  # only empty exports: the table's columns, no row
-            return "(SELECT " + ", ".join(f"CAST(NULL AS VARCHAR) AS {_ident(c.name)}" for c in table.columns) \
+            return (
+                "(SELECT "
+                + ", ".join(f"CAST(NULL AS VARCHAR) AS {_ident(c.name)}" for c in table.columns)
                 + " WHERE false)"
+            )
         columns = "{" + ", ".join(f"{_literal(c.name)}: 'VARCHAR'" for c in table.columns) + "}"
         file_list = "[" + ", ".join(_literal(f) for f in files) + "]"
         encoding = "latin-1" if table.parameters.get("encoding") == "ISO-8859-1" else "utf-8"
         if table.classification == "dat":
-            return (f"read_csv({file_list}, delim = '::', header = false, quote = '', escape = '', "
-                    f"columns = {columns}, null_padding = true, ignore_errors = true, encoding = '{encoding}')")
+            return (
+                f"read_csv({file_list}, delim = '::', header = false, quote = '', escape = '', "
+                f"columns = {columns}, null_padding = true, ignore_errors = true, encoding = '{encoding}')"
+            )
         if table.classification == "csv":  # RFC 4180: doubled quotes, separators and line breaks in quotes
             header = "true" if table.parameters.get("header") == "true" else "false"
-            return (f"read_csv({file_list}, delim = ',', header = {header}, quote = '\"', escape = '\"', "
-                    f"columns = {columns}, ignore_errors = true, encoding = '{encoding}')")
+            return (
+                f"read_csv({file_list}, delim = ',', header = {header}, quote = '\"', escape = '\"', "
+                f"columns = {columns}, ignore_errors = true, encoding = '{encoding}')"
+            )
         if table.classification == "json":  # JSON lines, or one array (on one line or pretty-printed)
             documents = [f for f in files if _is_json_document(store_uri(f))]
             if documents:  # split element by element as the lake reads them: a broken one is skipped
@@ -242,12 +269,15 @@ class SqlEngine:
             first_line = _first_line(error)
             for name, reason in self.broken.items():
                 if re.search(rf"\b{re.escape(name.split('.')[-1])}\b", sql):
-                    raise QueryError(f"the table {name} cannot be read ({reason})",
-                                     "rebuild it (`movielake run`) and re-crawl (`movielake crawl`); "
-                                     "the other tables can be queried") from None
+                    raise QueryError(
+                        f"the table {name} cannot be read ({reason})",
+                        "rebuild it (`movielake run`) and re-crawl (`movielake crawl`); "
+                        "the other tables can be queried",
+                    ) from None
             crawl_hint = "" if self.raw_tables else " (staging's raw files appear after `movielake crawl`)"
-            raise QueryError(f"the query failed: {first_line}",
-                             f"check the SQL; tables: {', '.join(self.table_names())}{crawl_hint}") from None
+            raise QueryError(
+                f"the query failed: {first_line}", f"check the SQL; tables: {', '.join(self.table_names())}{crawl_hint}"
+            ) from None
         columns = [d[0] for d in cursor.description] if cursor.description else []
         return QueryResult(columns, [tuple(_plain(v) for v in row) for row in rows], time.perf_counter() - start)
 

@@ -26,16 +26,17 @@ def rating_buckets(fct_rating: DataFrame) -> DataFrame:
     At most 24 x 7 x 10 rows, made in one scan of the facts; the hour, weekday and star tables are
     all sums over them. Day of week comes from ``rated_at`` exactly as ``dim_date`` derives it.
     """
-    return fct_rating.groupBy(
-        "hour_of_day", iso_day_of_week(F.col("rated_at")).alias("day_of_week"), "rating"
-    ).agg(F.count(F.lit(1)).alias("ratings"), F.sum("rating").alias("stars"))
+    return fct_rating.groupBy("hour_of_day", iso_day_of_week(F.col("rated_at")).alias("day_of_week"), "rating").agg(
+        F.count(F.lit(1)).alias("ratings"), F.sum("rating").alias("stars")
+    )
 
 
 def movie_year_totals(fct_rating: DataFrame) -> DataFrame:
     """Ratings and their summed stars per (rating year, movie): about 100,000 rows at 10M ratings,
     made in one scan of the facts; the top movies and the genre shares are both sums over them."""
     return fct_rating.groupBy("rating_year", "movie_id").agg(
-        F.count(F.lit(1)).alias("ratings"), F.sum("rating").alias("stars"))
+        F.count(F.lit(1)).alias("ratings"), F.sum("rating").alias("stars")
+    )
 
 
 def apply_changes(stored: DataFrame, added: DataFrame, removed: DataFrame, keys: list[str]) -> DataFrame:
@@ -43,10 +44,13 @@ def apply_changes(stored: DataFrame, added: DataFrame, removed: DataFrame, keys:
     those of the removed ones, per key; keys left with no rating disappear. Exact: the sums are of
     half stars, which doubles add without rounding."""
     signed = added.select(*keys, "ratings", "stars").unionByName(
-        removed.select(*keys, (-F.col("ratings")).alias("ratings"), (-F.col("stars")).alias("stars")))
+        removed.select(*keys, (-F.col("ratings")).alias("ratings"), (-F.col("stars")).alias("stars"))
+    )
     return (
-        stored.select(*keys, "ratings", "stars").unionByName(signed)
-        .groupBy(*keys).agg(F.sum("ratings").cast("bigint").alias("ratings"), F.sum("stars").alias("stars"))
+        stored.select(*keys, "ratings", "stars")
+        .unionByName(signed)
+        .groupBy(*keys)
+        .agg(F.sum("ratings").cast("bigint").alias("ratings"), F.sum("stars").alias("stars"))
         .where(F.col("ratings") > 0)
     )
 
@@ -54,7 +58,8 @@ def apply_changes(stored: DataFrame, added: DataFrame, removed: DataFrame, keys:
 def _counts_over(buckets: DataFrame, column: str, values: DataFrame) -> DataFrame:
     """Ratings, share of all ratings and mean stars for each value of ``column`` (all of ``values``)."""
     per_value = buckets.groupBy(column).agg(
-        F.sum("ratings").alias("ratings"), (F.sum("stars") / F.sum("ratings")).alias("average_rating"))
+        F.sum("ratings").alias("ratings"), (F.sum("stars") / F.sum("ratings")).alias("average_rating")
+    )
     total = F.sum("ratings").over(Window.partitionBy())  # from the few grouped rows, not another scan of the facts
     return (
         values.join(per_value, column, "left")
@@ -69,15 +74,18 @@ def ratings_by_hour(buckets: DataFrame) -> DataFrame:
     """Ratings per UTC hour of the day, hours 0-23, from :func:`rating_buckets`."""
     hours = buckets.sparkSession.range(24).select(F.col("id").cast("int").alias("hour_of_day"))
     return _counts_over(buckets, "hour_of_day", hours).select(
-        "hour_of_day", "ratings", F.col("share").cast("double"), "average_rating")
+        "hour_of_day", "ratings", F.col("share").cast("double"), "average_rating"
+    )
 
 
 def ratings_by_weekday(buckets: DataFrame) -> DataFrame:
     """Ratings per ISO day of week (1 = Monday), from :func:`rating_buckets`."""
     days = buckets.sparkSession.createDataFrame(
-        [(i + 1, name) for i, name in enumerate(DAY_NAMES)], "day_of_week int, day_name string")
+        [(i + 1, name) for i, name in enumerate(DAY_NAMES)], "day_of_week int, day_name string"
+    )
     return _counts_over(buckets, "day_of_week", days).select(
-        "day_of_week", "day_name", "ratings", F.col("share").cast("double"), "average_rating")
+        "day_of_week", "day_name", "ratings", F.col("share").cast("double"), "average_rating"
+    )
 
 
 def ratings_by_stars(buckets: DataFrame) -> DataFrame:
@@ -102,8 +110,14 @@ def top_movies(totals: DataFrame, dim_movie: DataFrame, min_ratings: int, limit:
     ranked = per_movie.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= limit)
     return (
         ranked.join(dim_movie.select("movie_id", "title", "year"), "movie_id", "left")
-        .select(F.col("rank").cast("int"), "movie_id", "title", "year", F.col("ratings").cast("bigint"),
-                F.round("average_rating", AVERAGE_DECIMALS).cast("double").alias("average_rating"))
+        .select(
+            F.col("rank").cast("int"),
+            "movie_id",
+            "title",
+            "year",
+            F.col("ratings").cast("bigint"),
+            F.round("average_rating", AVERAGE_DECIMALS).cast("double").alias("average_rating"),
+        )
         .orderBy("rank")
     )
 
@@ -123,8 +137,12 @@ def genres_by_year(totals: DataFrame, bridge_movie_genre: DataFrame) -> DataFram
     )
     return (
         per_genre.join(per_year, "rating_year")
-        .select(F.col("rating_year").cast("int"), "genre", F.col("ratings").cast("bigint"),
-                F.round(F.col("ratings") / F.col("year_ratings"), SHARE_DECIMALS).cast("double").alias("share"),
-                F.round("average_rating", AVERAGE_DECIMALS).cast("double").alias("average_rating"))
+        .select(
+            F.col("rating_year").cast("int"),
+            "genre",
+            F.col("ratings").cast("bigint"),
+            F.round(F.col("ratings") / F.col("year_ratings"), SHARE_DECIMALS).cast("double").alias("share"),
+            F.round("average_rating", AVERAGE_DECIMALS).cast("double").alias("average_rating"),
+        )
         .orderBy("rating_year", F.desc("ratings"), "genre")
     )

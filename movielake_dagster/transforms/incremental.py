@@ -42,8 +42,12 @@ def reject_superseded_by_existing(classified: DataFrame, existing: DataFrame | N
     older = F.col(REASON).isNull() & (F.col("rated_at") < F.col(EXISTING_AT))
     return (
         joined.withColumn(REASON, F.when(older, F.lit("duplicate")).otherwise(F.col(REASON)))
-        .withColumn(DETAIL, F.when(older, F.lit("the lake already has a later rating of this movie by this user"))
-                    .otherwise(F.col(DETAIL)))
+        .withColumn(
+            DETAIL,
+            F.when(older, F.lit("the lake already has a later rating of this movie by this user")).otherwise(
+                F.col(DETAIL)
+            ),
+        )
         .drop(EXISTING_AT)
     )
 
@@ -71,8 +75,11 @@ def changed_rows(batch: DataFrame, existing: DataFrame | None) -> DataFrame:
         return batch
     values = [c for c in batch.columns if c not in KEYS]
     stored = existing.select(*KEYS, *[F.col(c).alias(f"_new_{c}") for c in values])
-    return batch.join(F.broadcast(stored), KEYS, "left").where(~F.coalesce(_same_row(values), F.lit(False))) \
+    return (
+        batch.join(F.broadcast(stored), KEYS, "left")
+        .where(~F.coalesce(_same_row(values), F.lit(False)))
         .select(*batch.columns)
+    )
 
 
 CHANGE_COLUMNS = ["user_id", "movie_id", "rating", "rated_at", "rating_date"]
@@ -85,5 +92,3 @@ def change_log(replaced: DataFrame | None, inserted: DataFrame, spark) -> DataFr
     if replaced is not None:
         rows = rows.unionByName(replaced.select(F.lit("delete").alias("change"), *CHANGE_COLUMNS))
     return rows
-
-

@@ -235,8 +235,12 @@ def records_in(text: str, layout: str, header: tuple[str, ...] | None = None) ->
 def iter_field_rows(parsed: ParsedFile) -> Iterator[tuple]:
     """(line_number, text, fields, problem) tuples, for building a DataFrame."""
     for record in parsed.records:
-        yield record.line_number, record.text, list(record.fields) if record.fields is not None else None, \
-            record.problem or None
+        yield (
+            record.line_number,
+            record.text,
+            list(record.fields) if record.fields is not None else None,
+            record.problem or None,
+        )
 
 
 __all__ = [

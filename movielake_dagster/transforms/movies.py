@@ -63,13 +63,22 @@ def classify_movies(records: DataFrame, max_year: int) -> DataFrame:
         malformed.alias("_malformed"),
         F.trim(raw_id).alias("_raw_id"),
     )
-    reason, detail = reject_when([
-        (F.col("_malformed"), "malformed", "expected 3 fields: movie_id::title (year)::genres"),
-        (F.col("_raw_id").isNull() | (F.col("_raw_id") == ""), "null_key", "movie_id is empty"),
-        (F.col("movie_id").isNull(), "bad_type", F.concat(F.lit("movie_id is not a whole number: "), F.col("_raw_id"))),
-        (F.col("title") == "", "malformed", "title is empty"),
-        ((F.col("year") < MIN_YEAR) | (F.col("year") > max_year), "out_of_range",
-         F.concat(F.lit(f"year outside {MIN_YEAR}..{max_year}: "), F.col("year").cast("string"))),
-    ])
+    reason, detail = reject_when(
+        [
+            (F.col("_malformed"), "malformed", "expected 3 fields: movie_id::title (year)::genres"),
+            (F.col("_raw_id").isNull() | (F.col("_raw_id") == ""), "null_key", "movie_id is empty"),
+            (
+                F.col("movie_id").isNull(),
+                "bad_type",
+                F.concat(F.lit("movie_id is not a whole number: "), F.col("_raw_id")),
+            ),
+            (F.col("title") == "", "malformed", "title is empty"),
+            (
+                (F.col("year") < MIN_YEAR) | (F.col("year") > max_year),
+                "out_of_range",
+                F.concat(F.lit(f"year outside {MIN_YEAR}..{max_year}: "), F.col("year").cast("string")),
+            ),
+        ]
+    )
     checked = typed.withColumns({REASON: reason, DETAIL: detail})
     return reject_repeated_keys(checked, ["movie_id"], "movie_id")

@@ -45,19 +45,40 @@ def classify_ratings(lines: DataFrame, now_epoch: int) -> DataFrame:
         F.trim(F.get(fields, 3)).try_cast("bigint").alias("_epoch"),
     )
     rating = F.col("rating")
-    reason, detail = reject_when([
-        (F.col("_malformed"), "malformed", "expected 4 fields: user_id::movie_id::rating::unix_seconds"),
-        (_empty("_raw_user") | _empty("_raw_movie"), "null_key", "user_id or movie_id is empty"),
-        (F.col("user_id").isNull() | F.col("movie_id").isNull(), "bad_type",
-         F.concat_ws("", F.lit("ids must be whole numbers: "), F.col("_raw_user"), F.lit(", "), F.col("_raw_movie"))),
-        (rating.isNull() | F.col("_epoch").isNull(), "bad_type",
-         F.concat_ws("", F.lit("rating or timestamp is not a number: "), F.col("_raw_rating"), F.lit(", "),
-                     F.col("_raw_ts"))),
-        ((rating < 0.5) | (rating > 5.0) | (rating * 2 != F.floor(rating * 2)), "out_of_range",
-         F.concat(F.lit("rating must be 0.5..5.0 in half steps: "), F.col("_raw_rating"))),
-        ((F.col("_epoch") < 0) | (F.col("_epoch") > now_epoch), "out_of_range",
-         F.concat(F.lit("timestamp before 1970 or in the future: "), F.col("_raw_ts"))),
-    ])
+    reason, detail = reject_when(
+        [
+            (F.col("_malformed"), "malformed", "expected 4 fields: user_id::movie_id::rating::unix_seconds"),
+            (_empty("_raw_user") | _empty("_raw_movie"), "null_key", "user_id or movie_id is empty"),
+            (
+                F.col("user_id").isNull() | F.col("movie_id").isNull(),
+                "bad_type",
+                F.concat_ws(
+                    "", F.lit("ids must be whole numbers: "), F.col("_raw_user"), F.lit(", "), F.col("_raw_movie")
+                ),
+            ),
+            (
+                rating.isNull() | F.col("_epoch").isNull(),
+                "bad_type",
+                F.concat_ws(
+                    "",
+                    F.lit("rating or timestamp is not a number: "),
+                    F.col("_raw_rating"),
+                    F.lit(", "),
+                    F.col("_raw_ts"),
+                ),
+            ),
+            (
+                (rating < 0.5) | (rating > 5.0) | (rating * 2 != F.floor(rating * 2)),
+                "out_of_range",
+                F.concat(F.lit("rating must be 0.5..5.0 in half steps: "), F.col("_raw_rating")),
+            ),
+            (
+                (F.col("_epoch") < 0) | (F.col("_epoch") > now_epoch),
+                "out_of_range",
+                F.concat(F.lit("timestamp before 1970 or in the future: "), F.col("_raw_ts")),
+            ),
+        ]
+    )
     rated_at = F.timestamp_seconds(F.col("_epoch"))
     return (
         typed.withColumns({REASON: reason, DETAIL: detail})  # both from the same input row
@@ -82,12 +103,20 @@ def resolve_references(classified: DataFrame, users: DataFrame, movies: DataFram
     known_users = F.broadcast(users.select("user_id", F.lit(True).alias("_known_user")))
     known_movies = F.broadcast(movies.select("movie_id", F.lit(True).alias("_known_movie")))
     joined = classified.join(known_users, "user_id", "left").join(known_movies, "movie_id", "left")
-    reason, detail = reject_when([
-        (F.col("_known_user").isNull(), "unknown_user",
-         F.concat(F.lit("user_id not in user master data: "), F.col("user_id").cast("string"))),
-        (F.col("_known_movie").isNull(), "unknown_movie",
-         F.concat(F.lit("movie_id not in movies: "), F.col("movie_id").cast("string"))),
-    ])
+    reason, detail = reject_when(
+        [
+            (
+                F.col("_known_user").isNull(),
+                "unknown_user",
+                F.concat(F.lit("user_id not in user master data: "), F.col("user_id").cast("string")),
+            ),
+            (
+                F.col("_known_movie").isNull(),
+                "unknown_movie",
+                F.concat(F.lit("movie_id not in movies: "), F.col("movie_id").cast("string")),
+            ),
+        ]
+    )
     return joined.withColumns({REASON: reason, DETAIL: detail}).drop("_known_user", "_known_movie")
 
 
@@ -100,13 +129,9 @@ def superseded_rows(referenced: DataFrame) -> DataFrame:
     """
     narrow = referenced.where(F.col(REASON).isNull()).select("user_id", "movie_id", "rated_at", RID)
     latest_first = Window.partitionBy(*grouping_columns(narrow, ["user_id", "movie_id"])).orderBy(
-        F.col("rated_at").desc(), F.col(RID).desc())
-    return (
-        narrow
-        .withColumn("_rank", F.row_number().over(latest_first))
-        .where(F.col("_rank") > 1)
-        .select(RID)
+        F.col("rated_at").desc(), F.col(RID).desc()
     )
+    return narrow.withColumn("_rank", F.row_number().over(latest_first)).where(F.col("_rank") > 1).select(RID)
 
 
 def mark_superseded(referenced: DataFrame, superseded: DataFrame, broadcast: bool = True) -> DataFrame:
@@ -119,24 +144,29 @@ def mark_superseded(referenced: DataFrame, superseded: DataFrame, broadcast: boo
     is_superseded = F.coalesce(F.col("_superseded"), F.lit(False))
     return (
         referenced.join(_broadcast_if(flagged, broadcast), RID, "left")
-        .withColumns({
-            REASON: F.when(is_superseded, F.lit("duplicate")).otherwise(F.col(REASON)),
-            DETAIL: F.when(is_superseded, F.lit("a later rating of the same movie by the same user wins"))
-            .otherwise(F.col(DETAIL)),
-        })
+        .withColumns(
+            {
+                REASON: F.when(is_superseded, F.lit("duplicate")).otherwise(F.col(REASON)),
+                DETAIL: F.when(
+                    is_superseded, F.lit("a later rating of the same movie by the same user wins")
+                ).otherwise(F.col(DETAIL)),
+            }
+        )
         .drop("_superseded")
     )
 
 
-def with_superseded_text(quarantined: DataFrame, lines: DataFrame, superseded: DataFrame,
-                         broadcast: bool = True) -> DataFrame:
+def with_superseded_text(
+    quarantined: DataFrame, lines: DataFrame, superseded: DataFrame, broadcast: bool = True
+) -> DataFrame:
     """Quarantine rows with the raw text of their superseded lines filled in from ``lines``.
 
     An accepted rating keeps no text (it would be carried for every row); the few that a later
     rating supersedes get theirs back by row id from the decoded lines.
     """
     texts = lines.join(_broadcast_if(superseded, broadcast), RID, "left_semi").select(
-        RID, raw_text_for_quarantine().alias("_superseded_text"))
+        RID, raw_text_for_quarantine().alias("_superseded_text")
+    )
     return (
         quarantined.join(_broadcast_if(texts, broadcast), RID, "left")
         .withColumn(RECORD, F.coalesce(F.col(RECORD), F.col("_superseded_text")))

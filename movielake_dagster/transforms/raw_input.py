@@ -45,8 +45,10 @@ from movielake_dagster.transforms.raw_lines import (
 # Row ids of records parsed on the driver: partition numbers no Spark read reaches (Spark numbers a
 # read's partitions from 0), so they never collide with the row ids of lines read by Spark.
 PARSED_PARTITION_BASE = 1 << 29
-RECORD_COLUMNS = f"{RAW} string, {SOURCE_FILE} string, {RID} bigint, {TEXT} string, {REASON} string, " \
-                 f"{DETAIL} string, {FIELDS} array<string>"
+RECORD_COLUMNS = (
+    f"{RAW} string, {SOURCE_FILE} string, {RID} bigint, {TEXT} string, {REASON} string, "
+    f"{DETAIL} string, {FIELDS} array<string>"
+)
 
 
 @dataclass(frozen=True)
@@ -123,8 +125,15 @@ def read_raw(spark: SparkSession, uris: list[str], header: tuple[str, ...] | Non
             csv_line_files.append(path)
         if header_rid is not None:
             headers.append((path, header_rid))
-        files[path] = FileRecords(path, layout, "lines", profile.lines - profile.blank_lines - (header_rid is not None),
-                                  profile.blank_lines, int(header_rid is not None), profile.encoding)
+        files[path] = FileRecords(
+            path,
+            layout,
+            "lines",
+            profile.lines - profile.blank_lines - (header_rid is not None),
+            profile.blank_lines,
+            int(header_rid is not None),
+            profile.encoding,
+        )
     records = _line_records(decode_lines(lines, list(profiles.values())), line_files, csv_line_files, headers)
     offsets = line_offsets(spark, partition_rows)
     if parsed_files:
@@ -138,8 +147,9 @@ def read_raw(spark: SparkSession, uris: list[str], header: tuple[str, ...] | Non
     return RawInput(records, offsets, files)
 
 
-def _line_records(decoded: DataFrame, line_files: list[str], csv_files: list[str],
-                  headers: list[tuple[str, int]]) -> DataFrame:
+def _line_records(
+    decoded: DataFrame, line_files: list[str], csv_files: list[str], headers: list[tuple[str, int]]
+) -> DataFrame:
     """The decoded lines of line-read files that are records: no blank line, no header line."""
     keep = ~is_blank_line(F.coalesce(F.col(TEXT), F.col(RAW)))
     for path, rid in headers:
@@ -154,15 +164,21 @@ def _line_records(decoded: DataFrame, line_files: list[str], csv_files: list[str
     return decoded.where(keep).withColumn(FIELDS, fields)
 
 
-def _parsed_records(spark: SparkSession, parsed_files: list[tuple[str, str, FileProfile]],
-                    header: tuple[str, ...] | None, files: dict[str, FileRecords]) -> tuple[DataFrame, DataFrame]:
+def _parsed_records(
+    spark: SparkSession,
+    parsed_files: list[tuple[str, str, FileProfile]],
+    header: tuple[str, ...] | None,
+    files: dict[str, FileRecords],
+) -> tuple[DataFrame, DataFrame]:
     """Records of files whose records span lines, split by Python's csv/json on the driver.
 
     Each file gets a partition number of its own above those of Spark's reads, so that its row ids
     (partition << 33 | line - 1) and line-number offsets work like those of lines read by Spark.
     """
-    contents = {row["path"]: bytes(row["content"]) for row in
-                spark.read.format("binaryFile").load([p for p, _, _ in parsed_files]).collect()}
+    contents = {
+        row["path"]: bytes(row["content"])
+        for row in spark.read.format("binaryFile").load([p for p, _, _ in parsed_files]).collect()
+    }
     rows, offsets = [], []
     for index, (path, layout, profile) in enumerate(parsed_files):
         base = (PARSED_PARTITION_BASE + index) << 33
@@ -170,11 +186,21 @@ def _parsed_records(spark: SparkSession, parsed_files: list[tuple[str, str, File
         parsed = layouts.records_in(text, layout, header)
         for record in parsed.records:
             reason, detail = _problem(record, profile)
-            rows.append((None, path, base + record.line_number - 1, _valid_text(record.text), reason, detail,
-                         list(record.fields) if record.fields is not None else None))
+            rows.append(
+                (
+                    None,
+                    path,
+                    base + record.line_number - 1,
+                    _valid_text(record.text),
+                    reason,
+                    detail,
+                    list(record.fields) if record.fields is not None else None,
+                )
+            )
         offsets.append((path, base, -base))
-        files[path] = FileRecords(path, layout, "records", len(parsed.records), parsed.blank_lines,
-                                  parsed.header_lines, profile.encoding)
+        files[path] = FileRecords(
+            path, layout, "records", len(parsed.records), parsed.blank_lines, parsed.header_lines, profile.encoding
+        )
     frame = spark.createDataFrame(rows, RECORD_COLUMNS)
     return frame, spark.createDataFrame(offsets, f"{SOURCE_FILE} string, {PART} bigint, _offset bigint")
 
@@ -185,8 +211,11 @@ def _has_undecodable(text: str) -> bool:
 
 def _valid_text(text: str) -> str:
     """The record's text with undecodable bytes replaced (U+FFFD), as Spark's ``make_valid_utf8``."""
-    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace") \
-        if _has_undecodable(text) else text
+    return (
+        text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+        if _has_undecodable(text)
+        else text
+    )
 
 
 def _problem(record: layouts.Record, profile: FileProfile) -> tuple[str | None, str | None]:

@@ -64,8 +64,7 @@ def _is_multibyte_utf8(raw: Column) -> Column:
 def is_blank_line(raw: Column) -> Column:
     """Whitespace only (spaces, tabs, a stray CR, form feeds) or empty: not a record. Only a line whose
     first character is whitespace is trimmed, so the test costs one character for every other line."""
-    return (F.octet_length(raw) == 0) | (
-        (F.ascii(raw) <= 32) & (F.length(F.btrim(raw, F.lit(" \t\r\f\u000b"))) == 0))
+    return (F.octet_length(raw) == 0) | ((F.ascii(raw) <= 32) & (F.length(F.btrim(raw, F.lit(" \t\r\f\u000b"))) == 0))
 
 
 def profile_partitions(lines: DataFrame, quotes: bool = False) -> DataFrame:
@@ -92,8 +91,12 @@ def first_lines(lines: DataFrame, files: list[str]) -> dict[str, tuple[int, byte
     that line (Spark scans the partitions in order and stops at the first match)."""
     found = {}
     for path in files:
-        rows = (lines.where((F.col(SOURCE_FILE) == path) & ~is_blank_line(F.col(RAW)))
-                .select(RID, F.col(RAW).cast("binary").alias(RAW)).limit(1).collect())
+        rows = (
+            lines.where((F.col(SOURCE_FILE) == path) & ~is_blank_line(F.col(RAW)))
+            .select(RID, F.col(RAW).cast("binary").alias(RAW))
+            .limit(1)
+            .collect()
+        )
         if rows:
             found[path] = (rows[0][RID], bytes(rows[0][RAW]))
     return found
@@ -112,8 +115,16 @@ def file_profiles(partition_rows: list, first: dict[str, tuple[int, bytes]] | No
         t[3] += row["blank"]
         t[4] += row["quoted"]
     return [
-        FileProfile(source_file, lines, choose_encoding(invalid, multibyte), invalid, blank, quoted,
-                    first.get(source_file, (None, None))[1], first.get(source_file, (None, None))[0])
+        FileProfile(
+            source_file,
+            lines,
+            choose_encoding(invalid, multibyte),
+            invalid,
+            blank,
+            quoted,
+            first.get(source_file, (None, None))[1],
+            first.get(source_file, (None, None))[0],
+        )
         for source_file, (lines, invalid, multibyte, blank, quoted) in sorted(totals.items())
     ]
 
@@ -159,11 +170,13 @@ def decode_lines(lines: DataFrame, profiles: list[FileProfile]) -> DataFrame:
     valid_utf8 = F.is_valid_utf8(RAW)
     text = F.when(is_latin1, F.decode(F.col(RAW).cast("binary"), "ISO-8859-1")).when(valid_utf8, F.col(RAW))
     text = F.when(text.startswith(BOM), F.substring(text, 2, 1 << 30)).otherwise(text)  # a byte-order mark is not text
-    return lines.withColumn(TEXT, text).withColumns({  # all three from the row's TEXT
-        REASON: F.when(F.col(TEXT).isNull(), F.lit("encoding")),
-        DETAIL: F.when(F.col(TEXT).isNull(), F.lit("bytes are not valid UTF-8 in a UTF-8 file")),
-        RAW: F.when(F.col(TEXT).isNull(), F.col(RAW)),
-    })
+    return lines.withColumn(TEXT, text).withColumns(
+        {  # all three from the row's TEXT
+            REASON: F.when(F.col(TEXT).isNull(), F.lit("encoding")),
+            DETAIL: F.when(F.col(TEXT).isNull(), F.lit("bytes are not valid UTF-8 in a UTF-8 file")),
+            RAW: F.when(F.col(TEXT).isNull(), F.col(RAW)),
+        }
+    )
 
 
 def raw_text_for_quarantine() -> Column:

@@ -76,11 +76,13 @@ def reject_repeated_keys(df: DataFrame, keys: list[str], label: str, payload: Co
         conflicting = F.lit(False)
     else:
         conflicting = ~F.first(payload).over(first).eqNullSafe(payload)
-    return ranked.withColumns({  # both from the same input row: the window sees the old reasons
-        REASON: F.when(repeat & conflicting, F.lit("conflicting_duplicate"))
-        .when(repeat, F.lit("duplicate"))
-        .otherwise(F.col(REASON)),
-        DETAIL: F.when(repeat & conflicting, F.lit(f"{label} already seen with other values; the first line wins"))
-        .when(repeat, F.lit(f"{label} already seen on an earlier line; collapsed"))
-        .otherwise(F.col(DETAIL)),
-    }).drop("_rank")
+    return ranked.withColumns(
+        {  # both from the same input row: the window sees the old reasons
+            REASON: F.when(repeat & conflicting, F.lit("conflicting_duplicate"))
+            .when(repeat, F.lit("duplicate"))
+            .otherwise(F.col(REASON)),
+            DETAIL: F.when(repeat & conflicting, F.lit(f"{label} already seen with other values; the first line wins"))
+            .when(repeat, F.lit(f"{label} already seen on an earlier line; collapsed"))
+            .otherwise(F.col(DETAIL)),
+        }
+    ).drop("_rank")

@@ -21,10 +21,27 @@ JSON_OPTIONS = {"mode": "PERMISSIVE", "allowSingleQuotes": "false", "columnNameO
 # MovieLens 1M README: age codes and occupation codes.
 AGE_GROUPS = {1: "Under 18", 18: "18-24", 25: "25-34", 35: "35-44", 45: "45-49", 50: "50-55", 56: "56+"}
 OCCUPATIONS = (
-    "other", "academic/educator", "artist", "clerical/admin", "college/grad student", "customer service",
-    "doctor/health care", "executive/managerial", "farmer", "homemaker", "K-12 student", "lawyer",
-    "programmer", "retired", "sales/marketing", "scientist", "self-employed", "technician/engineer",
-    "tradesman/craftsman", "unemployed", "writer",
+    "other",
+    "academic/educator",
+    "artist",
+    "clerical/admin",
+    "college/grad student",
+    "customer service",
+    "doctor/health care",
+    "executive/managerial",
+    "farmer",
+    "homemaker",
+    "K-12 student",
+    "lawyer",
+    "programmer",
+    "retired",
+    "sales/marketing",
+    "scientist",
+    "self-employed",
+    "technician/engineer",
+    "tradesman/craftsman",
+    "unemployed",
+    "writer",
 )
 
 
@@ -53,11 +70,17 @@ def classify_masterdata(lines: DataFrame) -> DataFrame:
         F.trim(F.col("_json.last_name")).alias("last_name"),
     )
     is_object = F.col("_json").isNotNull() & F.col("_json._corrupt").isNull()
-    reason, detail = reject_when([
-        (~is_object, "malformed", "not a JSON object"),
-        (_blank("_raw_user"), "null_key", "user_id is missing or empty"),
-        (F.col("user_id").isNull(), "bad_type", F.concat(F.lit("user_id is not a whole number: "), F.col("_raw_user"))),
-    ])
+    reason, detail = reject_when(
+        [
+            (~is_object, "malformed", "not a JSON object"),
+            (_blank("_raw_user"), "null_key", "user_id is missing or empty"),
+            (
+                F.col("user_id").isNull(),
+                "bad_type",
+                F.concat(F.lit("user_id is not a whole number: "), F.col("_raw_user")),
+            ),
+        ]
+    )
     checked = parsed.withColumns({REASON: reason, DETAIL: detail})
     return reject_repeated_keys(checked, ["user_id"], "user_id", F.struct("first_name", "last_name"))
 
@@ -77,13 +100,22 @@ def classify_ml1m_users(lines: DataFrame) -> DataFrame:
         F.get(occupation_list, try_int(F.get(fields, 3))).alias("occupation"),
         F.trim(F.get(fields, 4)).alias("zip"),
     )
-    reason, detail = reject_when([
-        (F.col("_malformed"), "malformed", "expected 5 fields: user_id::gender::age::occupation::zip"),
-        (_blank("_raw_user"), "null_key", "user_id is empty"),
-        (F.col("user_id").isNull(), "bad_type", F.concat(F.lit("user_id is not a whole number: "), F.col("_raw_user"))),
-        (~F.col("gender").isin("M", "F") | F.col("age_group").isNull() | F.col("occupation").isNull(),
-         "out_of_range", "gender, age or occupation code not in the MovieLens 1M codebook"),
-    ])
+    reason, detail = reject_when(
+        [
+            (F.col("_malformed"), "malformed", "expected 5 fields: user_id::gender::age::occupation::zip"),
+            (_blank("_raw_user"), "null_key", "user_id is empty"),
+            (
+                F.col("user_id").isNull(),
+                "bad_type",
+                F.concat(F.lit("user_id is not a whole number: "), F.col("_raw_user")),
+            ),
+            (
+                ~F.col("gender").isin("M", "F") | F.col("age_group").isNull() | F.col("occupation").isNull(),
+                "out_of_range",
+                "gender, age or occupation code not in the MovieLens 1M codebook",
+            ),
+        ]
+    )
     checked = typed.withColumns({REASON: reason, DETAIL: detail})
     return reject_repeated_keys(checked, ["user_id"], "user_id", F.struct("gender", "age_group", "occupation", "zip"))
 
