@@ -52,7 +52,6 @@ EXPECTED_AUTOMATION = {
     "daily_lake_update_schedule",
     "new_landed_files",
     "crawl_on_materialization",
-    "access_freshness_sensor",
     "lake_run_failure",
 }
 # <<<

@@ -26,7 +26,7 @@ ERROR_CHECKS = {"schema_contract", "not_null", "primary_key_unique", "reconcilia
 
 
 def _specs() -> dict[tuple[str, str], dg.AssetCheckSpec]:
-    checks, _ = build_checks()
+    checks = build_checks()
     return {(s.asset_key.to_user_string(), s.name): s for c in checks for s in c.check_specs}
 
 
@@ -38,7 +38,6 @@ def test_every_cleanse_and_access_asset_gets_its_checks_from_the_declarations():
         expected = {"schema_contract"} | {fk.check_name for fk in foreign_keys(dataset)}
         expected |= {"not_null"} if any(not c.nullable for c in dataset.columns) else set()
         expected |= {"primary_key_unique"} if dataset.primary_key else set()
-        expected |= {"freshness_check"} if dataset.layer == "access" else set()
         assert expected <= names, (asset, expected - names)
     assert {
         ("access/fct_rating", n)
@@ -220,7 +219,7 @@ def test_every_check_passes_on_real_movielens_100k(ml100k_lake):
 
 
 def test_one_check_step_per_table():
-    checks, _ = build_checks()
+    checks = build_checks()
     per_asset = [c for c in checks if c.node_def.name.endswith("_checks")]
     assert len(per_asset) == len(checked_datasets())
     assert build_dataset_checks(RATINGS).node_def.name == "cleanse_ratings_checks"
