@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 
 from movielake_dagster.assets.caching import CachedFrames, partitions_for
 from movielake_dagster.assets.staging import batch_day, staging_rating_batch
+from movielake_dagster.checks.reconciliation import latest_report
 from movielake_dagster.datasets import (
     MOVIES,
     QUARANTINE_MOVIES,
@@ -221,7 +222,7 @@ def cleanse_ratings(
     """
     session = spark.get_session()
     if context.has_partition_key:
-        previous = _latest_report(context, RATINGS)
+        previous = latest_report(context.instance, RATINGS) or {}
         yield from _cleanse_rating_batch(
             context.partition_key, raw_ratings, users, movies, session, lake, spark.catalog.iceberg(), previous
         )
@@ -270,15 +271,6 @@ def _cleanse_all_ratings(
             )
     finally:
         lake.store.delete_tree(scratch)
-
-
-def _latest_report(context: dg.AssetExecutionContext, dataset: Dataset) -> dict:
-    """The per-file reconciliation of the dataset's latest materialization (empty when none)."""
-    event = context.instance.get_latest_materialization_event(dataset.asset_key)
-    if event is None or event.asset_materialization is None:
-        return {}
-    value = event.asset_materialization.metadata.get("movielake/reconciliation")
-    return dict(value.value) if value is not None else {}
 
 
 def merge_reconciliation(previous: dict, batch_metadata: dict, moved: dict[str, int]) -> dict:

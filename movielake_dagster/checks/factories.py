@@ -105,15 +105,6 @@ def _specs(dataset: Dataset, deps: dict[str, list[dg.AssetKey]]) -> list[dg.Asse
     return specs
 
 
-def _reported(context, dataset: Dataset) -> dict | None:
-    """The cleansing step's own per-file counts, from the latest materialization's metadata."""
-    event = context.instance.get_latest_materialization_event(dataset.asset_key)
-    if event is None or event.asset_materialization is None:
-        return None
-    value = event.asset_materialization.metadata.get("movielake/reconciliation")
-    return value.value if value is not None else None
-
-
 def to_result(dataset: Dataset, outcome: Outcome, seconds: float, extra: dict | None = None) -> dg.AssetCheckResult:
     metadata = {
         **(extra or {}),
@@ -210,7 +201,7 @@ def evaluate_dataset(context, dataset: Dataset, inputs: dict) -> list[tuple[Outc
     results = [(schema, 0.0)] + [(o, row_seconds) for o in outcomes]
     started = time.perf_counter()
     if "staged" in inputs and scope is not None:
-        reported = _reported(context, dataset)
+        reported = rec.latest_report(context.instance, dataset)
         outcome = rec.reconcile_batch(
             dataset,
             table.sparkSession,
@@ -231,7 +222,7 @@ def evaluate_dataset(context, dataset: Dataset, inputs: dict) -> list[tuple[Outc
     elif "staged" in inputs:
         staged = inputs["staged"]
         counts = rec.staged_records(table.sparkSession, [spark_uri(u) for u in staged.uris], dataset.name)
-        reported = _reported(context, dataset) if context is not None else None
+        reported = rec.latest_report(context.instance, dataset) if context is not None else None
         outcome = rec.reconcile_cleanse(
             dataset, counts, rows_stored, rec.quarantined_by_file(inputs["quarantine"]), reported
         )

@@ -298,3 +298,13 @@ def reconcile_access(dataset: Dataset, rows: int, source: DataFrame) -> Outcome:
         ["table", "rows", "expected", "difference"],
         [(dataset.name, rows, expected, difference)] if difference else [],
     )
+
+
+def latest_report(instance, dataset: Dataset) -> dict | None:
+    """The cleansing step's own per-file counts (``movielake/reconciliation``) from the dataset's latest
+    materialization in ``instance``; None when it has none."""
+    event = instance.get_latest_materialization_event(dataset.asset_key)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get("movielake/reconciliation")
+    return dict(value.value) if value is not None else None
