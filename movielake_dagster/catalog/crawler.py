@@ -100,17 +100,7 @@ class Crawler:
         self.catalog.ensure_database(layer, LAYER_DESCRIPTIONS[layer])
         if layer in ICEBERG_LAYERS:
             tables, changes = self._crawl_iceberg(layer, now, warnings)
-            report = CrawlReport(
-                layer,
-                self.catalog.describe(),
-                now,
-                time.perf_counter() - clock,
-                tuple(tables),
-                tuple(changes),
-                tuple(warnings),
-            )
-            self.catalog.record_crawl(report)
-            return report
+            return self._record(layer, now, clock, tables, changes, warnings)
         previous = {t.name: t for t in self.catalog.list_tables(layer)}
         groups = self._group(layer, warnings)
         tables, changes = [], []
@@ -136,6 +126,10 @@ class Crawler:
             if name not in discovered and table.crawler == CRAWLER_NAME:
                 self.catalog.delete_table(layer, name)
                 changes.append(TableChange(table.qualified_name, "removed"))
+        return self._record(layer, now, clock, tables, changes, warnings)
+
+    def _record(self, layer: str, now: str, clock: float, tables: list, changes: list, warnings: list) -> CrawlReport:
+        """The crawl's report, kept by the catalog (``clock``: ``perf_counter`` when the crawl began)."""
         report = CrawlReport(
             layer,
             self.catalog.describe(),
