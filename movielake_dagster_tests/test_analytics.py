@@ -193,7 +193,8 @@ def test_materializing_some_analytics_writes_only_those(sample_lake):
     (the sample lake's tables get new snapshots of the same rows; the other three keep theirs)."""
     import dagster as dg
 
-    from movielake_dagster.assets import ALL_ASSETS, build_definitions
+    from movielake_dagster.assets import ALL_ASSETS
+    from movielake_dagster.code_location import build_definitions
     from movielake_dagster.settings import SAMPLE_DATA_DIR, Settings
 
     lake_dir, _, resources = sample_lake

@@ -10,6 +10,7 @@ import boto3
 import dagster as dg
 import pytest
 
+from movielake_dagster.automation import new_data
 from movielake_dagster.automation.run_failure import SENSOR_NAME as FAILURE_SENSOR
 from movielake_dagster.automation.run_failure import failure_report
 from movielake_dagster.automation.schedules import DAILY_JOB
@@ -17,7 +18,6 @@ from movielake_dagster.code_location import build_definitions
 from movielake_dagster.datasets import ANALYTICS_DATASETS
 from movielake_dagster.lake import FileInfo
 from movielake_dagster.resources import LakeResource
-from movielake_dagster.sensors import new_data
 from movielake_dagster.settings import Settings
 
 ANALYTICS = [d.asset_key.to_user_string() for d in ANALYTICS_DATASETS]

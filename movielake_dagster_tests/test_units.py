@@ -26,7 +26,9 @@ def test_a_staging_asset_returns_the_landed_files_it_found(tmp_path):
     staged = staging_movies(context=dg.build_asset_context(), lake=_lake(tmp_path, SAMPLE_DATA_DIR))
     assert staged.names == ("movies.dat",)
     users = staging_users(context=dg.build_asset_context(), lake=_lake(tmp_path, SAMPLE_DATA_DIR))
-    assert users.names == ("users_masterdata.json",)  # MovieLens 1M users.dat is optional
+    assert users.names == (
+        "user_masterdata.json",
+    )  # staged under the SPEC's name  # MovieLens 1M users.dat is optional
 
 
 def test_a_staging_asset_names_the_missing_file_in_one_line(tmp_path):

@@ -25,7 +25,7 @@ from movielake_dagster.catalog.formats import (
 from movielake_dagster.datasets import Dataset
 from movielake_dagster.lake import LAYERS
 
-DICTIONARY_PATH = Path(__file__).resolve().parents[3] / "docs" / "data_dictionary.md"
+DICTIONARY_PATH = Path(__file__).resolve().parents[2] / "docs" / "data_dictionary.md"
 
 # Staging folder -> the raw layouts it may hold (SPEC "Inputs").
 STAGING_FILES = {
