@@ -212,12 +212,6 @@ def test_every_check_passes_on_the_bundled_sample(sample_lake):
     assert sum(quarantine["movielake/quarantine_reasons"].value.values()) == quarantine["dagster/row_count"].value
 
 
-@pytest.mark.slow
-def test_every_check_passes_on_real_movielens_100k(ml100k_lake):
-    result, _ = ml100k_lake
-    _assert_every_check_ran_and_passed(result)
-
-
 def test_one_check_step_per_table():
     checks = build_checks()
     per_asset = [c for c in checks if c.node_def.name.endswith("_checks")]

@@ -319,7 +319,7 @@ def _assert_progress(progress: list[tuple], out: str) -> None:
     assert out.index(summary[0]) < out.index("rows (or bytes)")  # the lines come first, then the tables
 
 
-@pytest.mark.parametrize("layout", ["latest_csv_and_json_array", "header_only_ratings", "zero_byte_ratings"])
+@pytest.mark.parametrize("layout", ["latest_csv_and_json_array", "header_only_ratings"])
 def test_movielake_run_on_a_real_world_layout_ends_with_exit_0_and_queryable_tables(spark, tmp_path, capsys, layout):
     from movielake_dagster.tools.cli import main
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from movielake_dagster.checks import build_checks
 from movielake_dagster.datasets import (
     DIM_MOVIE,
     DIM_USER,
@@ -179,6 +180,16 @@ def test_rebuilding_the_same_lake_is_idempotent(sample_lake):
     assert len(facts) == len({(f["user_id"], f["movie_id"]) for f in facts})
     assert sorted(tuple(r.values()) for r in facts) == rows_first
     assert not list(lake_dir.rglob("*__*")), "no temporary or old versions left behind"
+
+
+@pytest.mark.slow
+def test_every_check_passes_on_real_movielens_100k(ml100k_lake):
+    """In this module, beside the other 100k test, so that the suite builds the 100k lake once."""
+    result, _ = ml100k_lake
+    evaluated = {(e.asset_key, e.check_name): e.passed for e in result.get_asset_check_evaluations()}
+    declared = {(s.asset_key, s.name) for c in build_checks() for s in c.check_specs}
+    assert set(evaluated) == declared
+    assert [k for k, passed in evaluated.items() if not passed] == []
 
 
 @pytest.mark.slow
