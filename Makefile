@@ -36,16 +36,14 @@ $(MOVIELAKE_JARS_DIR)/.complete: connectors/pom.xml
 run: setup
 	$(BIN)/movielake run
 
-# Four pytest workers on the 2-core machine: the suite waits more than it computes (process and JVM
-# starts, Spark's per-job latency on tiny data, polling a UI run or a cluster); with two workers a
-# clean-clone run used 16 of its 50 core-minutes. Each worker takes whole modules, so a module's
-# fixtures (its built lakes) are built once. (xdist's loadgroup does not group with pytest 9.)
-TEST_WORKERS ?= 4
+# Two pytest workers (the machine has 2 cores; much of a test's time is Dagster and Spark overhead on
+# tiny data, not CPU), each taking whole modules, so a module's fixtures (its built lakes) are built
+# once. (xdist's loadgroup does not group with pytest 9: the test ids keep no group suffix.)
 test: setup lint
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile
 
 test-fast: setup lint
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
+	$(BIN)/pytest -n 2 --dist loadfile -m "not slow"
 
 # ruff's linter and formatter (configured in pyproject.toml); `make format` applies both.
 lint: setup
