@@ -116,6 +116,10 @@ class ObjectStore:
         self._client_factory = client_factory
         self._client = None
 
+    def errors(self, bucket: str = "") -> aws_errors:
+        """The context in which this store's S3 calls fail as one-line errors naming ``bucket``."""
+        return aws_errors(S3, self.endpoint_url, f"bucket {bucket}" if bucket else "")
+
     @property
     def s3(self):
         if self._client is None:
@@ -133,11 +137,11 @@ class ObjectStore:
     def ensure_buckets(self, buckets: list[str]) -> None:
         """Create the layer buckets that do not exist yet; fail in one line when S3 is unreachable."""
         for bucket in buckets:
-            with aws_errors(S3, self.endpoint_url, f"bucket {bucket}"):
+            with self.errors(bucket):
                 try:
                     self.s3.head_bucket(Bucket=bucket)
                     continue
-                except Exception as error:
+                except Exception as error:  # not found is expected; aws_errors classifies the rest
                     if not is_not_found(error):
                         raise
                 kwargs = {}
@@ -159,7 +163,7 @@ class ObjectStore:
             yield _local_info(path)
 
     def _list_s3(self, bucket: str, key_prefix: str) -> Iterator[FileInfo]:
-        with aws_errors(S3, self.endpoint_url, f"bucket {bucket}"):
+        with self.errors(bucket):
             for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix):
                 for obj in page.get("Contents", []):
                     yield FileInfo(
@@ -172,11 +176,11 @@ class ObjectStore:
     def exists(self, uri: str) -> bool:
         if uri.startswith("s3://"):
             bucket, key = _split_s3(uri)
-            with aws_errors(S3, self.endpoint_url, f"bucket {bucket}"):
+            with self.errors(bucket):
                 try:
                     self.s3.head_object(Bucket=bucket, Key=key)
                     return True
-                except Exception as error:
+                except Exception as error:  # not found is expected; aws_errors classifies the rest
                     if is_not_found(error):
                         return False
                     raise
@@ -186,7 +190,7 @@ class ObjectStore:
         """Copy one file byte for byte; the destination appears whole or not at all."""
         if dst.startswith("s3://"):
             bucket, key = _split_s3(dst)
-            with aws_errors(S3, self.endpoint_url, f"bucket {bucket}"):
+            with self.errors(bucket):
                 if src.startswith("s3://"):
                     src_bucket, src_key = _split_s3(src)
                     self.s3.copy({"Bucket": src_bucket, "Key": src_key}, bucket, key)
@@ -198,7 +202,7 @@ class ObjectStore:
         partial = target.with_name(f".{target.name}.partial")
         if src.startswith("s3://"):
             bucket, key = _split_s3(src)
-            with aws_errors(S3, self.endpoint_url, f"bucket {bucket}"):
+            with self.errors(bucket):
                 self.s3.download_file(bucket, key, str(partial))
         else:
             shutil.copyfile(src, partial)
@@ -208,7 +212,7 @@ class ObjectStore:
         """A file's bytes, streamed in pieces of ``size`` (local path or ``s3://`` URL)."""
         if uri.startswith("s3://"):
             bucket, key = _split_s3(uri)
-            with aws_errors(S3, self.endpoint_url, f"bucket {bucket}"):
+            with self.errors(bucket):
                 body = self.s3.get_object(Bucket=bucket, Key=key)["Body"]
                 yield from iter(lambda: body.read(size), b"")
             return
@@ -245,7 +249,7 @@ class ObjectStore:
     def delete_file(self, uri: str) -> None:
         if uri.startswith("s3://"):
             bucket, key = _split_s3(uri)
-            with aws_errors(S3, self.endpoint_url, f"bucket {bucket}"):
+            with self.errors(bucket):
                 self.s3.delete_object(Bucket=bucket, Key=key)
             return
         Path(uri).unlink(missing_ok=True)
@@ -254,7 +258,7 @@ class ObjectStore:
         if uri.startswith("s3://"):
             bucket, _prefix = _split_s3(uri)
             keys = [{"Key": _split_s3(f.uri)[1]} for f in self.list_files(uri)]
-            with aws_errors(S3, self.endpoint_url, f"bucket {bucket}"):
+            with self.errors(bucket):
                 for start in range(0, len(keys), 1000):
                     self.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start : start + 1000]})
             return

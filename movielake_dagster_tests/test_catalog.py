@@ -21,15 +21,14 @@ from movielake_dagster.automation.crawl import (
     crawl_sensor,
 )
 from movielake_dagster.catalog import build_crawler, iceberg_catalog
-from movielake_dagster.catalog.crawler import catalog_datasets
 from movielake_dagster.catalog.iceberg import ICEBERG_LAYERS
 from movielake_dagster.catalog.local import LocalCatalog
-from movielake_dagster.datasets import DIM_MOVIE, FCT_RATING
+from movielake_dagster.datasets import DECLARED_DATASETS, DIM_MOVIE, FCT_RATING
 from movielake_dagster.lake import LAYERS, LakeLocation, ObjectStore
 from movielake_dagster.settings import SAMPLE_DATA_DIR
 from movielake_dagster_tests.conftest import REAL_DATA, requires_real_data
 
-DATASETS = catalog_datasets()
+DATASETS = DECLARED_DATASETS
 ICEBERG_DATASETS = [d for d in DATASETS if d.layer in ICEBERG_LAYERS]
 RAW_FILES = {"movies": "movies.dat", "ratings": "ratings.dat", "users": "users_masterdata.json"}
 

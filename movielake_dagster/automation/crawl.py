@@ -12,8 +12,8 @@ import json
 import dagster as dg
 
 from movielake_dagster.assets import ALL_ASSETS
-from movielake_dagster.catalog.crawler import catalog_datasets
 from movielake_dagster.catalog.model import CatalogTable, CrawlReport
+from movielake_dagster.datasets import DECLARED_DATASETS
 from movielake_dagster.lake import LAYERS
 from movielake_dagster.resources.catalog import CatalogResource
 
@@ -65,7 +65,7 @@ def crawl_catalog_job():
 
 def table_asset_key(table: CatalogTable) -> dg.AssetKey:
     """The asset of the dataset behind a table; ``[layer, table]`` for a discovered, undeclared one."""
-    for dataset in catalog_datasets():
+    for dataset in DECLARED_DATASETS:
         if dataset.layer == table.database and dataset.name == table.name:
             return dataset.asset_key
     return dg.AssetKey([table.database, table.name])
@@ -121,7 +121,7 @@ def layer_asset_keys(layer: str) -> list[dg.AssetKey]:
     """The assets whose materialization changes the layer: its datasets, and any other asset keyed
     under the layer's name (the daily ``staging/rating_batch`` partitions land in ``staging/ratings/``)."""
 
-    keys = [d.asset_key for d in catalog_datasets() if d.layer == layer]
+    keys = [d.asset_key for d in DECLARED_DATASETS if d.layer == layer]
     keys += [key for asset in ALL_ASSETS for key in asset.keys if key.path[0] == layer and key not in keys]
     return keys
 

@@ -81,7 +81,7 @@ def parse_clock(value: str, name: str) -> time:
 def timezone_of(settings: Settings) -> ZoneInfo:
     try:
         return ZoneInfo(settings.schedule_timezone)
-    except Exception:
+    except Exception:  # noqa: BLE001 - ZoneInfoNotFoundError or a malformed key
         raise ConfigurationError(
             f"MOVIELAKE_SCHEDULE_TIMEZONE={settings.schedule_timezone!r} is not a time zone",
             "use an IANA name such as UTC or Europe/Berlin",

@@ -50,18 +50,13 @@ LAYER_DESCRIPTIONS = {
 }
 
 
-def catalog_datasets() -> tuple[Dataset, ...]:
-    """Every dataset declared in ``datasets.py`` (its ``DECLARED_DATASETS``)."""
-    return DECLARED_DATASETS
-
-
 def table_name(folder: str) -> str:
     """A catalog name for a discovered folder: what Glue and Athena accept (lower case, digits, ``_``)."""
     return re.sub(r"[^a-z0-9_]+", "_", folder.lower()).strip("_") or "unnamed"
 
 
 def declared_datasets(layer: str) -> list[Dataset]:
-    return [d for d in catalog_datasets() if d.layer == layer]
+    return [d for d in DECLARED_DATASETS if d.layer == layer]
 
 
 @dataclass

@@ -12,7 +12,6 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlparse
 
-from movielake_dagster.aws import S3, aws_errors
 from movielake_dagster.lake import FileInfo, ObjectStore
 
 BLANK_LINE = re.compile(rb"(?m)^[ \t\r\f\v]*\n")
@@ -57,7 +56,7 @@ class LakeFiles:
 
         filesystem, path = self.arrow_path(uri)
         with (
-            aws_errors(S3, self.store.endpoint_url, f"bucket {urlparse(uri).netloc}"),
+            self.store.errors(urlparse(uri).netloc),
             filesystem.open_input_file(path) as handle,
         ):
             metadata = pq.ParquetFile(handle).metadata
@@ -66,7 +65,7 @@ class LakeFiles:
     def head(self, uri: str, size: int = 64 * 1024) -> bytes:
         if uri.startswith("s3://"):
             parsed = urlparse(uri)
-            with aws_errors(S3, self.store.endpoint_url, f"bucket {parsed.netloc}"):
+            with self.store.errors(parsed.netloc):
                 response = self.store.s3.get_object(
                     Bucket=parsed.netloc, Key=parsed.path.lstrip("/"), Range=f"bytes=0-{size - 1}"
                 )
@@ -114,7 +113,7 @@ class LakeFiles:
     def _chunks(self, uri: str):
         if uri.startswith("s3://"):
             parsed = urlparse(uri)
-            with aws_errors(S3, self.store.endpoint_url, f"bucket {parsed.netloc}"):
+            with self.store.errors(parsed.netloc):
                 body = self.store.s3.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"]
                 yield from iter(lambda: body.read(1 << 20), b"")
             return

@@ -11,7 +11,7 @@ default chain.
 
 from __future__ import annotations
 
-from movielake_dagster.aws import GLUE, aws_errors, client_config, error_code
+from movielake_dagster.aws import GLUE, aws_errors, client_config, is_not_found
 from movielake_dagster.catalog.backend import Catalog
 from movielake_dagster.catalog.model import (
     CatalogColumn,
@@ -57,8 +57,8 @@ class GlueCatalog(Catalog):
                             "Parameters": current.get("Parameters", {}),
                         },
                     )
-            except Exception as error:
-                if error_code(error) != "EntityNotFoundException":
+            except Exception as error:  # not found is expected; aws_errors classifies the rest
+                if not is_not_found(error):
                     raise
                 self.glue.create_database(DatabaseInput={"Name": name, "Description": description})
 
@@ -77,8 +77,8 @@ class GlueCatalog(Catalog):
         with aws_errors(GLUE, self.endpoint_url):
             try:
                 parameters = self.glue.get_database(Name=database)["Database"].get("Parameters", {})
-            except Exception as error:
-                if error_code(error) == "EntityNotFoundException":
+            except Exception as error:  # not found is expected; aws_errors classifies the rest
+                if is_not_found(error):
                     return {}
                 raise
         prefix = f"{OURS}crawl."
@@ -105,8 +105,8 @@ class GlueCatalog(Catalog):
                 raw_tables = []
                 for page in self.glue.get_paginator("get_tables").paginate(DatabaseName=database):
                     raw_tables.extend(page["TableList"])
-            except Exception as error:
-                if error_code(error) == "EntityNotFoundException":
+            except Exception as error:  # not found is expected; aws_errors classifies the rest
+                if is_not_found(error):
                     return []
                 raise
             return sorted((self._from_glue(database, t) for t in raw_tables), key=lambda t: t.name)
@@ -115,8 +115,8 @@ class GlueCatalog(Catalog):
         with aws_errors(GLUE, self.endpoint_url):
             try:
                 raw = self.glue.get_table(DatabaseName=database, Name=name)["Table"]
-            except Exception as error:
-                if error_code(error) == "EntityNotFoundException":
+            except Exception as error:  # not found is expected; aws_errors classifies the rest
+                if is_not_found(error):
                     return None
                 raise
             return self._from_glue(database, raw)
@@ -133,8 +133,8 @@ class GlueCatalog(Catalog):
                 )
                 # Glue keeps a version of the table per update; keep one only when the schema changed.
                 self.glue.update_table(DatabaseName=table.database, TableInput=table_input, SkipArchive=same_schema)
-            except Exception as error:
-                if error_code(error) != "EntityNotFoundException":
+            except Exception as error:  # not found is expected; aws_errors classifies the rest
+                if not is_not_found(error):
                     raise
                 self.glue.create_table(DatabaseName=table.database, TableInput=table_input)
             if partitions_changed:

@@ -118,7 +118,7 @@ def comet_status(session) -> str | None:
         return "the Comet plugin is not in spark.plugins (MOVIELAKE_SPARK_ENGINE=spark?)"
     try:
         loaded = session._jvm.org.apache.comet.NativeBase.isLoaded()
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - py4j wraps the JVM's reason; report its first line
         return str(error).strip().splitlines()[0][:300]
     return None if loaded else "Comet's native library did not load"
 

@@ -264,7 +264,7 @@ def _flush_events(session) -> None:
     """Let Spark's listener bus deliver every event, so the event log has the last stages."""
     try:
         session.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(10_000)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a private API: without it the last stages may be missing
         pass
 
 

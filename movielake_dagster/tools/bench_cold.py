@@ -122,6 +122,16 @@ def _engine_env(engine: str) -> dict[str, str]:
     return env
 
 
+def _lake_run(label: str, raw: Path, lake: Path, ratings: int, log_file: Path, engine: str, log) -> ColdRun:
+    """``movielake run`` cold from ``raw`` into a new lake at ``lake`` (deleted afterwards)."""
+    shutil.rmtree(lake, ignore_errors=True)
+    argv = movielake_command("run", "--raw", str(raw), "--lake", str(lake))
+    run = run_cold(label, argv, ratings, log_file, _engine_env(engine))
+    shutil.rmtree(lake, ignore_errors=True)
+    _check(run, log)
+    return run
+
+
 def cold_compare(
     ratings: int, work: Path, engines: list[str], notebook: Path, rounds: int = 1, seed: int = 42, log=print
 ) -> list[ColdRun]:
@@ -143,17 +153,8 @@ def cold_compare(
         round_runs = []
         for engine in engines:
             lake = work / f"lake-{engine}-{round_number}"
-            shutil.rmtree(lake, ignore_errors=True)
-            run = run_cold(
-                f"movielake run ({engine})",
-                movielake_command("run", "--raw", str(raw), "--lake", str(lake)),
-                lines,
-                work / f"run-{engine}-{round_number}.log",
-                _engine_env(engine),
-            )
-            shutil.rmtree(lake, ignore_errors=True)
-            round_runs.append(run)
-            _check(run, log)
+            log_file = work / f"run-{engine}-{round_number}.log"
+            round_runs.append(_lake_run(f"movielake run ({engine})", raw, lake, lines, log_file, engine, log))
         out = work / f"notebook-{round_number}"
         shutil.rmtree(out, ignore_errors=True)
         notebook_run = run_cold(
@@ -179,23 +180,16 @@ def scale_curve(sizes: list[int], work: Path, engine: str, seed: int = 42, log=p
     log(f"cost by size, movielake run cold ({engine}):")
     runs = []
     for size in sorted(sizes):
-        raw, lake = work / f"raw-{size}", work / f"lake-{size}"
+        raw = work / f"raw-{size}"
         shutil.rmtree(raw, ignore_errors=True)
-        shutil.rmtree(lake, ignore_errors=True)
         started = time.perf_counter()
         lines = generate_dataset(raw, bench_spec(size, seed)).lines["ratings"]
         generated = time.perf_counter() - started
-        run = run_cold(
-            f"{lines:,} ratings",
-            movielake_command("run", "--raw", str(raw), "--lake", str(lake)),
-            lines,
-            work / f"scale-{size}.log",
-            _engine_env(engine),
+        run = _lake_run(
+            f"{lines:,} ratings", raw, work / f"lake-{size}", lines, work / f"scale-{size}.log", engine, log
         )
-        _check(run, log)
         log(_line(run) + f"  (generated in {generated:.0f} s)")
         runs.append(run)
         shutil.rmtree(raw, ignore_errors=True)
-        shutil.rmtree(lake, ignore_errors=True)
     (work / "scale.json").write_text(json.dumps([asdict(r) for r in runs], indent=2))
     return runs

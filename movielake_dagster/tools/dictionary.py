@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from movielake_dagster.assets import ALL_ASSETS
-from movielake_dagster.catalog.crawler import LAYER_DESCRIPTIONS, catalog_datasets
+from movielake_dagster.catalog.crawler import LAYER_DESCRIPTIONS
 from movielake_dagster.catalog.formats import (
     CSV,
     JSON,
@@ -22,7 +22,7 @@ from movielake_dagster.catalog.formats import (
     RawLayout,
     dat_format,
 )
-from movielake_dagster.datasets import Dataset
+from movielake_dagster.datasets import DECLARED_DATASETS, Dataset
 from movielake_dagster.lake import LAYERS
 
 DICTIONARY_PATH = Path(__file__).resolve().parents[2] / "docs" / "data_dictionary.md"
@@ -65,9 +65,9 @@ def _upstream() -> dict[str, list[Dataset]]:
     """Each Parquet dataset's upstream datasets, from the asset graph."""
 
     parents_of = {key: deps for asset in ALL_ASSETS for key, deps in asset.asset_deps.items()}
-    by_key = {d.asset_key: d for d in catalog_datasets()}
+    by_key = {d.asset_key: d for d in DECLARED_DATASETS}
     result: dict[str, list[Dataset]] = {}
-    for dataset in catalog_datasets():
+    for dataset in DECLARED_DATASETS:
         parents = sorted(parents_of.get(dataset.asset_key, ()), key=lambda k: k.to_user_string())
         result[f"{dataset.layer}.{dataset.name}"] = [by_key[k] for k in parents if k in by_key]
     return result
@@ -121,7 +121,7 @@ def render_dictionary(stats: dict[str, object] | None = None) -> str:
         "",
     ]
     for layer in LAYERS:
-        datasets = [d for d in catalog_datasets() if d.layer == layer]
+        datasets = [d for d in DECLARED_DATASETS if d.layer == layer]
         out += [f"## Database `{layer}`", "", LAYER_DESCRIPTIONS[layer], ""]
         out += [
             "| table | location | format | rows |" if stats else "| table | location | format |",

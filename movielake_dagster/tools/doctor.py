@@ -17,7 +17,7 @@ from pathlib import Path
 
 from movielake_dagster.assets.staging import check_landing as landed
 from movielake_dagster.assets.staging import landed_rating_batches
-from movielake_dagster.aws import S3, aws_errors, error_code, is_not_found
+from movielake_dagster.aws import error_code, is_not_found
 from movielake_dagster.catalog import BACKENDS, default_catalog_path
 from movielake_dagster.catalog.glue import GlueCatalog
 from movielake_dagster.code_location import build_definitions, build_resources
@@ -139,11 +139,11 @@ def check_lake(settings: Settings) -> Finding:
 
 def _bucket_exists(store, bucket: str) -> bool:
 
-    with aws_errors(S3, store.endpoint_url, f"bucket {bucket}"):
+    with store.errors(bucket):
         try:
             store.s3.head_bucket(Bucket=bucket)
             return True
-        except Exception as error:
+        except Exception as error:  # not found is expected; aws_errors classifies the rest
             if is_not_found(error):
                 return False
             raise
@@ -185,11 +185,11 @@ def check_s3_credentials(settings: Settings) -> Finding:
     store = build_resources(settings)["lake"].store
     endpoint = settings.s3_endpoint or f"AWS S3 ({settings.region})"
     try:
-        with aws_errors(S3, store.endpoint_url):
+        with store.errors():
             store.s3.list_buckets()
     except MovielakeError as error:
         return Finding("s3 credentials", False, error.problem, error.fix)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - e.g. AccessDenied on ListBuckets, which a lake role may lack
         code = error_code(error) or type(error).__name__
         return Finding("s3 credentials", True, f"{credentials.method} credentials; {endpoint} answered ({code})")
     return Finding("s3 credentials", True, f"{credentials.method} credentials accepted by {endpoint}")
@@ -302,7 +302,7 @@ def run_checks(settings: Settings, checks=CHECKS) -> list[Finding]:
     for check in checks:
         try:
             findings.append(check(settings))
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - a broken check is itself a finding, not a crash
             findings.append(
                 Finding(
                     check.__name__.removeprefix("check_"),

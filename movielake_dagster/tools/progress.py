@@ -127,7 +127,7 @@ class _EventHandler(logging.Handler):
             return
         try:
             self.progress.on_event(event)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a progress line must never fail the run
             pass
 
 
