@@ -41,6 +41,7 @@ def build_resources(settings: Settings) -> dict:
         shuffle_partitions=settings.spark_shuffle_partitions,
         engine=settings.spark_engine,
         jars_dir=settings.jars_dir,
+        java_options=settings.spark_java_options,
         extra_conf=settings.extra_spark_conf,
     )
     return {

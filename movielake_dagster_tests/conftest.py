@@ -14,6 +14,9 @@ from movielake_dagster.settings import SAMPLE_DATA_DIR, Settings
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_REGION", "us-east-1")
+# Every JVM the suite starts (its own session, `movielake` and `dagster dev` subprocesses) works on
+# small data: the JIT's quick tier only saves about a third of the CPU (docs/performance.md, run P).
+os.environ.setdefault("MOVIELAKE_SPARK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens"
 ML100K_SEED_FORMAT = REAL_DATA / "ml-100k-seed-format"

@@ -82,11 +82,28 @@ def test_settings_come_from_the_environment():
     )
 
 
-def test_the_lakes_jvm_runs_the_parallel_collector(spark):
-    """The throughput collector the benchmark chose (docs/performance.md), in the JVM Spark really started."""
+def test_the_lakes_jvm_runs_the_parallel_collector_and_the_given_java_options(spark):
+    """The throughput collector the benchmark chose (docs/performance.md), and the suite's own
+    MOVIELAKE_SPARK_JAVA_OPTIONS (conftest.py), in the JVM Spark really started."""
     management = spark.sparkContext._jvm.java.lang.management.ManagementFactory
     collectors = {bean.getName() for bean in management.getGarbageCollectorMXBeans()}
     assert collectors == {"PS Scavenge", "PS MarkSweep"}, collectors
+    arguments = list(management.getRuntimeMXBean().getInputArguments())
+    assert os.environ["MOVIELAKE_SPARK_JAVA_OPTIONS"] in arguments, arguments
+
+
+def test_java_options_go_to_the_driver_and_on_a_cluster_to_the_executors():
+    def conf(**env):
+        return build_resources(Settings.from_env({"MOVIELAKE_SPARK_JAVA_OPTIONS": "-Xss4m", **env}))[
+            "spark"
+        ].spark_conf()
+
+    local = conf()
+    assert local["spark.driver.extraJavaOptions"].endswith("-XX:+UseParallelGC -Xss4m")  # after the lake's own
+    assert "spark.executor.extraJavaOptions" not in local  # local mode: the driver is the executor
+    cluster = conf(MOVIELAKE_SPARK_MASTER="spark://master:7077")
+    assert cluster["spark.executor.extraJavaOptions"] == "-Xss4m"
+    assert "spark.executor.extraJavaOptions" not in build_resources(Settings())["spark"].spark_conf()
 
 
 COMET_PROBE = """

@@ -1,4 +1,4 @@
-"""Assets and sensors called directly with their contexts (Dagster's ``build_asset_context`` and
+"""Assets, checks and sensors called directly with their contexts (Dagster's ``build_asset_context``, ``build_op_context`` and
 ``build_sensor_context``), as in Dagster's testing guide: one unit, its inputs, its result and
 metadata, no run of the whole lake."""
 
@@ -12,10 +12,11 @@ import pytest
 from movielake_dagster.assets.access import bridge_movie_genre, dim_user
 from movielake_dagster.assets.staging import staging_movies, staging_rating_batch, staging_users
 from movielake_dagster.automation.crawl import crawl_run_config, crawl_sensor
+from movielake_dagster.code_location import ALL_CHECKS, build_resources
 from movielake_dagster.datasets import BRIDGE_MOVIE_GENRE, DIM_USER, STAGING_RATINGS
 from movielake_dagster.errors import InputMissingError
 from movielake_dagster.resources import LakeResource
-from movielake_dagster.settings import SAMPLE_DATA_DIR
+from movielake_dagster.settings import SAMPLE_DATA_DIR, Settings
 
 
 def _lake(tmp_path: Path, landing: Path) -> LakeResource:
@@ -86,3 +87,37 @@ def test_the_crawl_sensor_requests_one_crawl_per_layer_that_changed():
 
     again = crawl_sensor(dg.build_sensor_context(instance=instance, cursor=changed.cursor))
     assert isinstance(again, dg.SkipReason)  # the cursor remembers what was crawled
+
+
+def _check_results(checks_def, spark, tmp_path, **inputs) -> dict[str, dg.AssetCheckResult]:
+    """A table's multi-asset check called directly: its inputs as DataFrames, an empty lake behind it."""
+    resources = build_resources(Settings.from_env(lake=str(tmp_path / "lake")))
+    with dg.build_op_context(resources={"spark": resources["spark"]}) as context:
+        return {r.check_name: r for r in checks_def(context, **inputs)}
+
+
+def test_a_tables_checks_pass_on_good_rows_and_name_what_fails_on_bad_ones(spark, tmp_path):
+    checks = next(c for c in ALL_CHECKS if c.node_def.name == "access_bridge_movie_genre_checks")
+    dims = spark.createDataFrame([(1,), (2,)], "movie_id int")
+    good = spark.createDataFrame([(1, "Action"), (1, "Crime"), (2, "Drama")], BRIDGE_MOVIE_GENRE.spark_ddl())
+    movies = spark.createDataFrame(
+        [(1, "Heat", 1995, ["Action", "Crime"], "Heat (1995)"), (2, "Babe", 1995, ["Drama"], "Babe (1995)")],
+        "movie_id int, title string, year int, genres array<string>, raw_title string",
+    )
+
+    passed = _check_results(checks, spark, tmp_path, table=good, parent_movie_id=dims, source=movies)
+    assert {name for name, r in passed.items() if not r.passed} == set()
+    assert passed["primary_key_unique"].metadata["rows_checked"].value == 3
+    assert passed["reconciliation"].passed
+    # the check ran on rows no run of this lake wrote: nothing to publish
+    assert passed["not_empty"].metadata["movielake/published"].value.startswith("not applicable")
+
+    bad = spark.createDataFrame([(1, "Action"), (1, "Action"), (3, None)], BRIDGE_MOVIE_GENRE.spark_ddl())
+    failed = _check_results(checks, spark, tmp_path, table=bad, parent_movie_id=dims, source=movies)
+    # the rows beyond the first per key fail uniqueness; the NULL genre fails not_null
+    assert not failed["primary_key_unique"].passed and failed["primary_key_unique"].metadata["failed_rows"].value == 1
+    assert not failed["not_null"].passed and failed["not_null"].metadata["failed_rows"].value == 1
+    assert not failed["movie_id_references_dim_movie"].passed
+    assert failed["movie_id_references_dim_movie"].metadata["failed_rows"].value == 1
+    assert failed["primary_key_unique"].severity == dg.AssetCheckSeverity.ERROR
+    assert "failing_rows" in failed["primary_key_unique"].metadata

@@ -135,6 +135,7 @@ class SparkResource(dg.ConfigurableResource):
     shuffle_partitions: int = 32
     engine: str = "spark"
     jars_dir: str = ""
+    java_options: str = ""
     extra_conf: dict[str, str] = {}
 
     def s3a_options(self) -> dict[str, str]:
@@ -171,8 +172,11 @@ class SparkResource(dg.ConfigurableResource):
             # The parallel (throughput) collector instead of G1: the lake's jobs are batch work
             # with short-lived rows, and at 10M ratings the classification, duplicate ranking and
             # key check ran about 10% faster with it, with the same heap limit (docs/performance.md).
-            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()} -XX:+UseParallelGC",
+            "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()} -XX:+UseParallelGC"
+            + (f" {self.java_options}" if self.java_options else ""),
         }
+        if self.java_options and not self.master.startswith("local"):
+            conf["spark.executor.extraJavaOptions"] = self.java_options
         if not self.remote:
             conf["spark.driver.memory"] = self.driver_memory
         jars = connector_jars(self.jars_dir) if self.jars_dir else []
