@@ -89,6 +89,18 @@ def test_the_crawl_sensor_requests_one_crawl_per_layer_that_changed():
     assert isinstance(again, dg.SkipReason)  # the cursor remembers what was crawled
 
 
+def test_the_crawl_sensor_waits_while_a_run_writes_the_lake():
+    instance = dg.DagsterInstance.ephemeral()
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=dg.AssetKey(["access", "dim_user"])))
+    instance.add_run(dg.DagsterRun(job_name="crawl_catalog", run_id="c" * 36, status=dg.DagsterRunStatus.STARTED))
+    crawled = crawl_sensor(dg.build_sensor_context(instance=instance))
+    assert len(crawled.run_requests) == 1  # a crawl in progress does not hold the next one back
+
+    instance.add_run(dg.DagsterRun(job_name="materialize_lake", run_id="a" * 36, status=dg.DagsterRunStatus.STARTED))
+    waiting = crawl_sensor(dg.build_sensor_context(instance=instance))
+    assert isinstance(waiting, dg.SkipReason) and "aaaaaaaa (materialize_lake)" in waiting.skip_message
+
+
 def _check_results(checks_def, spark, tmp_path, **inputs) -> dict[str, dg.AssetCheckResult]:
     """A table's multi-asset check called directly: its inputs as DataFrames, an empty lake behind it."""
     resources = build_resources(Settings.from_env(lake=str(tmp_path / "lake")))

@@ -1,4 +1,4 @@
-"""Access layer: the star schema in Parquet that SQL users query (``access/ratings-data-mart/``)."""
+"""Access layer: the star schema SQL users query, Iceberg tables under ``access/ratings-data-mart/``."""
 
 import dagster as dg
 from pyspark.sql import DataFrame
@@ -16,14 +16,7 @@ from movielake_dagster.datasets import (
     USERS,
     Dataset,
 )
-from movielake_dagster.io_managers.iceberg import (
-    RATINGS_SYNC,
-    Replace,
-    RowChanges,
-    pinned_table,
-    rating_delta,
-    ratings_snapshot,
-)
+from movielake_dagster.io_managers.iceberg import RATINGS_SYNC, IcebergIOManager, Replace, RowChanges
 from movielake_dagster.resources import SparkResource
 from movielake_dagster.transforms import star_schema
 
@@ -61,22 +54,23 @@ def bridge_movie_genre(movies: DataFrame) -> DataFrame:
 
 
 @_access_asset(DIM_DATE, RATINGS, deps=[RATING_CHANGES.asset_key])
-def dim_date(context: dg.AssetExecutionContext, ratings: DataFrame, spark: SparkResource):
+def dim_date(
+    context: dg.AssetExecutionContext,
+    ratings: DataFrame,
+    spark: SparkResource,
+    iceberg_io_manager: dg.ResourceParam[IcebergIOManager],
+):
     """Calendar dimension: every day from the first to the last rating, keyed by `date_key`
     (yyyymmdd), with year, quarter, month, day, ISO day of week and a weekend flag. A day's load only
     appends the new days its ratings reach (from `cleanse/rating_changes`); when the day replaced a
     rating on the first or last day, the range is recomputed from the ratings."""
-    session, iceberg = spark.get_session(), spark.catalog.iceberg()
-    delta = rating_delta(session, iceberg, DIM_DATE) if context.has_partition_key else None
+    session, tables = spark.get_session(), iceberg_io_manager
+    delta = tables.rating_delta(DIM_DATE) if context.has_partition_key else None
     if delta is not None:
         sync = {RATINGS_SYNC: str(delta.ratings_snapshot)}
         if delta.unchanged:
             return RowChanges()
-        existing = (
-            pinned_table(session, iceberg, DIM_DATE)
-            .agg(F.min("date").alias("first"), F.max("date").alias("last"))
-            .first()
-        )
+        existing = tables.published(DIM_DATE).agg(F.min("date").alias("first"), F.max("date").alias("last")).first()
         added = delta.inserted.agg(F.min("rating_date").alias("first"), F.max("rating_date").alias("last")).first()
         removed = delta.deleted.agg(F.min("rating_date").alias("first"), F.max("rating_date").alias("last")).first()
         if (
@@ -92,21 +86,23 @@ def dim_date(context: dg.AssetExecutionContext, ratings: DataFrame, spark: Spark
             return RowChanges(inserted=new.coalesce(1), properties=sync, commit_empty=True)
         context.log.info("dim_date: the day replaced a rating on the first or last day; recomputing the range")
     bounds = ratings.agg(F.min("rating_date").alias("first"), F.max("rating_date").alias("last")).first()
-    sync = {RATINGS_SYNC: str(ratings_snapshot(iceberg))}
+    sync = {RATINGS_SYNC: str(tables.published_snapshot(RATINGS))}
     if bounds["first"] is None:
         return Replace(session.createDataFrame([], DIM_DATE.spark_ddl()), properties=sync)
     return Replace(star_schema.build_dim_date(bounds["first"], bounds["last"], session).coalesce(1), properties=sync)
 
 
 @_access_asset(FCT_RATING, RATINGS, deps=[RATING_CHANGES.asset_key])
-def fct_rating(context: dg.AssetExecutionContext, ratings: DataFrame, spark: SparkResource):
+def fct_rating(
+    context: dg.AssetExecutionContext, ratings: DataFrame, iceberg_io_manager: dg.ResourceParam[IcebergIOManager]
+):
     """Rating facts: one row per (user, movie) with the latest rating, the UTC submission time and
     hour of day, keyed to `dim_user`, `dim_movie` and `dim_date`. Stored partitioned by
     `rating_year`, so queries on a year read only that year's files. A day's load applies the day's
     changes (`cleanse/rating_changes`): the facts of replaced ratings are deleted by position
     (merge-on-read) and the day's facts appended, in one publish; no unchanged fact is rewritten."""
-    session, iceberg = spark.get_session(), spark.catalog.iceberg()
-    delta = rating_delta(session, iceberg, FCT_RATING) if context.has_partition_key else None
+    tables = iceberg_io_manager
+    delta = tables.rating_delta(FCT_RATING) if context.has_partition_key else None
     if delta is not None:
         if delta.unchanged:
             return RowChanges()
@@ -122,7 +118,9 @@ def fct_rating(context: dg.AssetExecutionContext, ratings: DataFrame, spark: Spa
         context.log.info("fct_rating does not reflect the snapshot the day's changes start from: rebuilding it")
     # Iceberg's own write distribution (hash on the partition) clusters the rows by year: an explicit
     # repartition on top of it cost twice the time at 10M ratings (docs/performance.md).
-    return Replace(star_schema.build_fct_rating(ratings), properties={RATINGS_SYNC: str(ratings_snapshot(iceberg))})
+    return Replace(
+        star_schema.build_fct_rating(ratings), properties={RATINGS_SYNC: str(tables.published_snapshot(RATINGS))}
+    )
 
 
 access_assets = [dim_user, dim_movie, bridge_movie_genre, dim_date, fct_rating]

@@ -29,21 +29,14 @@ from movielake_dagster.datasets import (
     MOVIE_YEAR_TOTALS,
     RATING_BUCKETS,
     RATING_CHANGES,
+    RATINGS,
     RATINGS_BY_HOUR,
     RATINGS_BY_STARS,
     RATINGS_BY_WEEKDAY,
     TOP_MOVIES,
     Dataset,
 )
-from movielake_dagster.io_managers.iceberg import (
-    RATINGS_SYNC,
-    Replace,
-    RowChanges,
-    pinned_table,
-    rating_delta,
-    ratings_snapshot,
-)
-from movielake_dagster.resources import SparkResource
+from movielake_dagster.io_managers.iceberg import RATINGS_SYNC, IcebergIOManager, Replace, RowChanges
 from movielake_dagster.transforms import analytics, star_schema
 
 CHART_SIZE = (6.4, 3.2)  # inches at 100 dpi: 640 x 320 pixels
@@ -176,15 +169,12 @@ class Base:
 BASES = (Base(RATING_BUCKETS, analytics.rating_buckets), Base(MOVIE_YEAR_TOTALS, analytics.movie_year_totals))
 
 
-def base_sums(context, fct_rating: DataFrame, frames: CachedFrames, spark: SparkResource) -> dict:
+def base_sums(context, fct_rating: DataFrame, frames: CachedFrames, tables: IcebergIOManager) -> dict:
     """Each base's sums (cached, small) and how to store them: updated with the day's changes where
     that is exact, else made from a scan of the facts. ``None`` for a replayed day (nothing changed)."""
-    session, iceberg = spark.get_session(), spark.catalog.iceberg()
-    deltas = (
-        {b.dataset.name: rating_delta(session, iceberg, b.dataset) for b in BASES} if context.has_partition_key else {}
-    )
+    deltas = {b.dataset.name: tables.rating_delta(b.dataset) for b in BASES} if context.has_partition_key else {}
     if deltas and all(d is not None and d.unchanged for d in deltas.values()):
-        return {b.dataset.name: (pinned_table(session, iceberg, b.dataset), RowChanges()) for b in BASES}
+        return {b.dataset.name: (tables.published(b.dataset), RowChanges()) for b in BASES}
     sums = {}
     for base in BASES:
         delta = deltas.get(base.dataset.name)
@@ -192,11 +182,11 @@ def base_sums(context, fct_rating: DataFrame, frames: CachedFrames, spark: Spark
             added = base.from_facts(star_schema.build_fct_rating(delta.inserted))
             removed = base.from_facts(star_schema.build_fct_rating(delta.deleted))
             frame = analytics.apply_changes(
-                pinned_table(session, iceberg, base.dataset), added, removed, list(base.dataset.primary_key)
+                tables.published(base.dataset), added, removed, list(base.dataset.primary_key)
             )
             sync = str(delta.ratings_snapshot)
         else:
-            frame, sync = base.from_facts(fct_rating), str(ratings_snapshot(iceberg))
+            frame, sync = base.from_facts(fct_rating), str(tables.published_snapshot(RATINGS))
         frame = frames.cache(frame.select(*base.dataset.column_names), partitions=1)
         sums[base.dataset.name] = (frame, Replace(frame, properties={RATINGS_SYNC: sync}))
     return sums
@@ -316,7 +306,7 @@ def analytics_tables(
     fct_rating: DataFrame,
     dim_movie: DataFrame,
     bridge_movie_genre: DataFrame,
-    spark: SparkResource,
+    iceberg_io_manager: dg.ResourceParam[IcebergIOManager],
 ):
     """The analytics: two tables of sums (per hour, weekday and stars; per year and movie), made in a
     full build from two scans of `fct_rating` and in a day's load from the day's changes alone, and
@@ -328,9 +318,9 @@ def analytics_tables(
             t.base.name for t in TABLES if t.dataset.name in selected
         }
         if needed == {b.dataset.name for b in BASES}:
-            sums = base_sums(context, fct_rating, frames, spark)
+            sums = base_sums(context, fct_rating, frames, iceberg_io_manager)
         else:  # a subset: the sums it needs, from the facts
-            sync = {RATINGS_SYNC: str(ratings_snapshot(spark.catalog.iceberg()))}
+            sync = {RATINGS_SYNC: str(iceberg_io_manager.published_snapshot(RATINGS))}
             sums = {}
             for base in (b for b in BASES if b.dataset.name in needed):
                 frame = frames.cache(base.from_facts(fct_rating).select(*base.dataset.column_names), partitions=1)

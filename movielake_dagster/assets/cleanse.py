@@ -31,13 +31,7 @@ from movielake_dagster.datasets import (
 )
 from movielake_dagster.errors import InputMissingError
 from movielake_dagster.io_managers import StagedFiles
-from movielake_dagster.io_managers.iceberg import (
-    CHANGES_BASE,
-    FULL_BUILD,
-    Replace,
-    RowChanges,
-    pinned_table,
-)
+from movielake_dagster.io_managers.iceberg import CHANGES_BASE, FULL_BUILD, IcebergIOManager, Replace, RowChanges
 from movielake_dagster.lake import spark_uri, store_uri
 from movielake_dagster.resources import LakeResource, SparkResource
 from movielake_dagster.transforms import incremental
@@ -208,6 +202,7 @@ def cleanse_ratings(
     movies: DataFrame,
     spark: SparkResource,
     lake: LakeResource,
+    iceberg_io_manager: dg.ResourceParam[IcebergIOManager],
 ):
     """Typed ratings, one per (user, movie), and the quarantine of rejected rating lines.
 
@@ -224,7 +219,7 @@ def cleanse_ratings(
     if context.has_partition_key:
         previous = latest_report(context.instance, RATINGS) or {}
         yield from _cleanse_rating_batch(
-            context.partition_key, raw_ratings, users, movies, session, lake, spark.catalog.iceberg(), previous
+            context.partition_key, raw_ratings, users, movies, session, lake, iceberg_io_manager, previous
         )
         return
     raw = read_raw(session, list(raw_ratings.uris), HEADERS["ratings"])
@@ -307,7 +302,7 @@ def _cleanse_rating_batch(
     movies: DataFrame,
     session,
     lake: LakeResource,
-    iceberg,
+    tables: IcebergIOManager,
     previous_report: dict,
 ):
     """One day's batch, cleansed on its own and merged into the stored ratings as row changes.
@@ -328,9 +323,8 @@ def _cleanse_rating_batch(
         )
     raw = read_raw(session, [uri], HEADERS["ratings"])
     checked = rating_rules.classify_ratings(raw.lines, _now_epoch())
-    stored = pinned_table(session, iceberg, RATINGS)  # the ratings before this day, whatever it commits
-    base = iceberg.table(RATINGS.layer, RATINGS.name)
-    base_snapshot = base.metadata.current_snapshot_id if base is not None else None
+    stored = tables.published(RATINGS)  # the ratings before this day, whatever it commits
+    base_snapshot = tables.published_snapshot(RATINGS)
     batch_files = list(raw.files)
     with CachedFrames() as frames:
         resolved = frames.cache(rating_rules.resolve_ratings(checked, users, movies), partitions_for(raw.total_records))
@@ -356,9 +350,7 @@ def _cleanse_rating_batch(
         metadata["movielake/superseded_records"] = sum(moved_by_file.values())
         quarantine = frames.cache(batch_rejected, partitions=1)
         yield dg.Output(
-            _quarantine_changes(
-                pinned_table(session, iceberg, QUARANTINE_RATINGS), quarantine, batch_files, bool(moved_by_file)
-            ),
+            _quarantine_changes(tables.published(QUARANTINE_RATINGS), quarantine, batch_files, bool(moved_by_file)),
             output_name=QUARANTINE_RATINGS.name,
             metadata=metadata,
         )

@@ -145,14 +145,37 @@ def crawl_requests(instance: dg.DagsterInstance, cursor: str | None) -> tuple[li
     return requests, json.dumps(seen, sort_keys=True)
 
 
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def run_in_progress(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
+    """A run still writing the lake (any job but the crawl itself), or None.
+
+    The crawl waits for it: a build of the whole lake materializes a layer's tables over minutes, and
+    crawling after each would register the layer many times (each crawl a run; on AWS, a Glue
+    crawler's billed minutes) and show the catalog half-updated in between."""
+    records = instance.get_run_records(dg.RunsFilter(statuses=IN_PROGRESS), limit=20)
+    return next((r.dagster_run for r in records if r.dagster_run.job_name != crawl_catalog_job.name), None)
+
+
 @dg.sensor(
     name="crawl_on_materialization",
     job=crawl_catalog_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Crawls a layer into the catalog after any of its assets materialized.",
+    description="Crawls a layer into the catalog after any of its assets materialized, once no run "
+    "that writes the lake is in progress.",
 )
 def crawl_sensor(context: dg.SensorEvaluationContext):
+    busy = run_in_progress(context.instance)
+    if busy is not None:  # the cursor stays: the crawl after the run covers all it materialized
+        return dg.SkipReason(f"waiting for run {busy.run_id[:8]} ({busy.job_name}) to finish; crawling once it has")
     requests, cursor = crawl_requests(context.instance, context.cursor)
     if not requests:
         return dg.SkipReason("no layer was materialized since the last crawl")

@@ -147,7 +147,7 @@ def delta_scope(context, dataset: Dataset, table) -> DeltaScope | None:
     if context is None:
         return None
     event = context.instance.get_latest_materialization_event(dataset.asset_key)
-    if event is None or event.run_id != context.run_id or event.asset_materialization is None:
+    if event is None or event.run_id != context.op_execution_context.run_id or event.asset_materialization is None:
         return None
     metadata = event.asset_materialization.metadata
     if metadata.get("movielake/write") is None or metadata["movielake/write"].value != "row changes":
@@ -267,7 +267,7 @@ def publish_audited(context, dataset: Dataset, blocked_by: list[str]) -> dict:
     Returns what was done, as metadata for every check result of the step."""
     spark = context.resources.spark
     iceberg = spark.catalog.iceberg()
-    branch = run_branch(context.run_id)
+    branch = run_branch(context.op_execution_context.run_id)
     head = branch_snapshot(iceberg, dataset, branch)
     if head is None:  # the run checked the table without writing it (check_lake)
         return {"movielake/published": "not applicable: this run wrote no snapshot of the table"}

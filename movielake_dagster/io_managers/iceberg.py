@@ -390,6 +390,22 @@ class IcebergIOManager(dg.ConfigurableIOManager):
             metadata["movielake/schema_changes"] = dg.MetadataValue.json([s.splitlines()[0] for s in evolved])
         context.add_output_metadata({**metadata, **output.metadata})
 
+    # What an asset reads of the lake's current state, besides its inputs: the IO manager owns every
+    # read of a table's published version (assets ask for it as the ``iceberg_io_manager`` resource).
+    def published(self, dataset: Dataset) -> DataFrame | None:
+        """The table as readers see it now (``main``), pinned to that snapshot (:func:`table_at`): the
+        rows before whatever this run commits; None before the table's first write."""
+        return pinned_table(self.spark.get_session(), self.spark.catalog.iceberg(), dataset)
+
+    def published_snapshot(self, dataset: Dataset) -> int | None:
+        """The id of the snapshot ``main`` points at (None before the table's first write)."""
+        table = self.spark.catalog.iceberg().table(dataset.layer, dataset.name)
+        return table.metadata.current_snapshot_id if table is not None else None
+
+    def rating_delta(self, consumer: Dataset) -> RatingDelta | None:
+        """What ``consumer`` must apply to reflect the current ratings (:func:`rating_delta`)."""
+        return rating_delta(self.spark.get_session(), self.spark.catalog.iceberg(), consumer)
+
     def load_input(self, context: dg.InputContext):
         dataset = dataset_for(context.upstream_output.asset_key)
         table = run_table(self.spark.get_session(), self.spark.catalog.iceberg(), dataset, context.step_context.run_id)
