@@ -14,8 +14,10 @@ from movielake_dagster.settings import SAMPLE_DATA_DIR, Settings
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_REGION", "us-east-1")
-# Every JVM the suite starts (its own session, `movielake` and `dagster dev` subprocesses) works on
-# small data: the JIT's quick tier only saves about a third of the CPU (docs/performance.md, run P).
+# The short-lived JVMs the suite starts (`movielake`, `dagster dev` and `dagster` subprocesses) work
+# on small data: the JIT's quick tier only saves about a third of their CPU (docs/performance.md,
+# run P). Each pytest worker's own session (the `spark` fixture) lives for the whole suite and keeps
+# the optimizing tier: with the quick tier only, the in-process builds ran 30-50% slower.
 os.environ.setdefault("MOVIELAKE_SPARK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens"
@@ -31,7 +33,7 @@ def spark(tmp_path_factory):
     """The test run's SparkSession (with the S3A jars when `make setup` fetched them)."""
     from movielake_dagster.code_location import build_resources
 
-    settings = Settings.from_env(lake=str(tmp_path_factory.mktemp("spark-lake")))
+    settings = Settings.from_env(lake=str(tmp_path_factory.mktemp("spark-lake")), spark_java_options="")
     session = build_resources(settings)["spark"].get_session()
     yield session
     session.stop()
