@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import struct
+import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 
+from movielake_dagster.assets.analytics import genre_chart
 from movielake_dagster.datasets import (
     ANALYTICS_ANSWERS,
     ANALYTICS_BASES,
@@ -230,3 +232,11 @@ def test_analytics_assets_form_their_own_group_over_the_access_layer(tmp_path):
             assert {p for p in parents if p.startswith("analytics/")} < {
                 b.asset_key.to_user_string() for b in ANALYTICS_BASES
             }, dataset.name
+
+
+def test_the_genre_chart_of_a_lake_without_ratings_is_an_empty_png_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns when a legend has nothing to name
+        empty = genre_chart([])
+    lines = genre_chart([{"genre": "Drama", "rating_year": 1999, "ratings": 3, "share": 0.5}])
+    assert empty.startswith(b"\x89PNG") and lines.startswith(b"\x89PNG") and empty != lines

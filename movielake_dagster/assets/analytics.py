@@ -102,7 +102,8 @@ def genre_chart(rows: list) -> bytes:
         ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker="o", markersize=3, label=genre)
     ax.set_title(f"Share of each year's ratings, top {len(genres)} genres", loc="left", fontsize=11)
     ax.set_ylabel("% of the year's ratings")
-    ax.legend(fontsize=7, ncols=2, frameon=False)
+    if genres:  # a lake without ratings has no lines to name (matplotlib would warn)
+        ax.legend(fontsize=7, ncols=2, frameon=False)
     return _png(fig)
 
 
