@@ -73,6 +73,8 @@ def test_the_instance_config_is_valid_and_shares_postgres_and_serializes_lake_wr
     assert {postgres["hostname"]["env"], postgres["db_name"]["env"], postgres["username"]["env"]} <= set(_env())
     limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
     assert {"key": LAKE_WRITER_TAG, "limit": 1} in limits
+    # a dead run worker's run is failed (and retried), not left "started" holding the crawl back
+    assert config["run_monitoring"]["enabled"] and config["run_retries"]["enabled"]
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (DEPLOY / "iam").glob("*.json")))
