@@ -65,7 +65,7 @@ class Settings:
     configuration and the parallel collector). ``-XX:TieredStopAtLevel=1`` (the JIT's quick tier
     only) suits small data: the bundled sample's build used 96 instead of 140 CPU seconds, 77
     instead of 85 s wall (docs/performance.md, run P); long jobs over big data lose the optimizing
-    tier's speed with it. The test suite sets it for every JVM it starts."""
+    tier's speed with it. The test suite sets it for the JVMs of the processes it starts."""
     jars_dir: str = str(DEFAULT_JARS_DIR)
     """Folder with the S3A connector jars (``make setup`` fills it from Maven Central)."""
     dagster_home: str = ""

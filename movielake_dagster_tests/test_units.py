@@ -13,7 +13,7 @@ from movielake_dagster.assets.access import bridge_movie_genre, dim_user
 from movielake_dagster.assets.staging import staging_movies, staging_rating_batch, staging_users
 from movielake_dagster.automation.crawl import crawl_run_config, crawl_sensor
 from movielake_dagster.code_location import ALL_CHECKS, build_resources
-from movielake_dagster.datasets import BRIDGE_MOVIE_GENRE, DIM_USER, STAGING_RATINGS
+from movielake_dagster.datasets import BRIDGE_MOVIE_GENRE, DIM_USER, MOVIES, STAGING_RATINGS
 from movielake_dagster.errors import InputMissingError
 from movielake_dagster.resources import LakeResource
 from movielake_dagster.settings import SAMPLE_DATA_DIR, Settings
@@ -59,7 +59,7 @@ def test_the_rating_batch_asset_stages_its_partitions_day(tmp_path):
 def test_access_assets_are_pure_functions_of_their_inputs(spark):
     movies = spark.createDataFrame(
         [(1, "Heat", 1995, ["Action", "Crime"], "Heat (1995)"), (2, "Nameless", None, [], "Nameless")],
-        "movie_id int, title string, year int, genres array<string>, raw_title string",
+        MOVIES.spark_ddl(),
     )
     bridge = bridge_movie_genre(movies=movies)
     assert bridge.columns == BRIDGE_MOVIE_GENRE.column_names
@@ -114,7 +114,7 @@ def test_a_tables_checks_pass_on_good_rows_and_name_what_fails_on_bad_ones(spark
     good = spark.createDataFrame([(1, "Action"), (1, "Crime"), (2, "Drama")], BRIDGE_MOVIE_GENRE.spark_ddl())
     movies = spark.createDataFrame(
         [(1, "Heat", 1995, ["Action", "Crime"], "Heat (1995)"), (2, "Babe", 1995, ["Drama"], "Babe (1995)")],
-        "movie_id int, title string, year int, genres array<string>, raw_title string",
+        MOVIES.spark_ddl(),
     )
 
     passed = _check_results(checks, spark, tmp_path, table=good, parent_movie_id=dims, source=movies)

@@ -160,7 +160,7 @@ def run_in_progress(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
     The crawl waits for it: a build of the whole lake materializes a layer's tables over minutes, and
     crawling after each would register the layer many times (each crawl a run; on AWS, a Glue
     crawler's billed minutes) and show the catalog half-updated in between."""
-    records = instance.get_run_records(dg.RunsFilter(statuses=IN_PROGRESS), limit=20)
+    records = instance.get_run_records(dg.RunsFilter(statuses=IN_PROGRESS))
     return next((r.dagster_run for r in records if r.dagster_run.job_name != crawl_catalog_job.name), None)
 
 

@@ -265,12 +265,6 @@ def _summary(table, ref: str = "main") -> dict:
     return dict(snapshot.summary.additional_properties) if snapshot is not None and snapshot.summary else {}
 
 
-def ratings_snapshot(iceberg: IcebergCatalog) -> int | None:
-    """The ratings snapshot readers see now (``main``)."""
-    table = iceberg.table(RATINGS.layer, RATINGS.name)
-    return table.metadata.current_snapshot_id if table is not None else None
-
-
 def rating_delta(session: SparkSession, iceberg: IcebergCatalog, consumer: Dataset) -> RatingDelta | None:
     """What ``consumer`` must apply to reflect the current ratings, or None when only a rebuild can tell.
 
@@ -279,7 +273,7 @@ def rating_delta(session: SparkSession, iceberg: IcebergCatalog, consumer: Datas
     A consumer that already reflects the current ratings has nothing to apply (a replayed day).
     Compactions (``replace`` snapshots, same rows) of either table do not count as changes.
     """
-    now = ratings_snapshot(iceberg)
+    now = branch_snapshot(iceberg, RATINGS, "main")  # the ratings snapshot readers see now
     synced = _summary(iceberg.table(consumer.layer, consumer.name)).get(RATINGS_SYNC)
     if synced is None:
         return None
@@ -399,8 +393,7 @@ class IcebergIOManager(dg.ConfigurableIOManager):
 
     def published_snapshot(self, dataset: Dataset) -> int | None:
         """The id of the snapshot ``main`` points at (None before the table's first write)."""
-        table = self.spark.catalog.iceberg().table(dataset.layer, dataset.name)
-        return table.metadata.current_snapshot_id if table is not None else None
+        return branch_snapshot(self.spark.catalog.iceberg(), dataset, "main")
 
     def rating_delta(self, consumer: Dataset) -> RatingDelta | None:
         """What ``consumer`` must apply to reflect the current ratings (:func:`rating_delta`)."""
